@@ -1,0 +1,94 @@
+"""enkash_async: an asyncio client for EnKash's Customer APIs.
+
+async with EnkashClient(base_url="https://…", token="…") as client:
+    customer = await client.customers.create(CustomerCreate(...))
+    async for customer in client.customers.search(CustomerSearch(...)):
+        ...
+"""
+
+from enkash_async._pagination import SearchIterator
+from enkash_async._retry import RetryEvent, RetryPolicy
+from enkash_async._transport import Timeouts
+from enkash_async._version import __version__
+from enkash_async.auth import PasswordCredentials
+from enkash_async.client import ClientStats, Customers, EnkashClient
+from enkash_async.errors import (
+    AmbiguousCreateError,
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    ConnectError,
+    EnkashError,
+    FieldError,
+    LoginError,
+    NotFoundError,
+    PaginationError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestTimeout,
+    ServerError,
+    TransportError,
+    UnexpectedResponseError,
+    ValidationError,
+)
+from enkash_async.models import (
+    CreateResult,
+    Customer,
+    CustomerCreate,
+    CustomerLevel,
+    CustomerSearch,
+    CustomerSource,
+    CustomerStatus,
+    ErrorType,
+    KeyContact,
+    KeyContactCreate,
+    Page,
+    Reminder,
+    ReminderCreate,
+    ReminderType,
+    SortDirection,
+)
+
+__all__ = [
+    "APIError",
+    "AmbiguousCreateError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ClientStats",
+    "ConnectError",
+    "CreateResult",
+    "Customer",
+    "CustomerCreate",
+    "CustomerLevel",
+    "CustomerSearch",
+    "CustomerSource",
+    "CustomerStatus",
+    "Customers",
+    "EnkashClient",
+    "EnkashError",
+    "ErrorType",
+    "FieldError",
+    "KeyContact",
+    "KeyContactCreate",
+    "LoginError",
+    "NotFoundError",
+    "Page",
+    "PaginationError",
+    "PasswordCredentials",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "Reminder",
+    "ReminderCreate",
+    "ReminderType",
+    "RequestTimeout",
+    "RetryEvent",
+    "RetryPolicy",
+    "SearchIterator",
+    "ServerError",
+    "SortDirection",
+    "Timeouts",
+    "TransportError",
+    "UnexpectedResponseError",
+    "ValidationError",
+    "__version__",
+]

@@ -1,0 +1,167 @@
+"""Getting, caching and renewing EnKash access tokens.
+
+A password login is sent once per renewal however many calls wait for it, and a login
+EnKash rejects is never retried: three failed logins lock the account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+import uuid
+from typing import Any
+
+from enkash_async._retry import RetryPolicy, call_with_retries
+from enkash_async._transport import Transport, raise_for_envelope
+from enkash_async.auth import PasswordCredentials
+from enkash_async.errors import (
+    AuthenticationError,
+    BadRequestError,
+    LoginError,
+    PermissionDeniedError,
+    UnexpectedResponseError,
+)
+
+__all__ = ["PasswordLogin", "StaticToken", "TokenProvider"]
+
+logger = logging.getLogger("enkash_async")
+
+TOKEN_PATH = "/oauth/token"
+
+
+class TokenProvider:
+    """Where a client's bearer token comes from."""
+
+    can_renew = False
+
+    async def token(self) -> str:
+        """The token to send now."""
+        raise NotImplementedError
+
+    def invalidate(self, token: str) -> None:
+        """Forget ``token`` after EnKash rejected it, so the next call renews it."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class StaticToken(TokenProvider):
+    """A token the caller manages; a rejection is raised, never renewed."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def token(self) -> str:
+        return self._token
+
+
+class PasswordLogin(TokenProvider):
+    """Logs in with the password grant and renews ``refresh_margin`` seconds before expiry."""
+
+    can_renew = True
+
+    def __init__(
+        self,
+        credentials: PasswordCredentials,
+        transport: Transport,
+        *,
+        retry: RetryPolicy,
+        refresh_margin: float = 60.0,
+        clock: Any = time.monotonic,
+    ) -> None:
+        self._credentials = credentials
+        self._transport = transport
+        self._retry = retry
+        self._refresh_margin = refresh_margin
+        self._clock = clock
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._lock: asyncio.Lock | None = None
+        self.logins = 0
+
+    def __repr__(self) -> str:
+        creds = self._credentials
+        return f"PasswordLogin(client_id={creds.client_id!r}, username={creds.username!r})"
+
+    async def token(self) -> str:
+        if self._valid():
+            assert self._token is not None
+            return self._token
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if not self._valid():  # another caller may have logged in while this one waited
+                await self._login()
+            assert self._token is not None
+            return self._token
+
+    def invalidate(self, token: str) -> None:
+        if token == self._token:
+            self._token = None
+
+    def _valid(self) -> bool:
+        return self._token is not None and self._clock() < self._expires_at - self._refresh_margin
+
+    async def _login(self) -> None:
+        creds = self._credentials
+        basic = base64.b64encode(f"{creds.client_id}:{creds.client_secret}".encode()).decode()
+        form = {
+            "username": creds.username,
+            "password": creds.password,
+            "grant_type": "password",
+            "clientId": creds.client_id,
+        }
+        request_id = uuid.uuid4().hex
+
+        async def attempt() -> tuple[int, Any, Any]:
+            status, headers, data = await self._transport.post(
+                TOKEN_PATH,
+                form=form,
+                headers={"Authorization": f"Basic {basic}"},
+                request_id=request_id,
+            )
+            if status >= 300:
+                raise_for_envelope(status, headers, data, request_id)
+            return status, headers, data
+
+        self.logins += 1
+        logger.debug("logging in to EnKash as %s", creds.username)
+        # Only failures that surely never reached EnKash (or that it refused unprocessed)
+        # are retried: a rejected login counts towards the account lock.
+        try:
+            status, headers, data = await call_with_retries(
+                attempt, self._retry, idempotent=False, operation="POST /oauth/token"
+            )
+        except (AuthenticationError, BadRequestError, PermissionDeniedError) as exc:
+            raise LoginError(
+                "EnKash rejected the login; not retried, since three failed logins lock "
+                f"the account ({exc.api_message or 'no reason given'})",
+                status=exc.status,
+                error_type=exc.error_type,
+                request_id=exc.request_id,
+            ) from exc
+        token, expires_in = _read_token(status, headers, data, request_id)
+        self._token = token
+        self._expires_at = self._clock() + expires_in
+        logger.info("logged in to EnKash as %s; token valid for %ds", creds.username, expires_in)
+
+
+def _read_token(status: int, headers: Any, data: Any, request_id: str) -> tuple[str, float]:
+    if isinstance(data, dict) and "access_token" not in data and "accessToken" not in data:
+        # Some EnKash pages wrap the token in the usual envelope.
+        data = raise_for_envelope(status, headers, data, request_id)
+    if not isinstance(data, dict):
+        raise UnexpectedResponseError("login reply is not a JSON object", status=status)
+    token = data.get("access_token") or data.get("accessToken")
+    if not isinstance(token, str) or not token:
+        raise UnexpectedResponseError(
+            "login reply has no access_token/accessToken", status=status, request_id=request_id
+        )
+    raw_expiry = data.get("expires_in", data.get("expiresIn"))
+    try:
+        expires_in = float(raw_expiry) if raw_expiry is not None else 3600.0
+    except (TypeError, ValueError):
+        expires_in = 3600.0  # an odd expiry must not waste a good token; 401 renews it
+    return token, expires_in

@@ -1,0 +1,150 @@
+"""Lazy offset/limit pagination as an async iterator.
+
+Knows nothing of HTTP or customers: it is given ``fetch(offset, limit)`` returning a
+page's items and the reported total, and a ``key`` that identifies an item.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+from enkash_async.errors import PaginationError
+from enkash_async.models import Page
+
+__all__ = ["MAX_PAGE_SIZE", "SearchIterator"]
+
+T = TypeVar("T")
+
+MAX_PAGE_SIZE = 5000
+
+Fetch = Callable[[int, int], Awaitable[tuple[list[T], "int | None"]]]
+
+
+class SearchIterator(Generic[T]):
+    """The results of a search, fetched page by page only as they are consumed.
+
+    ``async for item in it`` yields items in order; ``it.pages()`` yields each
+    :class:`Page`; ``await it.first()`` and ``await it.collect()`` are shortcuts. Each
+    iteration starts again from ``start_offset``. Iteration stops at ``records_count``,
+    at a short or empty page, or after ``max_items``. Up to ``prefetch`` pages are
+    fetched concurrently once the total is known; items still come strictly in order.
+    """
+
+    def __init__(
+        self,
+        fetch: Fetch[T],
+        *,
+        page_size: int,
+        start_offset: int = 0,
+        max_items: int | None = None,
+        prefetch: int = 1,
+        key: Callable[[T], Hashable] | None = None,
+    ) -> None:
+        self._fetch = fetch
+        self.page_size = page_size
+        self.start_offset = start_offset
+        self.max_items = max_items
+        self.prefetch = prefetch
+        self._key = key
+
+    def __repr__(self) -> str:
+        return (
+            f"SearchIterator(page_size={self.page_size}, start_offset={self.start_offset}, "
+            f"max_items={self.max_items}, prefetch={self.prefetch})"
+        )
+
+    async def __aiter__(self) -> AsyncIterator[T]:
+        async with contextlib.aclosing(self.pages()) as pages:
+            async for page in pages:
+                for item in page.items:
+                    yield item
+
+    async def first(self) -> T | None:
+        """The first result, or None; fetches a single item."""
+        only = SearchIterator(
+            self._fetch, page_size=1, start_offset=self.start_offset, max_items=1, key=self._key
+        )
+        async with contextlib.aclosing(only.pages()) as pages:
+            async for page in pages:
+                return page.items[0] if page.items else None
+        return None
+
+    async def collect(self) -> list[T]:
+        """Every result in a list (mind the memory for large searches)."""
+        return [item async for item in self]
+
+    async def pages(self) -> AsyncGenerator[Page[T], None]:
+        """Yield each page in order, as a :class:`Page`."""
+        cap = None if self.max_items is None else self.start_offset + self.max_items
+        total: int | None = None
+        position = self.start_offset  # the next offset not yet requested
+        in_flight: deque[tuple[int, int, asyncio.Task[tuple[list[T], int | None]]]] = deque()
+        previous: tuple[Hashable, ...] | None = None
+
+        def request_next() -> None:
+            nonlocal position
+            limit = self.page_size if cap is None else min(self.page_size, cap - position)
+            task = asyncio.ensure_future(self._fetch(position, limit))
+            in_flight.append((position, limit, task))
+            position += limit
+
+        try:
+            while True:
+                if not in_flight:
+                    if cap is not None and position >= cap:
+                        return
+                    request_next()
+                offset, limit, task = in_flight.popleft()
+                items, records_count = await task
+                if total is None and records_count is not None:
+                    total = records_count
+                page = _make_page(items, offset, limit, records_count, cap)
+                signature = self._signature(items)
+                if signature is not None and signature == previous:
+                    raise PaginationError(
+                        f"offset {offset} returned the same page as the offset before it; "
+                        "stopping instead of looping forever"
+                    )
+                previous = signature
+                if page.next_offset is None:
+                    yield page
+                    return
+                if not in_flight:
+                    position = page.next_offset
+                # Once the total is known every next offset is too: keep `prefetch` pages coming.
+                end = total if cap is None else (cap if total is None else min(cap, total))
+                while len(in_flight) < self.prefetch and end is not None and position < end:
+                    request_next()
+                yield page
+        finally:
+            for _, _, task in in_flight:
+                task.cancel()
+            if in_flight:
+                await asyncio.gather(*(t for _, _, t in in_flight), return_exceptions=True)
+
+    def _signature(self, items: list[T]) -> tuple[Hashable, ...] | None:
+        if self._key is None or not items:
+            return None
+        return (self._key(items[0]), self._key(items[-1]), len(items))
+
+
+def _make_page(
+    items: list[T], offset: int, limit: int, records_count: int | None, cap: int | None
+) -> Page[T]:
+    after = offset + len(items)
+    more = (
+        len(items) >= limit > 0
+        and (records_count is None or after < records_count)
+        and (cap is None or after < cap)
+    )
+    return Page(
+        items=items,
+        offset=offset,
+        limit=limit,
+        records_count=records_count,
+        next_offset=after if more else None,
+    )

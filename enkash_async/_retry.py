@@ -1,0 +1,159 @@
+"""The one retry policy: which failures are retried, how long to wait, when to stop.
+
+Built on tenacity. A read-only call (search) is retried on any transport failure and on
+408, 429, 500, 502, 503 and 504. A create is not idempotent, so it is retried only when
+the request surely did not reach EnKash (``ConnectError``) or EnKash refused it
+unprocessed (429, 503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import attrs
+import tenacity
+
+from enkash_async.errors import (
+    APIError,
+    ConnectError,
+    EnkashError,
+    TransportError,
+    UnexpectedResponseError,
+)
+
+__all__ = ["RetryEvent", "RetryPolicy", "call_with_retries", "is_retryable"]
+
+logger = logging.getLogger("enkash_async")
+
+T = TypeVar("T")
+
+
+@attrs.frozen(kw_only=True)
+class RetryEvent:
+    """What ``on_retry`` is told before each wait: the failed ``attempt`` (1-based) of
+    ``max_attempts``, the ``error``, the ``wait`` in seconds and the ``operation``."""
+
+    operation: str
+    attempt: int
+    max_attempts: int
+    wait: float
+    error: EnkashError
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """How calls are retried. Set per client, and per call to override.
+
+    Waits grow exponentially from ``initial_backoff`` by ``multiplier`` up to
+    ``max_backoff`` with full jitter; a ``Retry-After`` from EnKash is honoured up to
+    ``max_retry_after``. No call makes more than ``max_attempts`` attempts or runs past
+    ``deadline`` seconds (None: no deadline). ``sleep`` is injectable so tests never wait.
+    """
+
+    max_attempts: int = attrs.field(default=4, validator=attrs.validators.ge(1))
+    initial_backoff: float = 0.5
+    max_backoff: float = 8.0
+    multiplier: float = 2.0
+    max_retry_after: float = 60.0
+    deadline: float | None = 120.0
+    retry_statuses: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
+    unprocessed_statuses: frozenset[int] = frozenset({429, 503})
+    sleep: Callable[[float], Awaitable[None]] = attrs.field(default=asyncio.sleep, repr=False)
+    on_retry: Callable[[RetryEvent], None] | None = attrs.field(default=None, repr=False)
+
+    @classmethod
+    def none(cls) -> RetryPolicy:
+        """A policy that never retries."""
+        return cls(max_attempts=1)
+
+    def backoff(self, attempt: int, error: EnkashError) -> float:
+        """Seconds to wait after failed ``attempt`` (1-based)."""
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            return min(float(retry_after), self.max_retry_after)
+        ceiling = min(self.max_backoff, self.initial_backoff * self.multiplier ** (attempt - 1))
+        return random.uniform(0.0, ceiling)
+
+
+def is_retryable(error: BaseException, policy: RetryPolicy, *, idempotent: bool) -> bool:
+    """Whether ``error`` may be retried under ``policy`` for this kind of call."""
+    if isinstance(error, APIError):
+        if error.status is None:
+            return False
+        statuses = policy.retry_statuses if idempotent else policy.unprocessed_statuses
+        return error.status in statuses
+    if isinstance(error, ConnectError):
+        return True
+    if isinstance(error, TransportError):
+        return idempotent
+    if isinstance(error, UnexpectedResponseError):
+        return idempotent and error.transient
+    return False
+
+
+async def call_with_retries(
+    attempt: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    *,
+    idempotent: bool,
+    operation: str,
+    observe: Callable[[RetryEvent], None] | None = None,
+) -> T:
+    """Run ``attempt`` until it succeeds, fails for good, or the policy stops it.
+
+    ``observe`` is told of each retry, like the policy's ``on_retry``.
+    Raises the last :class:`EnkashError` seen.
+    """
+    stop: tenacity.stop.stop_base = tenacity.stop_after_attempt(policy.max_attempts)
+    if policy.deadline is not None:
+        stop = stop | tenacity.stop_after_delay(policy.deadline)
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        assert isinstance(error, EnkashError)
+        seconds = policy.backoff(state.attempt_number, error)
+        if policy.deadline is not None:
+            seconds = max(0.0, min(seconds, policy.deadline - (state.seconds_since_start or 0.0)))
+        return seconds
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        assert isinstance(error, EnkashError)
+        seconds = state.upcoming_sleep
+        logger.info(
+            "%s failed (attempt %d of %d), retrying in %.2fs: %s",
+            operation,
+            state.attempt_number,
+            policy.max_attempts,
+            seconds,
+            error,
+        )
+        if policy.on_retry is None and observe is None:
+            return
+        event = RetryEvent(
+            operation=operation,
+            attempt=state.attempt_number,
+            max_attempts=policy.max_attempts,
+            wait=seconds or 0.0,
+            error=error,
+        )
+        if observe is not None:
+            observe(event)
+        if policy.on_retry is not None:
+            policy.on_retry(event)
+
+    retrying = tenacity.AsyncRetrying(
+        stop=stop,
+        wait=wait,
+        retry=tenacity.retry_if_exception(
+            lambda exc: is_retryable(exc, policy, idempotent=idempotent)
+        ),
+        sleep=policy.sleep,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    return await retrying(attempt)

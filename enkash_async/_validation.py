@@ -1,0 +1,114 @@
+"""EnKash's documented field rules, as checks that return a problem or None.
+
+The patterns are the seed's own (``shared/seeds``), matched against the whole value.
+Java's ``\\d`` is ASCII-only, so every pattern is compiled with ``re.ASCII``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, Final
+
+__all__ = [
+    "PATTERNS",
+    "gstin_check_character",
+    "is_valid_gstin",
+    "is_valid_pan",
+    "pan_or_gstin_problem",
+    "pattern_problem",
+]
+
+_EMAIL = (
+    r"(?:[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r'|"(?:[\x01-\x08\x0b\x0c\x0e-\x1f\x21\x23-\x5b\x5d-\x7f]|\\[\x01-\x09\x0b\x0c\x0e-\x7f])*")'
+    r"@(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?\.)+[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+    r"|\[(?:(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)\.){3}(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?"
+    r"|[a-zA-Z0-9-]*[a-zA-Z0-9]:(?:[\x01-\x08\x0b\x0c\x0e-\x1f\x21-\x5a\x53-\x7f]"
+    r"|\\[\x01-\x09\x0b\x0c\x0e-\x7f])+)\])"
+)
+_PHONE = r"^$|^((\+|00)(\d{1,3})[\s-]?)?(\d{10})$"
+
+#: Wire field name -> the seed's pattern for it.
+PATTERNS: Final[dict[str, re.Pattern[str]]] = {
+    name: re.compile(rx, re.ASCII)
+    for name, rx in {
+        "accountNumber": r"^$|^[A-Za-z0-9]{9,36}$",
+        "companyId": r"^CEK[A-Z0-9]{7}$",
+        "contactNumber": _PHONE,
+        "email": _EMAIL,
+        "mobile": _PHONE,
+        "ifsc": r"^$|^[A-Za-z]{4}0[A-Z0-9a-z]{6}$",
+        "pinCode": r"^$|^[0-9]{6}$",
+    }.items()
+}
+
+#: What each pattern means, for error messages a person can act on.
+_DESCRIPTIONS: Final[dict[str, str]] = {
+    "accountNumber": "9 to 36 letters or digits",
+    "companyId": "'CEK' followed by 7 upper-case letters or digits",
+    "contactNumber": "10 digits, optionally after +CC or 00CC",
+    "email": "an e-mail address",
+    "mobile": "10 digits, optionally after +CC or 00CC",
+    "ifsc": "4 letters, '0', then 6 letters or digits (e.g. HDFC0001234)",
+    "pinCode": "6 digits",
+}
+
+_PAN = re.compile(r"[A-Za-z]{3}[ABCFGHLJPTKEabcfghljptke][A-Za-z]\d{4}[A-Za-z]", re.ASCII)
+_GSTIN = re.compile(
+    r"(0[1-9]|[1-2][0-9]|3[0-7])[A-Za-z]{3}[ABCFGHLJPTKabcfghljptk][A-Za-z]\d{4}[A-Za-z]"
+    r"[A-Za-z0-9][Zz][A-Za-z0-9]",
+    re.ASCII,
+)
+_BASE36: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def pattern_problem(wire_name: str, value: str) -> str | None:
+    """Why ``value`` breaks the seed pattern of ``wire_name``, or None if it fits."""
+    if PATTERNS[wire_name].fullmatch(value):
+        return None
+    return f"must be {_DESCRIPTIONS[wire_name]}; got {_show(value)}"
+
+
+def gstin_check_character(first14: str) -> str:
+    """The GSTIN check character for the first 14 characters (Luhn mod 36 over 0-9A-Z)."""
+    total = 0
+    for index, char in enumerate(first14.upper()):
+        product = _BASE36.index(char) * (2 if index % 2 else 1)
+        total += product // 36 + product % 36
+    return _BASE36[(36 - total % 36) % 36]
+
+
+def is_valid_pan(value: str) -> bool:
+    """True if ``value`` is a PAN in the seed's format."""
+    return _PAN.fullmatch(value) is not None
+
+
+def is_valid_gstin(value: str) -> bool:
+    """True if ``value`` is a GSTIN in the seed's format with a correct check character."""
+    return (
+        _GSTIN.fullmatch(value) is not None
+        and gstin_check_character(value[:14]) == value[14].upper()
+    )
+
+
+def pan_or_gstin_problem(value: str) -> str | None:
+    """Why ``value`` is neither empty, a PAN nor a valid GSTIN, or None."""
+    if value == "" or is_valid_pan(value):
+        return None
+    if len(value) == 15 and _GSTIN.fullmatch(value):
+        if is_valid_gstin(value):
+            return None
+        return (
+            f"GSTIN check character is wrong: expected "
+            f"{gstin_check_character(value[:14])!r}, got {value[14]!r}"
+        )
+    return f"must be a 10-character PAN or a 15-character GSTIN; got {_show(value)}"
+
+
+def _show(value: str) -> str:
+    return repr(value if len(value) <= 40 else value[:40] + "…")
+
+
+# A check takes a value and answers the problem with it, or None.
+Check = Callable[[Any], "str | None"]

@@ -1,0 +1,328 @@
+"""``EnkashClient``: the one place models, the wire converter and the transport meet."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import ssl as ssl_module
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+import attrs
+
+from enkash_async import _convert
+from enkash_async._auth import PasswordLogin, StaticToken, TokenProvider
+from enkash_async._pagination import MAX_PAGE_SIZE, SearchIterator
+from enkash_async._retry import RetryEvent, RetryPolicy, call_with_retries
+from enkash_async._transport import (
+    USER_AGENT,
+    Timeouts,
+    Transport,
+    check_base_url,
+    raise_for_envelope,
+)
+from enkash_async.auth import PasswordCredentials
+from enkash_async.errors import (
+    AuthenticationError,
+    FieldError,
+    UnexpectedResponseError,
+    ValidationError,
+)
+from enkash_async.models import Customer, CustomerCreate, CustomerSearch, SortDirection
+
+__all__ = ["ClientStats", "Customers", "EnkashClient"]
+
+logger = logging.getLogger("enkash_async")
+
+CUSTOMER_PATH = "/api/v0/customer"
+SEARCH_PATH = "/api/v0/customer/search"
+
+_ORDER_FIELDS: dict[str, str] = {
+    **{a.name: _convert.wire_name(a.name) for a in attrs.fields(Customer)},
+    **{_convert.wire_name(a.name): _convert.wire_name(a.name) for a in attrs.fields(Customer)},
+}
+
+
+@attrs.define
+class ClientStats:
+    """Counters of one client: HTTP ``requests`` sent (retries included), ``retries``,
+    and ``logins``."""
+
+    requests: int = 0
+    retries: int = 0
+    logins: int = 0
+
+
+class EnkashClient:
+    """An asyncio client for EnKash's Customer APIs.
+
+    Authenticate with a static ``token`` or with ``credentials`` (a password login,
+    renewed before expiry and once on rejection). Use as ``async with`` or call
+    :meth:`aclose`. ``retry`` and ``timeouts`` apply to every call unless a call
+    overrides them. Plain ``http://`` is refused except to loopback unless
+    ``allow_insecure_http`` is set; TLS certificates are verified unless ``ssl`` says
+    otherwise.
+
+    Raises :class:`~enkash_async.errors.ValidationError` for a bad configuration.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        credentials: PasswordCredentials | None = None,
+        session: aiohttp.ClientSession | None = None,
+        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
+        max_connections: int = 100,
+        allow_insecure_http: bool = False,
+        ssl: ssl_module.SSLContext | bool = True,
+        user_agent: str = USER_AGENT,
+    ) -> None:
+        if (token is None) == (credentials is None):
+            raise ValidationError(
+                [FieldError("token", "pass exactly one of token= or credentials=")]
+            )
+        self.base_url = check_base_url(base_url, allow_insecure_http=allow_insecure_http)
+        self.retry = retry or RetryPolicy()
+        self.stats = ClientStats()
+        self._transport = Transport(
+            self.base_url,
+            session=session,
+            timeouts=timeouts or Timeouts(),
+            max_connections=max_connections,
+            ssl=ssl,
+            user_agent=user_agent,
+        )
+        self._auth: TokenProvider
+        if credentials is not None:
+            self._auth = PasswordLogin(credentials, self._transport, retry=self.retry)
+        else:
+            assert token is not None
+            self._auth = StaticToken(token)
+        self.customers = Customers(self)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> EnkashClient:
+        """A client configured from ``ENKASH_BASE_URL`` and either ``ENKASH_TOKEN`` or
+        ``ENKASH_CLIENT_ID``/``ENKASH_CLIENT_SECRET``/``ENKASH_USERNAME``/``ENKASH_PASSWORD``.
+
+        Other keyword arguments go to the constructor. Raises ``ValidationError`` naming
+        each missing variable.
+        """
+        env = os.environ if environ is None else environ
+        names = ("ENKASH_CLIENT_ID", "ENKASH_CLIENT_SECRET", "ENKASH_USERNAME", "ENKASH_PASSWORD")
+        problems = []
+        if not env.get("ENKASH_BASE_URL"):
+            problems.append(FieldError("ENKASH_BASE_URL", "is not set"))
+        token = env.get("ENKASH_TOKEN") or None
+        credentials = None
+        if token is None:
+            missing = [name for name in names if not env.get(name)]
+            problems += [FieldError(name, "is not set (nor is ENKASH_TOKEN)") for name in missing]
+            if not missing:
+                credentials = PasswordCredentials(*(env[name] for name in names))
+        if problems:
+            raise ValidationError(problems, model="environment")
+        return cls(env["ENKASH_BASE_URL"], token=token, credentials=credentials, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"EnkashClient(base_url={self.base_url!r}, auth={self._auth!r})"
+
+    async def __aenter__(self) -> EnkashClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP session this client made (a caller's own session is left open)."""
+        await self._transport.aclose()
+
+    async def _send(
+        self,
+        path: str,
+        body: bytes,
+        *,
+        params: Mapping[str, str] | None = None,
+        idempotent: bool,
+        retry: RetryPolicy | None,
+        operation: str,
+    ) -> Any:
+        """POST ``body`` with auth and retries; return the envelope's payload."""
+        policy = retry or self.retry
+        request_id = uuid.uuid4().hex
+        for renewed in (False, True):
+            token = await self._auth.token()
+            headers = {"Authorization": f"Bearer {token}"}
+
+            async def attempt(headers: dict[str, str] = headers) -> Any:
+                self.stats.requests += 1
+                status, reply_headers, data = await self._transport.post(
+                    path, body=body, params=params, headers=headers, request_id=request_id
+                )
+                return raise_for_envelope(status, reply_headers, data, request_id)
+
+            try:
+                return await call_with_retries(
+                    attempt,
+                    policy,
+                    idempotent=idempotent,
+                    operation=operation,
+                    observe=self._count_retry,
+                )
+            except AuthenticationError:
+                if renewed or not self._auth.can_renew:
+                    raise
+                self._auth.invalidate(token)
+                logger.info("%s: EnKash rejected the token; logging in again", operation)
+            finally:
+                self.stats.logins = getattr(self._auth, "logins", 0)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _count_retry(self, event: RetryEvent) -> None:
+        self.stats.retries += 1
+
+
+def _json(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class Customers:
+    """``client.customers``: create and search EnKash customers."""
+
+    def __init__(self, client: EnkashClient) -> None:
+        self._client = client
+
+    async def create(
+        self, customer: CustomerCreate, *, retry: RetryPolicy | None = None
+    ) -> Customer:
+        """Create ``customer`` and return it as EnKash stored it.
+
+        A create is retried only when it surely did not reach EnKash or was refused
+        unprocessed (429, 503). Raises ``ValidationError`` before sending anything
+        invalid, ``APIError`` subclasses for EnKash's refusals, ``TransportError`` and
+        ``UnexpectedResponseError``.
+        """
+        if not isinstance(customer, CustomerCreate):
+            raise ValidationError(
+                [
+                    FieldError(
+                        "customer",
+                        f"must be a CustomerCreate, got {type(customer).__name__} "
+                        "(build one with CustomerCreate(...) or CustomerCreate.from_dict(...))",
+                    )
+                ]
+            )
+        payload = await self._client._send(
+            CUSTOMER_PATH,
+            _json(_convert.to_wire(customer)),
+            idempotent=False,
+            retry=retry,
+            operation="create customer",
+        )
+        if payload is None:
+            raise UnexpectedResponseError("create succeeded but the reply has no payload")
+        return _convert.customer_from_wire(payload)
+
+    def search(
+        self,
+        filter: CustomerSearch | None = None,
+        *,
+        page_size: int = MAX_PAGE_SIZE,
+        start_offset: int = 0,
+        max_items: int | None = None,
+        order_by: str | None = None,
+        direction: SortDirection | str | None = None,
+        prefetch: int = 1,
+        retry: RetryPolicy | None = None,
+    ) -> SearchIterator[Customer]:
+        """Customers matching ``filter``, streamed lazily page by page.
+
+        Returns at once; nothing is sent until the result is iterated. ``page_size`` is
+        1 to 5000; ``order_by`` a ``Customer`` attribute (or its wire name);
+        ``start_offset`` resumes; ``max_items`` caps; ``prefetch`` pages are fetched
+        ahead concurrently once the total is known. Raises ``ValidationError`` at once
+        for bad arguments; iteration raises like :meth:`create`, and ``PaginationError``
+        when EnKash repeats a page.
+        """
+        problems = _search_problems(
+            filter, page_size, start_offset, max_items, order_by, direction, prefetch
+        )
+        if problems:
+            raise ValidationError(problems, model="search")
+        body = _json(_convert.to_wire(filter) if filter is not None else {})
+        base: dict[str, str] = {}
+        if order_by is not None:
+            base["orderBy"] = _ORDER_FIELDS[order_by]
+        if direction is not None:
+            base["direction"] = SortDirection(direction).value
+        client = self._client
+
+        async def fetch(offset: int, limit: int) -> tuple[list[Customer], int | None]:
+            params = {**base, "offset": str(offset), "limit": str(limit)}
+            payload = await client._send(
+                SEARCH_PATH,
+                body,
+                params=params,
+                idempotent=True,
+                retry=retry,
+                operation=f"search customers (offset {offset})",
+            )
+            return _convert.page_from_wire(payload)
+
+        return SearchIterator(
+            fetch,
+            page_size=page_size,
+            start_offset=start_offset,
+            max_items=max_items,
+            prefetch=prefetch,
+            key=_customer_key,
+        )
+
+
+def _customer_key(customer: Customer) -> object:
+    return customer.customer_id if customer.customer_id is not None else customer.id
+
+
+def _search_problems(
+    filter: object,
+    page_size: object,
+    start_offset: object,
+    max_items: object,
+    order_by: object,
+    direction: object,
+    prefetch: object,
+) -> list[FieldError]:
+    problems = []
+    if filter is not None and not isinstance(filter, CustomerSearch):
+        problems.append(
+            FieldError("filter", f"must be a CustomerSearch, got {type(filter).__name__}")
+        )
+    if not _is_int(page_size) or not 1 <= page_size <= MAX_PAGE_SIZE:  # type: ignore[operator]
+        problems.append(
+            FieldError(
+                "page_size", f"must be an integer from 1 to {MAX_PAGE_SIZE}; got {page_size!r}"
+            )
+        )
+    if not _is_int(start_offset) or start_offset < 0:  # type: ignore[operator]
+        problems.append(
+            FieldError("start_offset", f"must be an integer >= 0; got {start_offset!r}")
+        )
+    if max_items is not None and (not _is_int(max_items) or max_items < 0):  # type: ignore[operator]
+        problems.append(FieldError("max_items", f"must be an integer >= 0; got {max_items!r}"))
+    if not _is_int(prefetch) or prefetch < 0:  # type: ignore[operator]
+        problems.append(FieldError("prefetch", f"must be an integer >= 0; got {prefetch!r}"))
+    if order_by is not None and order_by not in _ORDER_FIELDS:
+        problems.append(FieldError("order_by", f"must be a Customer field; got {order_by!r}"))
+    if direction is not None and direction not in ("ASC", "DESC"):
+        problems.append(FieldError("direction", f"must be ASC or DESC; got {direction!r}"))
+    return problems
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -1,0 +1,291 @@
+"""The exceptions enkash_async raises.
+
+Every exception the library raises is an :class:`EnkashError`; no aiohttp, JSON or
+cattrs exception escapes (the original is chained as ``__cause__``)::
+
+    EnkashError
+    ├── ValidationError            (also ValueError) a request broke a rule; nothing was sent
+    ├── TransportError             the request did not complete at the HTTP level
+    │   ├── ConnectError           never reached EnKash (refused, DNS, connect timeout)
+    │   └── RequestTimeout         reached EnKash, no complete reply in time
+    ├── APIError                   EnKash answered with an error (HTTP status or envelope)
+    │   ├── BadRequestError        400, 422, VALIDATION_ERROR, UNPROCESSABLE_REQUEST,
+    │   │                          CLIENT_REQUEST_ERROR
+    │   ├── AuthenticationError    401, UNAUTHORIZED, response_code 117
+    │   │   └── LoginError         POST /oauth/token refused the credentials (never retried)
+    │   ├── PermissionDeniedError  403, INVALID_ACCESS
+    │   ├── NotFoundError          404, RECORD_NOT_FOUND
+    │   ├── RateLimitError         429 (``retry_after`` in seconds, if EnKash sent one)
+    │   └── ServerError            5xx, SYSTEM_ERROR
+    ├── UnexpectedResponseError    a reply that is not JSON, HTML, truncated, or of the wrong shape
+    ├── PaginationError            a search that would loop or skip forever
+    └── AmbiguousCreateError       a create whose outcome is unknown and cannot be reconciled
+
+Messages never carry a token, client secret or password, and quote at most a short
+excerpt of a reply body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "APIError",
+    "AmbiguousCreateError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConnectError",
+    "EnkashError",
+    "FieldError",
+    "LoginError",
+    "NotFoundError",
+    "PaginationError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestTimeout",
+    "ServerError",
+    "TransportError",
+    "UnexpectedResponseError",
+    "ValidationError",
+]
+
+# How much of a reply body an error message may quote.
+EXCERPT_LIMIT = 200
+
+
+def excerpt(text: str, limit: int = EXCERPT_LIMIT) -> str:
+    """Return at most ``limit`` characters of ``text``, marking a cut."""
+    text = text.strip()
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+class EnkashError(Exception):
+    """Root of every exception raised by enkash_async."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class FieldError:
+    """One broken rule: where (``path``, e.g. ``customer_key_contacts[0].mobile``) and why."""
+
+    __slots__ = ("message", "path")
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"FieldError(path={self.path!r}, message={self.message!r})"
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FieldError):
+            return NotImplemented
+        return (self.path, self.message) == (other.path, other.message)
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.message))
+
+
+class ValidationError(EnkashError, ValueError):
+    """A request broke a documented rule; nothing was sent.
+
+    ``errors`` lists every problem found, each a :class:`FieldError` naming its field.
+    """
+
+    def __init__(self, errors: Sequence[FieldError], *, model: str | None = None) -> None:
+        self.errors: tuple[FieldError, ...] = tuple(errors)
+        self.model = model
+        what = f"{model} is invalid" if model else "invalid input"
+        lines = "; ".join(str(e) for e in self.errors)
+        super().__init__(f"{what} ({len(self.errors)} problem(s)): {lines}")
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The paths of the offending fields, in the order found."""
+        return tuple(e.path for e in self.errors)
+
+    def prefixed(self, prefix: str) -> ValidationError:
+        """The same problems with ``prefix`` put before every path."""
+        return ValidationError(
+            [FieldError(_join_path(prefix, e.path), e.message) for e in self.errors],
+            model=self.model,
+        )
+
+
+def _join_path(prefix: str, path: str) -> str:
+    if not prefix:
+        return path
+    return f"{prefix}{path}" if path.startswith("[") else f"{prefix}.{path}"
+
+
+class TransportError(EnkashError):
+    """The request did not complete at the HTTP level.
+
+    ``sent`` is False only when the request surely never reached EnKash.
+    """
+
+    sent: bool = True
+
+    def __init__(self, message: str, *, method: str = "", url: str = "") -> None:
+        self.method = method
+        self.url = url
+        where = f" ({method} {url})" if method else ""
+        super().__init__(f"{message}{where}")
+
+
+class ConnectError(TransportError):
+    """The connection could not be made (refused, DNS failure, connect timeout)."""
+
+    sent = False
+
+
+class RequestTimeout(TransportError):
+    """EnKash did not send a complete reply in time; the request may have been processed."""
+
+
+class APIError(EnkashError):
+    """EnKash answered with an error, by HTTP status or in the reply envelope.
+
+    Attributes: ``status`` (HTTP), ``error_type`` (EnKash's ``errorType``),
+    ``response_code``, ``api_message`` (EnKash's ``errorMessage``), ``request_id``,
+    ``sub_errors`` (EnKash's ``apiSubErrors``), ``retry_after`` (seconds, from
+    ``Retry-After``) and ``body_excerpt`` (for replies that were not JSON).
+    """
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        status: int | None = None,
+        error_type: str | None = None,
+        response_code: int | None = None,
+        request_id: str | None = None,
+        sub_errors: Sequence[Any] = (),
+        body_excerpt: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.status = status
+        self.retry_after = retry_after
+        self.error_type = error_type
+        self.response_code = response_code
+        self.request_id = request_id
+        self.sub_errors: tuple[Any, ...] = tuple(sub_errors)
+        self.body_excerpt = body_excerpt
+        self.api_message = message
+        parts = [f"HTTP {status}" if status is not None else "HTTP ?"]
+        if error_type:
+            parts.append(error_type)
+        if response_code:
+            parts.append(f"response_code {response_code}")
+        text = " ".join(parts)
+        if message:
+            text += f": {message}"
+        if self.sub_errors:
+            text += f" ({len(self.sub_errors)} field error(s): {_summarise(self.sub_errors)})"
+        if request_id:
+            text += f" [request_id={request_id}]"
+        super().__init__(text)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status={self.status!r}, error_type={self.error_type!r}, "
+            f"response_code={self.response_code!r}, message={self.api_message!r}, "
+            f"request_id={self.request_id!r})"
+        )
+
+
+def _summarise(sub_errors: Sequence[Any]) -> str:
+    shown = []
+    for sub in sub_errors[:5]:
+        if isinstance(sub, dict):
+            field = sub.get("field") or sub.get("fieldName") or sub.get("object") or "?"
+            msg = sub.get("message") or sub.get("errorMessage") or ""
+            shown.append(f"{field}: {msg}" if msg else str(field))
+        else:
+            shown.append(excerpt(str(sub), 60))
+    more = f", +{len(sub_errors) - 5} more" if len(sub_errors) > 5 else ""
+    return "; ".join(shown) + more
+
+
+class BadRequestError(APIError):
+    """EnKash refused the request as invalid (400, 422, VALIDATION_ERROR, …)."""
+
+
+class AuthenticationError(APIError):
+    """The token is missing, expired or invalid (401, UNAUTHORIZED, response_code 117)."""
+
+
+class LoginError(AuthenticationError):
+    """``POST /oauth/token`` refused the credentials.
+
+    Never retried: EnKash locks an account after three failed logins.
+    """
+
+
+class PermissionDeniedError(APIError):
+    """The credentials may not do this (403, INVALID_ACCESS)."""
+
+
+class NotFoundError(APIError):
+    """The record or route does not exist (404, RECORD_NOT_FOUND)."""
+
+
+class RateLimitError(APIError):
+    """Too many requests (429); ``retry_after`` is EnKash's requested wait in seconds, if any."""
+
+
+class ServerError(APIError):
+    """EnKash failed (5xx, SYSTEM_ERROR)."""
+
+
+class UnexpectedResponseError(EnkashError):
+    """The reply was not what the API documents: not JSON, HTML, truncated, or of the wrong shape.
+
+    ``status`` is the HTTP status and ``body_excerpt`` a short start of the body;
+    ``transient`` is True when the body could not be read whole (a read-only call may retry).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        body_excerpt: str | None = None,
+        request_id: str | None = None,
+        transient: bool = False,
+    ) -> None:
+        self.status = status
+        self.transient = transient
+        self.body_excerpt = body_excerpt
+        self.request_id = request_id
+        text = message if status is None else f"HTTP {status}: {message}"
+        if body_excerpt:
+            text += f" (body starts {body_excerpt!r})"
+        if request_id:
+            text += f" [request_id={request_id}]"
+        super().__init__(text)
+
+
+class PaginationError(EnkashError):
+    """A search returned pages that cannot be followed safely (a repeated page, a changed count)."""
+
+
+class AmbiguousCreateError(EnkashError):
+    """A create failed after it may have reached EnKash, and could not be reconciled.
+
+    The customer may or may not exist. Give every ``CustomerCreate`` a ``unique_ref_no``
+    so the client can look it up and retry safely. ``cause`` is the failure seen.
+    """
+
+    def __init__(self, message: str, *, cause: EnkashError | None = None) -> None:
+        self.cause = cause
+        super().__init__(message)
