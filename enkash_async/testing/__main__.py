@@ -1,0 +1,72 @@
+"""``python -m enkash_async.testing``: run a fake EnKash until SIGINT/SIGTERM.
+
+On start it prints one JSON line to stdout, ``{"url", "client_id", "client_secret",
+"username", "password", "token"}``, so a script or benchmark can connect.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+
+from ._server import FakeEnkash, serve
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m enkash_async.testing", description="Run a fake EnKash server."
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    parser.add_argument("--customers", type=int, default=0, help="synthetic customers")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--token-ttl", type=float, default=3600.0, help="seconds")
+    parser.add_argument("--token-style", choices=("old", "new"), default="old")
+    for route in ("token", "create", "search"):
+        parser.add_argument(
+            f"--latency-{route}", type=float, default=0.0, metavar="SECONDS",
+            help=f"delay added to every {route} request",
+        )  # fmt: skip
+    parser.add_argument("--max-in-flight", type=int, default=None, help="429 beyond this")
+    return parser
+
+
+def print_connection_info(server: FakeEnkash) -> None:
+    """Print the server's URL, credentials and token as one JSON line, and flush."""
+    sys.stdout.write(json.dumps(server.connection_info()) + "\n")
+    sys.stdout.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and serve until signalled; the exit status."""
+    args = _parser().parse_args(argv)
+    latency = {
+        route: delay
+        for route, delay in (
+            ("token", args.latency_token),
+            ("create", args.latency_create),
+            ("search", args.latency_search),
+        )
+        if delay
+    }
+    asyncio.run(
+        serve(
+            args.host,
+            args.port,
+            args.customers,
+            args.seed,
+            token_ttl=args.token_ttl,
+            token_style=args.token_style,
+            latency=latency,
+            max_in_flight=args.max_in_flight,
+            ready=print_connection_info,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

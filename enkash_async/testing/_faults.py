@@ -1,0 +1,250 @@
+"""Faults the fake server can inject, and the rules that decide when they fire."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Collection
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Final, Literal
+
+import attrs
+
+from ._envelope import (
+    TOKEN_INVALID_CODE,
+    TOKEN_INVALID_MESSAGE,
+    ErrorType,
+    error_type_for_status,
+    reason,
+)
+
+__all__ = [
+    "ROUTES",
+    "Fault",
+    "FaultKind",
+    "Injection",
+    "RetryAfter",
+    "Route",
+    "make_injection",
+    "retry_after_header",
+]
+
+#: The routes faults can target: ``POST /oauth/token``, ``/api/v0/customer``, ``.../search``.
+Route = Literal["token", "create", "search"]
+ROUTES: Final[tuple[Route, ...]] = ("token", "create", "search")
+
+FaultKind = Literal[
+    "status",
+    "latency",
+    "disconnect",
+    "drop",
+    "html",
+    "truncated",
+    "envelope_error",
+    "token_invalid",
+    "after_commit",
+]
+
+#: A ``Retry-After`` value: seconds, or an HTTP date (a string is sent as is).
+RetryAfter = int | float | str | datetime
+
+
+def retry_after_header(value: RetryAfter) -> str:
+    """``value`` as a ``Retry-After`` header (fractional seconds are kept, for fast tests)."""
+    if isinstance(value, datetime):
+        return format_datetime(value, usegmt=True)
+    if isinstance(value, str):
+        return value
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _fraction(value: float) -> float:
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"cut must be in [0, 1); got {value!r}")
+    return value
+
+
+@attrs.frozen
+class Fault:
+    """What to do to one request instead of answering it normally.
+
+    Build one with the class methods (``Fault.status(503, retry_after=1)``,
+    ``Fault.disconnect()``, ``Fault.after_commit(status=500)``, ...) and hand it to
+    :meth:`FakeEnkash.inject <enkash_async.testing.FakeEnkash.inject>`.
+    Except for :meth:`after_commit` and :meth:`latency`, a fault pre-empts the route:
+    no customer is stored, no token is issued, no login attempt is counted.
+    """
+
+    kind: FaultKind
+    http_status: int = 200
+    retry_after: RetryAfter | None = None
+    delay: float = 0.0
+    error_type: ErrorType = "SYSTEM_ERROR"
+    response_code: int = 500
+    message: str = "Internal server error"
+    #: For ``disconnect``/``truncated``: the share of the body sent before the cut.
+    cut: float = attrs.field(default=0.5, converter=_fraction)
+    #: For ``after_commit``: the fault applied to the reply once the customer is stored.
+    then: Fault | None = None
+
+    @classmethod
+    def status(
+        cls,
+        status: int,
+        *,
+        retry_after: RetryAfter | None = None,
+        error_type: ErrorType | None = None,
+        message: str | None = None,
+    ) -> Fault:
+        """Answer HTTP ``status`` with an error envelope (and ``Retry-After`` if given).
+
+        ``error_type`` defaults from the status: 5xx SYSTEM_ERROR, 401 UNAUTHORIZED, ...
+        """
+        return cls(
+            "status",
+            http_status=status,
+            retry_after=retry_after,
+            error_type=error_type or error_type_for_status(status),
+            response_code=status,
+            message=message or reason(status),
+        )
+
+    @classmethod
+    def latency(cls, seconds: float) -> Fault:
+        """Wait ``seconds``, then answer normally."""
+        return cls("latency", delay=seconds)
+
+    @classmethod
+    def disconnect(cls, *, cut: float = 0.5) -> Fault:
+        """Send 200, the headers (with the full Content-Length) and ``cut`` of the body,
+        then close the connection: the client sees a payload/connection error."""
+        return cls("disconnect", cut=cut)
+
+    @classmethod
+    def drop(cls) -> Fault:
+        """Close the connection without answering: the client sees a disconnect."""
+        return cls("drop")
+
+    @classmethod
+    def html(cls, status: int = 502, *, retry_after: RetryAfter | None = None) -> Fault:
+        """Answer ``status`` with an nginx-style HTML page, as a proxy in front would."""
+        return cls("html", http_status=status, retry_after=retry_after)
+
+    @classmethod
+    def truncated(cls, *, cut: float = 0.5) -> Fault:
+        """Answer 200 with a complete HTTP body that is JSON cut after ``cut`` of it."""
+        return cls("truncated", cut=cut)
+
+    @classmethod
+    def envelope_error(
+        cls,
+        error_type: ErrorType = "SYSTEM_ERROR",
+        response_code: int = 500,
+        message: str = "Something went wrong",
+    ) -> Fault:
+        """Answer HTTP 200 with an envelope that carries an error."""
+        return cls(
+            "envelope_error", error_type=error_type, response_code=response_code, message=message
+        )
+
+    @classmethod
+    def token_invalid(cls) -> Fault:
+        """Answer HTTP 200 with ``response_code`` 117, "Token is invalid." (the token is kept)."""
+        return cls(
+            "token_invalid",
+            error_type="UNAUTHORIZED",
+            response_code=TOKEN_INVALID_CODE,
+            message=TOKEN_INVALID_MESSAGE,
+        )
+
+    @classmethod
+    def after_commit(
+        cls,
+        *,
+        status: int | None = None,
+        disconnect: bool = False,
+        truncated: bool = False,
+        html: bool = False,
+        delay: float = 0.0,
+        retry_after: RetryAfter | None = None,
+    ) -> Fault:
+        """For ``create``: store the customer, then answer with a fault (the ambiguous case).
+
+        Exactly one of ``status`` (an error envelope, or an HTML page with ``html=True``),
+        ``disconnect`` or ``truncated``; or only ``delay``, which stores, waits, then
+        answers normally (so a client timeout fires after the commit). ``delay`` also
+        applies before the other kinds.
+        """
+        chosen = (status is not None) + disconnect + truncated
+        if chosen > 1 or (chosen == 0 and delay <= 0):
+            raise ValueError("after_commit needs exactly one of status, disconnect, truncated")
+        if html and status is None:
+            raise ValueError("after_commit(html=True) needs a status")
+        then: Fault | None = None
+        if status is not None:
+            then = (
+                cls.html(status, retry_after=retry_after)
+                if html
+                else cls.status(status, retry_after=retry_after)
+            )
+        elif disconnect:
+            then = cls.disconnect()
+        elif truncated:
+            then = cls.truncated()
+        return cls("after_commit", delay=delay, then=then)
+
+
+@attrs.define(eq=False)
+class Injection:
+    """A fault injected on some routes: when it fires, and how often it has."""
+
+    fault: Fault
+    routes: frozenset[Route]
+    #: Chance per request (drawn from a RNG seeded by the server seed), or None for always.
+    rate: float | None
+    #: Firings left, or None for unlimited.
+    remaining: int | None
+    rng: random.Random = attrs.field(repr=False)
+    fired: int = 0
+
+    @property
+    def exhausted(self) -> bool:
+        """True once ``times`` firings have happened."""
+        return self.remaining is not None and self.remaining <= 0
+
+    def fires(self, route: Route) -> bool:
+        """Whether this request on ``route`` gets the fault (and count it if so)."""
+        if route not in self.routes or self.exhausted:
+            return False
+        if self.rate is not None and self.rng.random() >= self.rate:
+            return False
+        self.fired += 1
+        if self.remaining is not None:
+            self.remaining -= 1
+        return True
+
+
+def make_injection(
+    fault: Fault,
+    routes: Route | Collection[Route] | None,
+    rate: float | None,
+    times: int | None,
+    rng: random.Random,
+) -> Injection:
+    """Check the arguments of :meth:`FakeEnkash.inject` and build the rule."""
+    if routes is None:
+        chosen = frozenset(("create",) if fault.kind == "after_commit" else ROUTES)
+    elif isinstance(routes, str):
+        chosen = frozenset((routes,))
+    else:
+        chosen = frozenset(routes)
+    unknown = chosen - set(ROUTES)
+    if unknown or not chosen:
+        raise ValueError(f"routes must be among {ROUTES}; got {sorted(chosen)}")
+    if fault.kind == "after_commit" and chosen != {"create"}:
+        raise ValueError("after_commit faults only apply to the create route")
+    if rate is not None and not 0.0 <= rate <= 1.0:
+        raise ValueError(f"rate must be in [0, 1]; got {rate!r}")
+    if times is not None and times < 1:
+        raise ValueError(f"times must be at least 1; got {times!r}")
+    return Injection(fault, chosen, rate, times, rng)
