@@ -77,7 +77,7 @@ class PasswordLogin(TokenProvider):
         self._refresh_margin = refresh_margin
         self._clock = clock
         self._token: str | None = None
-        self._expires_at = 0.0
+        self._renew_at = 0.0
         self._lock: asyncio.Lock | None = None
         self.logins = 0
 
@@ -102,7 +102,7 @@ class PasswordLogin(TokenProvider):
             self._token = None
 
     def _valid(self) -> bool:
-        return self._token is not None and self._clock() < self._expires_at - self._refresh_margin
+        return self._token is not None and self._clock() < self._renew_at
 
     async def _login(self) -> None:
         creds = self._credentials
@@ -115,23 +115,24 @@ class PasswordLogin(TokenProvider):
         }
         request_id = uuid.uuid4().hex
 
-        async def attempt() -> tuple[int, Any, Any]:
+        async def attempt() -> tuple[int, Any]:
             status, headers, data = await self._transport.post(
                 TOKEN_PATH,
                 form=form,
                 headers={"Authorization": f"Basic {basic}"},
                 request_id=request_id,
             )
-            if status >= 300:
-                raise_for_envelope(status, headers, data, request_id)
-            return status, headers, data
+            if status >= 300 or not _has_token(data):
+                # An error (EnKash refuses logins with HTTP 200 too), or the usual envelope.
+                data = raise_for_envelope(status, headers, data, request_id)
+            return status, data
 
         self.logins += 1
         logger.debug("logging in to EnKash as %s", creds.username)
         # Only failures that surely never reached EnKash (or that it refused unprocessed)
         # are retried: a rejected login counts towards the account lock.
         try:
-            status, headers, data = await call_with_retries(
+            status, data = await call_with_retries(
                 attempt, self._retry, idempotent=False, operation="POST /oauth/token"
             )
         except (AuthenticationError, BadRequestError, PermissionDeniedError) as exc:
@@ -142,18 +143,22 @@ class PasswordLogin(TokenProvider):
                 error_type=exc.error_type,
                 request_id=exc.request_id,
             ) from exc
-        token, expires_in = _read_token(status, headers, data, request_id)
+        token, expires_in = _read_token(status, data, request_id)
         self._token = token
-        self._expires_at = self._clock() + expires_in
+        # Renew ``refresh_margin`` early, but a short-lived token must still be reused.
+        self._renew_at = self._clock() + expires_in - min(self._refresh_margin, expires_in / 2)
         logger.info("logged in to EnKash as %s; token valid for %ds", creds.username, expires_in)
 
 
-def _read_token(status: int, headers: Any, data: Any, request_id: str) -> tuple[str, float]:
-    if isinstance(data, dict) and "access_token" not in data and "accessToken" not in data:
-        # Some EnKash pages wrap the token in the usual envelope.
-        data = raise_for_envelope(status, headers, data, request_id)
+def _has_token(data: Any) -> bool:
+    return isinstance(data, dict) and ("access_token" in data or "accessToken" in data)
+
+
+def _read_token(status: int, data: Any, request_id: str) -> tuple[str, float]:
     if not isinstance(data, dict):
-        raise UnexpectedResponseError("login reply is not a JSON object", status=status)
+        raise UnexpectedResponseError(
+            "login reply is not a JSON object", status=status, request_id=request_id
+        )
     token = data.get("access_token") or data.get("accessToken")
     if not isinstance(token, str) or not token:
         raise UnexpectedResponseError(

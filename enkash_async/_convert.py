@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -25,12 +26,17 @@ from enkash_async.errors import FieldError, UnexpectedResponseError, ValidationE
 from enkash_async.models import (
     Customer,
     CustomerCreate,
+    CustomerLevel,
     CustomerSearch,
+    CustomerSource,
+    CustomerStatus,
+    ErrorType,
     KeyContact,
     KeyContactCreate,
     Reminder,
     ReminderCreate,
     ReminderType,
+    SortDirection,
 )
 
 __all__ = [
@@ -56,6 +62,17 @@ _REQUEST_MODELS: tuple[type[Any], ...] = (
     CustomerSearch,
 )
 _REPLY_MODELS: tuple[type[Any], ...] = (Reminder, KeyContact, Customer)
+_ENUMS: tuple[type[enum.Enum], ...] = (
+    ReminderType,
+    CustomerSource,
+    CustomerStatus,
+    CustomerLevel,
+    SortDirection,
+    ErrorType,
+)
+
+# Keys EnKash requires that the Python model lets default (``deleted`` is sent as false).
+_REQUIRED_ON_WIRE: dict[type[Any], frozenset[str]] = {KeyContactCreate: frozenset({"deleted"})}
 
 
 def wire_name(attribute: str) -> str:
@@ -119,9 +136,12 @@ def _read_decimal(value: Any, _: Any = None) -> Decimal | None:
         return None
     if isinstance(value, (int, float, str)) and not isinstance(value, bool):
         try:
-            return Decimal(str(value).strip())
+            number = Decimal(str(value).strip())
         except InvalidOperation:
             pass
+        else:
+            if number.is_finite():  # NaN and Infinity are not amounts, and not JSON
+                return number
     raise _WrongType("a number", value)
 
 
@@ -135,10 +155,39 @@ def _read_datetime(value: Any, _: Any = None) -> dt.datetime | None:
         try:
             return dt.datetime.fromisoformat(text)
         except ValueError:
-            return None  # a date EnKash formats oddly must not fail the whole record
+            # A date EnKash formats oddly must not fail the whole record.
+            return _read_java_datetime(text)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return dt.datetime.fromtimestamp(value / 1000, tz=dt.timezone.utc)  # epoch millis
+        try:
+            return dt.datetime.fromtimestamp(value / 1000, tz=dt.timezone.utc)  # epoch millis
+        except (ValueError, OverflowError, OSError):
+            return None  # out of range for a datetime
     raise _WrongType("a date-time", value)
+
+
+_JAVA_DATETIME = re.compile(
+    r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d(?::\d\d)?)(?:[.,](\d+))?([+-]\d\d(?::?\d\d)?)?",
+    re.ASCII,
+)
+
+
+def _read_java_datetime(text: str) -> dt.datetime | None:
+    """What Java writes and Python 3.10's fromisoformat refuses: any number of fraction
+    digits (``.5``, nanoseconds) and offsets without a colon (``+0530``)."""
+    match = _JAVA_DATETIME.fullmatch(text)
+    if match is None:
+        return None
+    day, clock, fraction, offset = match.groups()
+    iso = f"{day}T{clock}"
+    if fraction:
+        iso += "." + fraction[:6].ljust(6, "0")
+    if offset:
+        digits = offset[1:].replace(":", "")
+        iso += f"{offset[0]}{digits[:2]}:{digits[2:] or '00'}"
+    try:
+        return dt.datetime.fromisoformat(iso)
+    except ValueError:
+        return None
 
 
 def _read_time(value: Any, _: Any = None) -> dt.time | str | None:
@@ -151,14 +200,16 @@ def _read_time(value: Any, _: Any = None) -> dt.time | str | None:
             return value
     if isinstance(value, Mapping) and "hour" in value:  # Jackson's LocalTime as an object
         try:
-            return dt.time(int(value["hour"]), int(value.get("minute") or 0))
-        except (TypeError, ValueError):
+            return dt.time(
+                int(value["hour"]), int(value.get("minute") or 0), int(value.get("second") or 0)
+            )
+        except (TypeError, ValueError, OverflowError):
             return str(dict(value))
     if isinstance(value, list) and 2 <= len(value) <= 4:  # Jackson's LocalTime as [h, m, s]
         try:
             hour, minute, *rest = (int(part) for part in value[:3])
             return dt.time(hour, minute, rest[0] if rest else 0)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return str(value)
     return str(value)
 
@@ -204,12 +255,21 @@ def _mapping(value: Any, record_type: type[Any]) -> Mapping[str, Any]:
 
 def _write_datetime(value: dt.datetime) -> str:
     if value.tzinfo is not None:
-        value = value.astimezone(dt.timezone.utc)
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+        try:
+            value = value.astimezone(dt.timezone.utc)
+        except OverflowError:  # the first or last day a datetime can hold
+            return value.isoformat()
+    # isoformat, not strftime: strftime drops the fraction and writes year 1 as "1".
+    timespec = "microseconds" if value.microsecond else "seconds"
+    return value.replace(tzinfo=None).isoformat(timespec=timespec) + "Z"
 
 
 def _write_time(value: dt.time | str) -> str:
     return value.strftime("%H:%M") if isinstance(value, dt.time) else value
+
+
+def _enum_value(member: enum.Enum) -> Any:
+    return member.value
 
 
 def _write_decimal(value: Decimal) -> int | float:
@@ -244,7 +304,7 @@ def _build_converter() -> cattrs.Converter:
         converter.register_structure_hook(typing.Optional[type_], hook)  # noqa: UP045
     converter.register_structure_hook(Union[dt.time, str, None], _read_time)  # noqa: UP007
     converter.register_structure_hook(
-        Union[ReminderType, str, None],
+        Union[ReminderType, str, None],  # noqa: UP007
         _read_enum(ReminderType),
     )
     converter.register_structure_hook_func(lambda t: t == list[str], _read_str_list)
@@ -252,9 +312,9 @@ def _build_converter() -> cattrs.Converter:
     converter.register_unstructure_hook(dt.datetime, _write_datetime)
     converter.register_unstructure_hook(dt.time, _write_time)
     converter.register_unstructure_hook(Decimal, _write_decimal)
-    converter.register_unstructure_hook_func(
-        lambda t: isinstance(t, type) and issubclass(t, enum.Enum), lambda member: member.value
-    )
+    for enum_type in _ENUMS:
+        # Each by name: a str-valued enum would otherwise dispatch as a str and stay a member.
+        converter.register_unstructure_hook(enum_type, _enum_value)
     converter.register_unstructure_hook_func(
         _is_tuple_type, lambda items: [converter.unstructure(item) for item in items]
     )
@@ -332,27 +392,46 @@ def to_python_dict(model: Any) -> dict[str, Any]:
 
 
 def to_row(model: Any) -> dict[str, Any]:
-    """A record as one flat row: scalars as they are, lists of records as a count,
-    and the first key contact's name, mobile and email, for tabular tools."""
+    """A record as one flat row: scalars as they are, lists of strings joined, lists of
+    records as a ``<name>_count``, and the first key contact's name, mobile and email as
+    ``key_contact_*``. Every record of a type gets the same columns, for tabular tools."""
+    record_lists = _record_lists(type(model))
     row: dict[str, Any] = {}
     for field in attrs.fields(type(model)):
         value = getattr(model, field.name)
-        if isinstance(value, list):
-            if value and attrs.has(type(value[0])):
-                row[f"{field.name}_count"] = len(value)
-            else:
-                row[field.name] = ", ".join(str(v) for v in value)
+        if field.name in record_lists:
+            row[f"{field.name}_count"] = len(value) if value else 0
+        elif isinstance(value, list):
+            row[field.name] = ", ".join(str(v) for v in value)
         elif isinstance(value, enum.Enum):
             row[field.name] = value.value
         else:
             row[field.name] = value
-    contacts = getattr(model, "customer_key_contacts", None)
-    if contacts:
-        first = contacts[0]
-        row["contact_name"] = first.name
-        row["contact_mobile"] = first.mobile
-        row["contact_email"] = first.email
+    if "customer_key_contacts" in record_lists:
+        contacts = model.customer_key_contacts
+        first = contacts[0] if contacts else None
+        row["key_contact_name"] = getattr(first, "name", None)
+        row["key_contact_mobile"] = getattr(first, "mobile", None)
+        row["key_contact_email"] = getattr(first, "email", None)
     return row
+
+
+_RECORD_LISTS: dict[type[Any], frozenset[str]] = {}
+
+
+def _record_lists(record_type: type[Any]) -> frozenset[str]:
+    """The attributes of ``record_type`` that hold lists of records, by their declared type."""
+    found = _RECORD_LISTS.get(record_type)
+    if found is None:
+        hints = typing.get_type_hints(record_type)
+        found = frozenset(
+            a.name
+            for a in attrs.fields(record_type)
+            if typing.get_origin(hints[a.name]) is list
+            and any(attrs.has(arg) for arg in typing.get_args(hints[a.name]))
+        )
+        _RECORD_LISTS[record_type] = found
+    return found
 
 
 # --------------------------------------------------------------------------- strict requests
@@ -387,7 +466,11 @@ class _RequestShape:
             moments=frozenset(
                 a.name for a in attrs.fields(model) if dt.datetime in _flatten(hints[a.name])
             ),
-            required=tuple(a.name for a in attrs.fields(model) if a.default is attrs.NOTHING),
+            required=tuple(
+                a.name
+                for a in attrs.fields(model)
+                if a.default is attrs.NOTHING or a.name in _REQUIRED_ON_WIRE.get(model, ())
+            ),
         )
 
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import warnings
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
-from enkash_async.errors import PaginationError
+import attrs
+
+from enkash_async.errors import PaginationDriftWarning, PaginationError
 from enkash_async.models import Page
 
 __all__ = ["MAX_PAGE_SIZE", "SearchIterator"]
@@ -32,6 +35,16 @@ class SearchIterator(Generic[T]):
     iteration starts again from ``start_offset``. Iteration stops at ``records_count``,
     at a short or empty page, or after ``max_items``. Up to ``prefetch`` pages are
     fetched concurrently once the total is known; items still come strictly in order.
+
+    Offsets over a table that changes during the iteration can skip or repeat rows.
+    What each mode guarantees:
+
+    - default: every page is what EnKash returned for its offset; a change of
+      ``records_count`` between pages is flagged on the page (``count_changed``) and
+      warned with :class:`PaginationDriftWarning`, but iteration goes on;
+    - ``dedupe=True``: no item is yielded twice (one key per item seen is kept);
+    - ``consistent=True``: a change of ``records_count`` raises ``PaginationError``, so an
+      iteration that completes saw one unchanging total and skipped nothing silently.
     """
 
     def __init__(
@@ -43,8 +56,12 @@ class SearchIterator(Generic[T]):
         max_items: int | None = None,
         prefetch: int = 1,
         key: Callable[[T], Hashable] | None = None,
+        dedupe: bool = False,
+        consistent: bool = False,
     ) -> None:
         self._fetch = fetch
+        self.dedupe = dedupe
+        self.consistent = consistent
         self.page_size = page_size
         self.start_offset = start_offset
         self.max_items = max_items
@@ -84,6 +101,7 @@ class SearchIterator(Generic[T]):
         position = self.start_offset  # the next offset not yet requested
         in_flight: deque[tuple[int, int, asyncio.Task[tuple[list[T], int | None]]]] = deque()
         previous: tuple[Hashable, ...] | None = None
+        seen: set[Hashable] = set()
 
         def request_next() -> None:
             nonlocal position
@@ -100,9 +118,12 @@ class SearchIterator(Generic[T]):
                     request_next()
                 offset, limit, task = in_flight.popleft()
                 items, records_count = await task
-                if total is None and records_count is not None:
-                    total = records_count
                 page = _make_page(items, offset, limit, records_count, cap)
+                if records_count is not None:
+                    if total is not None and records_count != total:
+                        page = attrs.evolve(page, count_changed=True)
+                        self._drifted(offset, total, records_count)
+                    total = records_count
                 signature = self._signature(items)
                 if signature is not None and signature == previous:
                     raise PaginationError(
@@ -110,6 +131,8 @@ class SearchIterator(Generic[T]):
                         "stopping instead of looping forever"
                     )
                 previous = signature
+                if self.dedupe and self._key is not None:
+                    page = attrs.evolve(page, items=self._unseen(items, seen))
                 if page.next_offset is None:
                     yield page
                     return
@@ -126,10 +149,32 @@ class SearchIterator(Generic[T]):
             if in_flight:
                 await asyncio.gather(*(t for _, _, t in in_flight), return_exceptions=True)
 
+    def _drifted(self, offset: int, before: int, now: int) -> None:
+        message = (
+            f"records_count changed from {before} to {now} at offset {offset}: the data "
+            "changed during the search, so offsets may skip or repeat rows"
+        )
+        if self.consistent:
+            raise PaginationError(message + "; stopping (consistent=True)")
+        warnings.warn(message, PaginationDriftWarning, stacklevel=4)
+
+    def _unseen(self, items: list[T], seen: set[Hashable]) -> list[T]:
+        assert self._key is not None
+        fresh = []
+        for item in items:
+            key = self._key(item)
+            if key is None or key not in seen:
+                seen.add(key)
+                fresh.append(item)
+        return fresh
+
     def _signature(self, items: list[T]) -> tuple[Hashable, ...] | None:
         if self._key is None or not items:
             return None
-        return (self._key(items[0]), self._key(items[-1]), len(items))
+        first, last = self._key(items[0]), self._key(items[-1])
+        if first is None or last is None:
+            return None  # items without an identity cannot show a repeated page
+        return (first, last, len(items))
 
 
 def _make_page(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -50,8 +51,9 @@ class RetryPolicy:
 
     Waits grow exponentially from ``initial_backoff`` by ``multiplier`` up to
     ``max_backoff`` with full jitter; a ``Retry-After`` from EnKash is honoured up to
-    ``max_retry_after``. No call makes more than ``max_attempts`` attempts or runs past
-    ``deadline`` seconds (None: no deadline). ``sleep`` is injectable so tests never wait.
+    ``max_retry_after``. No call makes more than ``max_attempts`` attempts, and no retry
+    is started whose wait would reach ``deadline`` seconds after the first attempt (None:
+    no deadline). ``sleep`` and ``clock`` are injectable so tests never wait.
     """
 
     max_attempts: int = attrs.field(default=4, validator=attrs.validators.ge(1))
@@ -63,6 +65,7 @@ class RetryPolicy:
     retry_statuses: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
     unprocessed_statuses: frozenset[int] = frozenset({429, 503})
     sleep: Callable[[float], Awaitable[None]] = attrs.field(default=asyncio.sleep, repr=False)
+    clock: Callable[[], float] = attrs.field(default=time.monotonic, repr=False)
     on_retry: Callable[[RetryEvent], None] | None = attrs.field(default=None, repr=False)
 
     @classmethod
@@ -108,22 +111,29 @@ async def call_with_retries(
     ``observe`` is told of each retry, like the policy's ``on_retry``.
     Raises the last :class:`EnkashError` seen.
     """
-    stop: tenacity.stop.stop_base = tenacity.stop_after_attempt(policy.max_attempts)
-    if policy.deadline is not None:
-        stop = stop | tenacity.stop_after_delay(policy.deadline)
+    started = policy.clock()
+    planned: dict[int, float] = {}
 
     def wait(state: tenacity.RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        assert isinstance(error, EnkashError)
-        seconds = policy.backoff(state.attempt_number, error)
-        if policy.deadline is not None:
-            seconds = max(0.0, min(seconds, policy.deadline - (state.seconds_since_start or 0.0)))
-        return seconds
+        # Drawn once per attempt: tenacity may ask for the wait before or after ``stop``.
+        if state.attempt_number not in planned:
+            error = state.outcome.exception() if state.outcome else None
+            assert isinstance(error, EnkashError)
+            planned[state.attempt_number] = policy.backoff(state.attempt_number, error)
+        return planned[state.attempt_number]
+
+    def stop(state: tenacity.RetryCallState) -> bool:
+        if state.attempt_number >= policy.max_attempts:
+            return True
+        if policy.deadline is None:
+            return False
+        # A retry that could only start at or after the deadline is not worth waiting for.
+        return policy.clock() - started + wait(state) >= policy.deadline
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
         assert isinstance(error, EnkashError)
-        seconds = state.upcoming_sleep
+        seconds = wait(state)
         logger.info(
             "%s failed (attempt %d of %d), retrying in %.2fs: %s",
             operation,
@@ -138,7 +148,7 @@ async def call_with_retries(
             operation=operation,
             attempt=state.attempt_number,
             max_attempts=policy.max_attempts,
-            wait=seconds or 0.0,
+            wait=seconds,
             error=error,
         )
         if observe is not None:

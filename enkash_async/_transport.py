@@ -190,21 +190,30 @@ class Transport:
                 reply_headers = response.headers
                 content_type = response.content_type
         except aiohttp.ConnectionTimeoutError as exc:
-            raise ConnectError("connecting to EnKash timed out", method="POST", url=url) from exc
+            raise ConnectError(
+                "connecting to EnKash timed out", method="POST", url=url, request_id=request_id
+            ) from exc
         except aiohttp.ClientConnectorError as exc:
             reason = exc.os_error.strerror or type(exc.os_error).__name__
             raise ConnectError(
-                f"could not connect to EnKash: {reason}", method="POST", url=url
+                f"could not connect to EnKash: {reason}",
+                method="POST",
+                url=url,
+                request_id=request_id,
             ) from exc
         except (asyncio.TimeoutError, aiohttp.SocketTimeoutError) as exc:
             raise RequestTimeout(
-                f"no complete reply within {t.attempt:g}s", method="POST", url=url
+                f"no complete reply within {t.attempt:g}s",
+                method="POST",
+                url=url,
+                request_id=request_id,
             ) from exc
         except aiohttp.ClientError as exc:
             raise TransportError(
                 f"connection failed while talking to EnKash: {type(exc).__name__}",
                 method="POST",
                 url=url,
+                request_id=request_id,
             ) from exc
         return status, reply_headers, _decode(raw, status, content_type, reply_headers, request_id)
 
@@ -214,7 +223,7 @@ def _decode(
 ) -> Any:
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         text = raw[:400].decode("utf-8", "replace")
         looks_html = "html" in content_type or text.lstrip().startswith("<")
         what = (

@@ -6,8 +6,9 @@ import json
 import logging
 import os
 import ssl as ssl_module
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Mapping
 from typing import Any
 
 import aiohttp
@@ -15,6 +16,8 @@ import attrs
 
 from enkash_async import _convert
 from enkash_async._auth import PasswordLogin, StaticToken, TokenProvider
+from enkash_async._bulk import run_bounded
+from enkash_async._limits import RequestLimiter
 from enkash_async._pagination import MAX_PAGE_SIZE, SearchIterator
 from enkash_async._retry import RetryEvent, RetryPolicy, call_with_retries
 from enkash_async._transport import (
@@ -26,12 +29,23 @@ from enkash_async._transport import (
 )
 from enkash_async.auth import PasswordCredentials
 from enkash_async.errors import (
+    AmbiguousCreateError,
+    APIError,
     AuthenticationError,
+    ConnectError,
+    EnkashError,
     FieldError,
+    TransportError,
     UnexpectedResponseError,
     ValidationError,
 )
-from enkash_async.models import Customer, CustomerCreate, CustomerSearch, SortDirection
+from enkash_async.models import (
+    CreateResult,
+    Customer,
+    CustomerCreate,
+    CustomerSearch,
+    SortDirection,
+)
 
 __all__ = ["ClientStats", "Customers", "EnkashClient"]
 
@@ -46,14 +60,27 @@ _ORDER_FIELDS: dict[str, str] = {
 }
 
 
+# Statuses that tell the limiter EnKash is overloaded.
+_OVERLOAD_STATUSES = frozenset({429, 503})
+
+
 @attrs.define
 class ClientStats:
     """Counters of one client: HTTP ``requests`` sent (retries included), ``retries``,
-    and ``logins``."""
+    ``logins``, ``rate_limited`` (429 and 503 replies) and ``reconciled`` creates."""
 
     requests: int = 0
     retries: int = 0
     logins: int = 0
+    rate_limited: int = 0
+    reconciled: int = 0
+
+
+@attrs.define
+class _Tally:
+    """The HTTP attempts one logical call made."""
+
+    attempts: int = 0
 
 
 class EnkashClient:
@@ -62,9 +89,15 @@ class EnkashClient:
     Authenticate with a static ``token`` or with ``credentials`` (a password login,
     renewed before expiry and once on rejection). Use as ``async with`` or call
     :meth:`aclose`. ``retry`` and ``timeouts`` apply to every call unless a call
-    overrides them. Plain ``http://`` is refused except to loopback unless
-    ``allow_insecure_http`` is set; TLS certificates are verified unless ``ssl`` says
-    otherwise.
+    overrides them.
+
+    Limits shared by every call of the client: at most ``max_concurrency`` requests in
+    flight, at most ``rate_limit`` per second when set, and with ``adaptive_concurrency``
+    the allowed concurrency halves on 429/503 and grows back by one per window of
+    successes (AIMD), so a bulk job settles at what EnKash accepts.
+
+    Plain ``http://`` is refused except to loopback unless ``allow_insecure_http`` is
+    set; TLS certificates are verified unless ``ssl`` says otherwise.
 
     Raises :class:`~enkash_async.errors.ValidationError` for a bad configuration.
     """
@@ -82,7 +115,14 @@ class EnkashClient:
         allow_insecure_http: bool = False,
         ssl: ssl_module.SSLContext | bool = True,
         user_agent: str = USER_AGENT,
+        max_concurrency: int = 100,
+        adaptive_concurrency: bool = True,
+        rate_limit: float | None = None,
     ) -> None:
+        if max_concurrency < 1 or (rate_limit is not None and rate_limit <= 0):
+            raise ValidationError(
+                [FieldError("max_concurrency", "must be >= 1, and rate_limit > 0 when set")]
+            )
         if (token is None) == (credentials is None):
             raise ValidationError(
                 [FieldError("token", "pass exactly one of token= or credentials=")]
@@ -90,6 +130,9 @@ class EnkashClient:
         self.base_url = check_base_url(base_url, allow_insecure_http=allow_insecure_http)
         self.retry = retry or RetryPolicy()
         self.stats = ClientStats()
+        self.limiter = RequestLimiter(
+            max_concurrency, adaptive=adaptive_concurrency, rate_limit=rate_limit
+        )
         self._transport = Transport(
             self.base_url,
             session=session,
@@ -152,8 +195,12 @@ class EnkashClient:
         idempotent: bool,
         retry: RetryPolicy | None,
         operation: str,
+        decode: Callable[[Any], Any] | None = None,
+        tally: _Tally | None = None,
     ) -> Any:
-        """POST ``body`` with auth and retries; return the envelope's payload."""
+        """POST ``body`` with auth and retries; return the envelope's payload, passed
+        through ``decode`` when given (its ``UnexpectedResponseError`` then names the
+        reply's status and request id)."""
         policy = retry or self.retry
         request_id = uuid.uuid4().hex
         for renewed in (False, True):
@@ -161,11 +208,29 @@ class EnkashClient:
             headers = {"Authorization": f"Bearer {token}"}
 
             async def attempt(headers: dict[str, str] = headers) -> Any:
-                self.stats.requests += 1
-                status, reply_headers, data = await self._transport.post(
-                    path, body=body, params=params, headers=headers, request_id=request_id
-                )
-                return raise_for_envelope(status, reply_headers, data, request_id)
+                async with self.limiter.slot() as slot:
+                    self.stats.requests += 1
+                    if tally is not None:
+                        tally.attempts += 1
+                    status, reply_headers, data = await self._transport.post(
+                        path, body=body, params=params, headers=headers, request_id=request_id
+                    )
+                    if status in _OVERLOAD_STATUSES:
+                        slot.overloaded()
+                        self.stats.rate_limited += 1
+                    else:
+                        slot.succeeded()
+                payload = raise_for_envelope(status, reply_headers, data, request_id)
+                if decode is None:
+                    return payload
+                try:
+                    return decode(payload)
+                except UnexpectedResponseError as exc:
+                    if exc.request_id is not None:
+                        raise
+                    raise UnexpectedResponseError(
+                        exc.message, status=status, request_id=request_id
+                    ) from exc
 
             try:
                 return await call_with_retries(
@@ -203,11 +268,23 @@ class Customers:
     ) -> Customer:
         """Create ``customer`` and return it as EnKash stored it.
 
-        A create is retried only when it surely did not reach EnKash or was refused
-        unprocessed (429, 503). Raises ``ValidationError`` before sending anything
-        invalid, ``APIError`` subclasses for EnKash's refusals, ``TransportError`` and
-        ``UnexpectedResponseError``.
+        A create is resent at once only when it surely did not reach EnKash or was
+        refused unprocessed (429, 503). When it fails after it may have reached EnKash
+        (a timeout after sending, 500, 502, 504, a lost reply), a customer with a
+        ``unique_ref_no`` is looked up by it: found, it is returned; not found, the
+        create is sent again. Without ``unique_ref_no`` that case raises
+        ``AmbiguousCreateError`` and nothing is resent.
+
+        Raises ``ValidationError`` before sending anything invalid, ``APIError``
+        subclasses for EnKash's refusals, ``TransportError``, ``UnexpectedResponseError``
+        and ``AmbiguousCreateError``.
         """
+        return (await self._create(customer, retry, _Tally()))[0]
+
+    async def _create(
+        self, customer: CustomerCreate, retry: RetryPolicy | None, tally: _Tally
+    ) -> tuple[Customer, bool]:
+        """The created (or found) customer, and whether it was found by reconciliation."""
         if not isinstance(customer, CustomerCreate):
             raise ValidationError(
                 [
@@ -218,16 +295,105 @@ class Customers:
                     )
                 ]
             )
-        payload = await self._client._send(
-            CUSTOMER_PATH,
-            _json(_convert.to_wire(customer)),
-            idempotent=False,
-            retry=retry,
-            operation="create customer",
-        )
-        if payload is None:
-            raise UnexpectedResponseError("create succeeded but the reply has no payload")
-        return _convert.customer_from_wire(payload)
+        policy = retry or self._client.retry
+        body = _json(_convert.to_wire(customer))
+        ref = customer.unique_ref_no
+        for round_ in range(1, policy.max_attempts + 1):
+            try:
+                created: Customer = await self._client._send(
+                    CUSTOMER_PATH,
+                    body,
+                    idempotent=False,
+                    retry=retry,
+                    operation="create customer",
+                    decode=_created_customer,
+                    tally=tally,
+                )
+                return created, False
+            except EnkashError as exc:
+                if not _is_ambiguous(exc):
+                    raise
+                if ref is None:
+                    raise AmbiguousCreateError(
+                        f"create failed after the request may have reached EnKash ({exc}); "
+                        "the customer may or may not exist. Give every CustomerCreate a "
+                        "unique_ref_no so the client can look it up and retry safely",
+                        cause=exc,
+                    ) from exc
+                found = await self._find_by_ref(ref, exc)
+                if found is not None:
+                    self._client.stats.reconciled += 1
+                    logger.info("create of %s: found after an ambiguous failure", ref)
+                    return found, True
+                if round_ == policy.max_attempts:
+                    raise  # EnKash does not have it: the failure is the answer
+                logger.info(
+                    "create of %s failed (%s) and EnKash does not have it; sending again "
+                    "(round %d of %d)",
+                    ref,
+                    exc,
+                    round_ + 1,
+                    policy.max_attempts,
+                )
+                await policy.sleep(policy.backoff(round_, exc))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _find_by_ref(self, ref: str, failure: EnkashError) -> Customer | None:
+        try:
+            return await self.search(CustomerSearch(unique_ref_no=ref), max_items=1).first()
+        except EnkashError as exc:
+            raise AmbiguousCreateError(
+                f"create of {ref!r} failed after it may have reached EnKash ({failure}), and "
+                f"looking it up failed too ({exc}); the customer may or may not exist",
+                cause=failure,
+            ) from exc
+
+    def create_many(
+        self,
+        items: Iterable[CustomerCreate] | AsyncIterable[CustomerCreate],
+        *,
+        concurrency: int = 32,
+        ordered: bool = True,
+        require_unique_ref: bool = False,
+        retry: RetryPolicy | None = None,
+    ) -> AsyncGenerator[CreateResult, None]:
+        """Create every customer of ``items`` and yield one :class:`CreateResult` per input.
+
+        ``items`` may be any iterable or async iterable; it is read lazily, so a
+        generator of a million customers is never held in memory. Up to ``concurrency``
+        creates run at once (within the client-wide limits). Results come in input
+        order, or as they complete with ``ordered=False``. A failure is reported in its
+        result, never raised, so no input is dropped or reported twice. With
+        ``require_unique_ref`` an input without ``unique_ref_no`` is refused unsent.
+        """
+        if not _is_int(concurrency) or concurrency < 1:
+            raise ValidationError([FieldError("concurrency", "must be an integer >= 1")])
+
+        async def one(index: int, item: CustomerCreate) -> CreateResult:
+            tally = _Tally()
+            started = time.perf_counter()
+            customer = None
+            reconciled = False
+            error: EnkashError | None = None
+            try:
+                if require_unique_ref and getattr(item, "unique_ref_no", None) is None:
+                    raise ValidationError(
+                        [FieldError("unique_ref_no", "is required (require_unique_ref=True)")]
+                    )
+                customer, reconciled = await self._create(item, retry, tally)
+            except EnkashError as exc:
+                error = exc
+            return CreateResult(
+                input=item,
+                index=index,
+                customer=customer,
+                error=error,
+                attempts=tally.attempts,
+                reconciled=reconciled,
+                elapsed=time.perf_counter() - started,
+            )
+
+        return run_bounded(items, one, concurrency=concurrency, ordered=ordered)
 
     def search(
         self,
@@ -239,6 +405,8 @@ class Customers:
         order_by: str | None = None,
         direction: SortDirection | str | None = None,
         prefetch: int = 1,
+        dedupe: bool = False,
+        consistent: bool = False,
         retry: RetryPolicy | None = None,
     ) -> SearchIterator[Customer]:
         """Customers matching ``filter``, streamed lazily page by page.
@@ -246,9 +414,12 @@ class Customers:
         Returns at once; nothing is sent until the result is iterated. ``page_size`` is
         1 to 5000; ``order_by`` a ``Customer`` attribute (or its wire name);
         ``start_offset`` resumes; ``max_items`` caps; ``prefetch`` pages are fetched
-        ahead concurrently once the total is known. Raises ``ValidationError`` at once
-        for bad arguments; iteration raises like :meth:`create`, and ``PaginationError``
-        when EnKash repeats a page.
+        ahead concurrently once the total is known. ``dedupe`` yields each customer once;
+        ``consistent`` raises ``PaginationError`` if the total changes mid-search (see
+        :class:`~enkash_async.SearchIterator` for what each mode guarantees).
+
+        Raises ``ValidationError`` at once for bad arguments; iteration raises like
+        :meth:`create`, and ``PaginationError`` when EnKash repeats a page.
         """
         problems = _search_problems(
             filter, page_size, start_offset, max_items, order_by, direction, prefetch
@@ -272,8 +443,10 @@ class Customers:
                 idempotent=True,
                 retry=retry,
                 operation=f"search customers (offset {offset})",
+                decode=_convert.page_from_wire,
             )
-            return _convert.page_from_wire(payload)
+            page: tuple[list[Customer], int | None] = payload
+            return page
 
         return SearchIterator(
             fetch,
@@ -282,7 +455,28 @@ class Customers:
             max_items=max_items,
             prefetch=prefetch,
             key=_customer_key,
+            dedupe=dedupe,
+            consistent=consistent,
         )
+
+
+def _created_customer(payload: Any) -> Customer:
+    if payload is None:
+        raise UnexpectedResponseError("create succeeded but the reply has no payload")
+    return _convert.customer_from_wire(payload)
+
+
+def _is_ambiguous(error: EnkashError) -> bool:
+    """Whether a failed create may have reached EnKash and been processed."""
+    if isinstance(error, APIError):
+        return (
+            error.status is not None
+            and (error.status == 408 or error.status >= 500)
+            and (error.status != 503)
+        )
+    if isinstance(error, ConnectError):
+        return False
+    return isinstance(error, (TransportError, UnexpectedResponseError))
 
 
 def _customer_key(customer: Customer) -> object:
@@ -317,7 +511,7 @@ def _search_problems(
         problems.append(FieldError("max_items", f"must be an integer >= 0; got {max_items!r}"))
     if not _is_int(prefetch) or prefetch < 0:  # type: ignore[operator]
         problems.append(FieldError("prefetch", f"must be an integer >= 0; got {prefetch!r}"))
-    if order_by is not None and order_by not in _ORDER_FIELDS:
+    if order_by is not None and (not isinstance(order_by, str) or order_by not in _ORDER_FIELDS):
         problems.append(FieldError("order_by", f"must be a Customer field; got {order_by!r}"))
     if direction is not None and direction not in ("ASC", "DESC"):
         problems.append(FieldError("direction", f"must be ASC or DESC; got {direction!r}"))

@@ -40,6 +40,7 @@ __all__ = [
     "FieldError",
     "LoginError",
     "NotFoundError",
+    "PaginationDriftWarning",
     "PaginationError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -130,16 +131,21 @@ def _join_path(prefix: str, path: str) -> str:
 class TransportError(EnkashError):
     """The request did not complete at the HTTP level.
 
-    ``sent`` is False only when the request surely never reached EnKash.
+    ``sent`` is False only when the request surely never reached EnKash; ``request_id``
+    is the ``X-Request-Id`` the request carried.
     """
 
     sent: bool = True
 
-    def __init__(self, message: str, *, method: str = "", url: str = "") -> None:
+    def __init__(
+        self, message: str, *, method: str = "", url: str = "", request_id: str | None = None
+    ) -> None:
         self.method = method
         self.url = url
+        self.request_id = request_id
         where = f" ({method} {url})" if method else ""
-        super().__init__(f"{message}{where}")
+        tag = f" [request_id={request_id}]" if request_id else ""
+        super().__init__(f"{message}{where}{tag}")
 
 
 class ConnectError(TransportError):
@@ -277,6 +283,10 @@ class UnexpectedResponseError(EnkashError):
 
 class PaginationError(EnkashError):
     """A search returned pages that cannot be followed safely (a repeated page, a changed count)."""
+
+
+class PaginationDriftWarning(UserWarning):
+    """The total of a search changed between pages: rows may have been skipped or repeated."""
 
 
 class AmbiguousCreateError(EnkashError):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
@@ -144,9 +145,15 @@ def _int32(value: Any) -> str | None:
 
 
 def _number(value: Any) -> str | None:
-    if value is None or (isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)):
+    if value is None:
         return None
-    return f"must be a number, got {type(value).__name__}"
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        return f"must be a number, got {type(value).__name__}"
+    if isinstance(value, int) or (
+        value.is_finite() if isinstance(value, Decimal) else math.isfinite(value)
+    ):
+        return None
+    return f"must be a finite number; got {value!r}"  # JSON has no NaN or Infinity
 
 
 def _choice(enum_type: type[enum.Enum]) -> Check:
@@ -167,11 +174,11 @@ def _moment(value: Any) -> str | None:
 
 
 def _clock(value: Any) -> str | None:
-    if value is None or isinstance(value, dt.time):
+    if value is None:
         return None
-    if isinstance(value, str) and _HH_MM.fullmatch(value):
-        return None
-    return f"must be a time or an 'HH:mm' string; got {value!r}"
+    if isinstance(value, dt.time) and not (value.second or value.microsecond or value.tzinfo):
+        return None  # "HH:mm" carries it whole
+    return f"must be a time of day in whole minutes, or an 'HH:mm' string; got {value!r}"
 
 
 def _items(item_type: type[Any], *, required: bool = False) -> Check:
@@ -224,6 +231,13 @@ def _to_level(value: Any) -> Any:
     return _enum_or_raw(CustomerLevel, value)
 
 
+def _to_clock(value: Any) -> Any:
+    """An ``HH:mm`` string becomes a ``time``; anything else is kept for the check to report."""
+    if isinstance(value, str) and _HH_MM.fullmatch(value):
+        return dt.time(int(value[:2]), int(value[3:]))
+    return value
+
+
 def _as_tuple(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
@@ -255,12 +269,15 @@ class _WireFormat:
 
 @attrs.frozen(kw_only=True)
 class ReminderCreate(_WireFormat):
-    """A payment reminder to set up with a new customer."""
+    """A payment reminder to set up with a new customer.
+
+    ``reminder_time`` is a ``time`` of whole minutes; an ``'HH:mm'`` string is read as one.
+    """
 
     customer_reminder_id: str | None = None
     due_date_difference: int | None = None
     reminder_interval: int | None = None
-    reminder_time: dt.time | str | None = None
+    reminder_time: dt.time | None = attrs.field(default=None, converter=_to_clock)
     reminder_type: ReminderType | None = attrs.field(default=None, converter=_to_reminder_type)
     stage: str | None = None
 
@@ -537,6 +554,7 @@ class CreateResult:
     Exactly one of ``customer`` and ``error`` is set. ``attempts`` counts the requests
     sent for it; ``reconciled`` is True when the customer was found by ``unique_ref_no``
     after an ambiguous failure instead of being created by this call's reply.
+    ``elapsed`` is the seconds from start to outcome, retries and waits included.
     """
 
     input: CustomerCreate
@@ -545,6 +563,7 @@ class CreateResult:
     error: EnkashError | None = None
     attempts: int = 0
     reconciled: bool = False
+    elapsed: float = 0.0
 
     @property
     def ok(self) -> bool:

@@ -1,0 +1,300 @@
+"""enkash_async against raw aiohttp, side by side in one run.
+
+    python -m benchmarks            # or: python benchmarks/run.py [--quick]
+
+Starts the fake EnKash in separate processes on 127.0.0.1, measures each scenario as the
+median of several repetitions, prints one table of ratios, and writes
+``benchmarks/results/latest.json`` with the machine, versions and raw figures. Needs the
+``bench`` extra (pydantic, for the comparison the OpenAI and GitHub SDKs invite).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results" / "latest.json"
+SEARCH_PATH = "/api/v0/customer/search"
+CREATE_PATH = "/api/v0/customer"
+
+
+# --------------------------------------------------------------------------- servers
+
+
+@contextmanager
+def fake_server(customers: int, *extra: str) -> Iterator[dict[str, str]]:
+    """A fake EnKash in its own process; yields its connection info."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "enkash_async.testing", "--port", "0",
+         "--customers", str(customers), "--seed", "1", *extra],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line:
+            raise RuntimeError("the fake server exited before it was ready")
+        yield json.loads(line)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def median_of(repeats: int, run: Callable[[], Awaitable[float]]) -> tuple[float, list[float]]:
+    samples = [asyncio.run(run()) for _ in range(repeats)]  # type: ignore[arg-type]
+    return statistics.median(samples), samples
+
+
+# --------------------------------------------------------------------------- 1. create
+
+
+def create_bodies(count: int) -> list[Any]:
+    from enkash_async.cli._commands import synthetic_creates
+
+    return list(synthetic_creates(count, seed=11))
+
+
+async def create_raw(info: dict[str, str], customers: list[Any], concurrency: int) -> float:
+    bodies = [json.dumps(c.to_dict()).encode() for c in customers]
+    headers = {"Authorization": f"Bearer {info['token']}", "Content-Type": "application/json"}
+    semaphore = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session:
+
+        async def one(body: bytes) -> None:
+            async with semaphore, session.post(
+                info["url"] + CREATE_PATH, data=body, headers=headers
+            ) as response:
+                reply = json.loads(await response.read())
+                assert reply["payload"]["customerId"]
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one(b) for b in bodies))
+        return len(bodies) / (time.perf_counter() - started)
+
+
+async def create_client(info: dict[str, str], customers: list[Any], concurrency: int) -> float:
+    from enkash_async import EnkashClient
+
+    semaphore = asyncio.Semaphore(concurrency)
+    async with EnkashClient(info["url"], token=info["token"]) as client:
+
+        async def one(customer: Any) -> None:
+            async with semaphore:
+                created = await client.customers.create(customer)
+                assert created.customer_id
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one(c) for c in customers))
+        return len(customers) / (time.perf_counter() - started)
+
+
+# --------------------------------------------------------------------------- 2. streaming
+
+
+async def _raw_pages(info: dict[str, str], total: int, page_size: int) -> AsyncIterator[list[Any]]:
+    headers = {"Authorization": f"Bearer {info['token']}", "Content-Type": "application/json"}
+    async with aiohttp.ClientSession() as session:
+        offset = 0
+        while offset < total:
+            params = {"offset": str(offset), "limit": str(page_size)}
+            async with session.post(
+                info["url"] + SEARCH_PATH, data=b"{}", params=params, headers=headers
+            ) as response:
+                data = json.loads(await response.read())["payload"]["data"]
+            if not data:
+                return
+            yield data
+            offset += len(data)
+
+
+async def stream_raw(info: dict[str, str], total: int, page_size: int) -> float:
+    started = time.perf_counter()
+    count = 0
+    async for page in _raw_pages(info, total, page_size):
+        for _record in page:
+            count += 1
+    assert count == total, count
+    return count / (time.perf_counter() - started)
+
+
+async def stream_pydantic(info: dict[str, str], total: int, page_size: int) -> float:
+    from benchmarks.pydantic_models import CustomerModel
+
+    validate = CustomerModel.model_validate
+    started = time.perf_counter()
+    count = 0
+    async for page in _raw_pages(info, total, page_size):
+        for record in page:
+            validate(record)
+            count += 1
+    assert count == total, count
+    return count / (time.perf_counter() - started)
+
+
+async def stream_client(info: dict[str, str], total: int, page_size: int,
+                        prefetch: int = 1) -> float:
+    from enkash_async import EnkashClient
+
+    async with EnkashClient(info["url"], token=info["token"]) as client:
+        started = time.perf_counter()
+        count = 0
+        async for _customer in client.customers.search(
+            page_size=page_size, max_items=total, prefetch=prefetch
+        ):
+            count += 1
+    assert count == total, count
+    return count / (time.perf_counter() - started)
+
+
+# --------------------------------------------------------------------------- 4. memory
+
+
+def peak_rss_streaming(info: dict[str, str], total: int) -> float:
+    """Peak RSS in MiB of a fresh process that streams ``total`` customers."""
+    code = (
+        "import asyncio, resource, sys, json\n"
+        "sys.path.insert(0, sys.argv[3])\n"
+        "from benchmarks.run import stream_client\n"
+        "info = json.loads(sys.argv[1])\n"
+        "asyncio.run(stream_client(info, int(sys.argv[2]), 5000))\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(info), str(total), str(ROOT.parent)],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    return int(out.strip().splitlines()[-1]) / 1024
+
+
+# --------------------------------------------------------------------------- 5. bulk under 429s
+
+
+async def bulk(info: dict[str, str], customers: list[Any], *, adaptive: bool) -> dict[str, float]:
+    from enkash_async import EnkashClient, RetryPolicy
+
+    retry = RetryPolicy(max_attempts=50, deadline=None, max_backoff=1.0, max_retry_after=0.05)
+    async with EnkashClient(
+        info["url"], token=info["token"], retry=retry, max_concurrency=200,
+        adaptive_concurrency=adaptive,
+    ) as client:
+        started = time.perf_counter()
+        ok = 0
+        async for result in client.customers.create_many(customers, concurrency=200):
+            ok += result.customer is not None
+        elapsed = time.perf_counter() - started
+        return {
+            "throughput": ok / elapsed,
+            "rate_limited": float(client.stats.rate_limited),
+            "created": float(ok),
+        }
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    quick = args.quick
+    repeats = 1 if quick else args.repeats
+    n_create = 500 if quick else 3000
+    n_stream = 20_000 if quick else 200_000
+    n_prefetch = 5_000 if quick else 30_000
+    n_small, n_large = (10_000, 50_000) if quick else (100_000, 1_000_000)
+    n_bulk = 2_000 if quick else 20_000
+    raw: dict[str, Any] = {}
+    rows: list[tuple[str, float, str]] = []
+
+    customers = create_bodies(n_create)
+    with fake_server(0) as info:
+        raw_rate, raw_samples = median_of(repeats, lambda: create_raw(info, customers, 64))
+        sdk_rate, sdk_samples = median_of(repeats, lambda: create_client(info, customers, 64))
+    raw["create"] = {"raw_per_s": raw_samples, "client_per_s": sdk_samples, "n": n_create}
+    rows.append(("create, concurrency 64: client / raw aiohttp", sdk_rate / raw_rate, ">= 0.85"))
+
+    with fake_server(n_stream) as info:
+        raw_rate, raw_samples = median_of(repeats, lambda: stream_raw(info, n_stream, 5000))
+        sdk_rate, sdk_samples = median_of(repeats, lambda: stream_client(info, n_stream, 5000))
+        pyd_rate, pyd_samples = median_of(repeats, lambda: stream_pydantic(info, n_stream, 5000))
+    raw["stream"] = {"raw_per_s": raw_samples, "client_per_s": sdk_samples,
+                     "pydantic_per_s": pyd_samples, "n": n_stream}
+    rows.append(("stream 5000/page: client / raw aiohttp+json", sdk_rate / raw_rate, ">= 0.5"))
+    rows.append(("stream 5000/page: client / pydantic v2", sdk_rate / pyd_rate, ">= 1.2"))
+
+    with fake_server(n_prefetch, "--latency-search", "0.02") as info:
+        one, one_samples = median_of(repeats, lambda: stream_client(info, n_prefetch, 1000, 1))
+        four, four_samples = median_of(repeats, lambda: stream_client(info, n_prefetch, 1000, 4))
+        zero, zero_samples = median_of(repeats, lambda: stream_client(info, n_prefetch, 1000, 0))
+    raw["prefetch"] = {"prefetch_0_per_s": zero_samples, "prefetch_1_per_s": one_samples,
+                       "prefetch_4_per_s": four_samples, "n": n_prefetch}
+    rows.append(("20 ms pages of 1000: prefetch=4 / prefetch=1", four / one, ">= 2.5"))
+    rows.append(("20 ms pages of 1000: prefetch=4 / prefetch=0", four / zero, "(info)"))
+
+    with fake_server(n_large) as info:
+        small = peak_rss_streaming(info, n_small)
+        large = peak_rss_streaming(info, n_large)
+    raw["memory"] = {"peak_rss_mib_small": small, "peak_rss_mib_large": large,
+                     "n_small": n_small, "n_large": n_large}
+    rows.append((f"peak RSS streaming {n_large:,} / {n_small:,}", large / small, "<= 1.15"))
+
+    bulk_inputs = create_bodies(n_bulk)
+    with fake_server(0, "--max-in-flight", "50") as info:
+        adaptive = asyncio.run(bulk(info, bulk_inputs, adaptive=True))
+    with fake_server(0, "--max-in-flight", "50") as info:
+        fixed = asyncio.run(bulk(info, bulk_inputs, adaptive=False))
+    raw["bulk_429"] = {"adaptive": adaptive, "fixed_200": fixed, "n": n_bulk}
+    rows.append(("create_many vs 429 above 50: adaptive / fixed 200 throughput",
+                 adaptive["throughput"] / fixed["throughput"], "> 1"))
+    rows.append(("create_many vs 429 above 50: adaptive / fixed 200 429s",
+                 adaptive["rate_limited"] / max(1.0, fixed["rate_limited"]), "< 1"))
+
+    width = max(len(r[0]) for r in rows)
+    print(f"{'scenario'.ljust(width)}  ratio  target")
+    for name, ratio, target in rows:
+        print(f"{name.ljust(width)}  {ratio:5.2f}  {target}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "quick": quick,
+        "repeats": repeats,
+        "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                    "cpus": os.cpu_count()},
+        "versions": _versions(),
+        "ratios": {name: ratio for name, ratio, _ in rows},
+        "raw": raw,
+    }, indent=2) + "\n")
+    print(f"wrote {RESULTS.relative_to(ROOT.parent)}")
+    return 0
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("enkash-async", "aiohttp", "attrs", "cattrs", "tenacity", "pydantic", "orjson"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT.parent))
+    sys.exit(main())

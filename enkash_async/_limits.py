@@ -1,0 +1,120 @@
+"""Client-wide limits on requests: a concurrency window that adapts, and a rate limit.
+
+The window follows AIMD, as TCP and botocore's adaptive retry mode do: every success
+grows it by one request per window's worth of successes, and an overload reply (429,
+503) halves it, at most once per window, so a bulk job settles just under what EnKash
+accepts instead of provoking a storm of 429s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterator
+
+from aiolimiter import AsyncLimiter
+
+__all__ = ["RequestLimiter"]
+
+
+class RequestLimiter:
+    """Admits requests while fewer than ``window`` are in flight, and at most
+    ``rate_limit`` per second when set.
+
+    With ``adaptive`` off the window stays at ``max_concurrency``.
+    """
+
+    def __init__(
+        self,
+        max_concurrency: int,
+        *,
+        adaptive: bool = True,
+        rate_limit: float | None = None,
+        initial_window: int | None = None,
+        decrease_factor: float = 0.5,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self.max_concurrency = max_concurrency
+        self.adaptive = adaptive
+        self.window = float(
+            min(max_concurrency, initial_window or max_concurrency) if adaptive else max_concurrency
+        )
+        self.decrease_factor = decrease_factor
+        self.in_flight = 0
+        self.overloads = 0
+        self._started = 0  # sequence number of the last admitted request
+        self._shrunk_at = 0  # sequence number when the window last shrank
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._rate = AsyncLimiter(rate_limit, 1.0) if rate_limit else None
+
+    def __repr__(self) -> str:
+        return (
+            f"RequestLimiter(window={self.window:.1f}, in_flight={self.in_flight}, "
+            f"max_concurrency={self.max_concurrency}, adaptive={self.adaptive})"
+        )
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[_Slot]:
+        """Hold one request slot; tell it how the request ended with ``slot.overloaded()``."""
+        if self._rate is not None:
+            await self._rate.acquire()
+        await self._acquire()
+        slot = _Slot(self._started)
+        try:
+            yield slot
+        finally:
+            self._release(slot)
+
+    async def _acquire(self) -> None:
+        while self.in_flight >= max(1, int(self.window)):
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+                self._wake()  # pass on a wake-up this waiter can no longer use
+                raise
+        self.in_flight += 1
+        self._started += 1
+
+    def _release(self, slot: _Slot) -> None:
+        self.in_flight -= 1
+        if self.adaptive:
+            if slot.overload:
+                self.overloads += 1
+                # Requests sent before the last cut saw the old window: cut once per window.
+                if slot.sequence > self._shrunk_at:
+                    self.window = max(1.0, self.window * self.decrease_factor)
+                    self._shrunk_at = self._started
+            elif slot.success:
+                self.window = min(float(self.max_concurrency), self.window + 1.0 / self.window)
+        self._wake()
+
+    def _wake(self) -> None:
+        free = max(1, int(self.window)) - self.in_flight
+        while free > 0 and self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                free -= 1
+
+
+class _Slot:
+    __slots__ = ("overload", "sequence", "success")
+
+    def __init__(self, sequence: int) -> None:
+        self.sequence = sequence
+        self.overload = False
+        self.success = False
+
+    def overloaded(self) -> None:
+        """The request was refused for load (429, 503)."""
+        self.overload = True
+
+    def succeeded(self) -> None:
+        """The request got a reply that was not an overload."""
+        self.success = True

@@ -1,0 +1,267 @@
+"""The HTTP session, the headers every request carries, and the base URL rules."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aioresponses import aioresponses
+
+import enkash_async
+from enkash_async import (
+    CustomerSearch,
+    EnkashClient,
+    EnkashError,
+    NotFoundError,
+    RetryPolicy,
+    ServerError,
+    TransportError,
+    UnexpectedResponseError,
+    ValidationError,
+)
+
+BASE = "https://api.enkash.test"
+SEARCH = re.compile(r"^https://api\.enkash\.test/api/v0/customer/search\?")
+
+
+async def _no_sleep(seconds: float) -> None:
+    pass
+
+
+POLICY = RetryPolicy(sleep=_no_sleep)
+PAGE = {"payload": {"data": [{"customerId": "C1", "id": 1}], "recordsCount": 1}}
+
+
+@pytest.fixture
+def sessions(monkeypatch: pytest.MonkeyPatch) -> list[aiohttp.ClientSession]:
+    """Every aiohttp session created while the test runs."""
+    made: list[aiohttp.ClientSession] = []
+    real = aiohttp.ClientSession
+
+    def recording(*args: Any, **kwargs: Any) -> aiohttp.ClientSession:
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(aiohttp, "ClientSession", recording)
+    return made
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[EnkashClient]:
+    async with EnkashClient(BASE, token="t", retry=POLICY) as c:
+        yield c
+
+
+async def search(client: EnkashClient) -> list[Any]:
+    return await client.customers.search(CustomerSearch(), page_size=10).collect()
+
+
+def all_calls(m: aioresponses) -> list[Any]:
+    return [call for calls in m.requests.values() for call in calls]
+
+
+def header(call: Any, name: str) -> str:
+    value: str = call.kwargs["headers"][name]
+    return value
+
+
+# --------------------------------------------------------------------------- session
+
+
+def test_constructing_a_client_outside_a_loop_makes_no_session(
+    sessions: list[aiohttp.ClientSession],
+) -> None:
+    EnkashClient(BASE, token="t")
+    assert sessions == []
+
+
+async def test_one_session_is_made_lazily_and_reused(
+    sessions: list[aiohttp.ClientSession],
+) -> None:
+    async with EnkashClient(BASE, token="t", retry=POLICY) as client:
+        assert sessions == []
+        with aioresponses() as m:
+            m.post(SEARCH, payload=PAGE, repeat=True)
+            for _ in range(3):
+                await search(client)
+        assert len(sessions) == 1
+        assert not sessions[0].closed
+
+
+async def test_async_with_closes_the_session_it_made(
+    sessions: list[aiohttp.ClientSession],
+) -> None:
+    async with EnkashClient(BASE, token="t", retry=POLICY) as client:
+        with aioresponses() as m:
+            m.post(SEARCH, payload=PAGE)
+            await search(client)
+    assert [s.closed for s in sessions] == [True]
+
+
+async def test_aclose_closes_the_session_and_may_be_called_twice(
+    sessions: list[aiohttp.ClientSession],
+) -> None:
+    client = EnkashClient(BASE, token="t", retry=POLICY)
+    with aioresponses() as m:
+        m.post(SEARCH, payload=PAGE)
+        await search(client)
+    await client.aclose()
+    await client.aclose()
+    assert [s.closed for s in sessions] == [True]
+
+
+async def test_closed_client_refuses_calls(sessions: list[aiohttp.ClientSession]) -> None:
+    client = EnkashClient(BASE, token="t", retry=POLICY)
+    await client.aclose()
+    with aioresponses() as m:
+        m.post(SEARCH, payload=PAGE)
+        with pytest.raises(EnkashError, match="closed"):
+            await search(client)
+    assert all_calls(m) == []
+    assert sessions == []
+
+
+async def test_caller_session_is_used_and_left_open(
+    sessions: list[aiohttp.ClientSession],
+) -> None:
+    async with aiohttp.ClientSession() as own:
+        async with EnkashClient(BASE, token="t", session=own, retry=POLICY) as client:
+            with aioresponses() as m:
+                m.post(SEARCH, payload=PAGE)
+                await search(client)
+        assert sessions == [own]  # no session of the client's own
+        assert not own.closed
+    assert own.closed
+
+
+# --------------------------------------------------------------------------- headers
+
+
+async def test_user_agent_names_the_library_and_version(client: EnkashClient) -> None:
+    with aioresponses() as m:
+        m.post(SEARCH, payload=PAGE)
+        await search(client)
+    (call,) = all_calls(m)
+    assert header(call, "User-Agent") == f"enkash-async/{enkash_async.__version__}"
+
+
+async def test_each_call_gets_its_own_request_id(client: EnkashClient) -> None:
+    with aioresponses() as m:
+        m.post(SEARCH, payload=PAGE, repeat=True)
+        for _ in range(3):
+            await search(client)
+    ids = [header(call, "X-Request-Id") for call in all_calls(m)]
+    assert len(ids) == 3
+    assert len(set(ids)) == 3
+    assert all(ids)
+
+
+async def test_request_id_is_kept_across_a_calls_retries(client: EnkashClient) -> None:
+    with aioresponses() as m:
+        m.post(SEARCH, status=503, payload={}, repeat=2)
+        m.post(SEARCH, exception=aiohttp.ServerDisconnectedError())
+        m.post(SEARCH, payload=PAGE)
+        await search(client)
+    ids = [header(call, "X-Request-Id") for call in all_calls(m)]
+    assert len(ids) == 4
+    assert len(set(ids)) == 1
+
+
+async def test_request_id_is_surfaced_on_api_errors(client: EnkashClient) -> None:
+    with aioresponses() as m:
+        m.post(SEARCH, status=500, body="Internal Server Error", repeat=True)
+        with pytest.raises(ServerError) as info:
+            await search(client)
+    (sent,) = {header(call, "X-Request-Id") for call in all_calls(m)}
+    assert info.value.request_id == sent
+    assert sent in str(info.value)
+
+
+async def test_request_id_is_surfaced_on_transport_errors(client: EnkashClient) -> None:
+    with aioresponses() as m:
+        m.post(SEARCH, exception=aiohttp.ServerDisconnectedError(), repeat=True)
+        with pytest.raises(TransportError) as info:
+            await search(client)
+    (sent,) = {header(call, "X-Request-Id") for call in all_calls(m)}
+    assert info.value.request_id == sent
+    assert sent in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        {"body": "<html>maintenance</html>", "content_type": "text/html"},
+        {"payload": {"payload": {"data": "nope"}}},
+        {"payload": {"payload": {"data": [42]}}},
+    ],
+    ids=["html", "wrong-page-shape", "wrong-customer-shape"],
+)
+async def test_request_id_is_surfaced_on_unexpected_replies(
+    client: EnkashClient, reply: dict[str, Any]
+) -> None:
+    with aioresponses() as m:
+        m.post(SEARCH, **reply)
+        with pytest.raises(UnexpectedResponseError) as info:
+            await search(client)
+    (sent,) = {header(call, "X-Request-Id") for call in all_calls(m)}
+    assert info.value.request_id == sent
+    assert sent in str(info.value)
+
+
+async def test_search_sends_its_filter_as_json(client: EnkashClient) -> None:
+    with aioresponses() as m:
+        m.post(SEARCH, payload=PAGE)
+        await client.customers.search(CustomerSearch(legal_name="Acme"), page_size=10).collect()
+    (call,) = all_calls(m)
+    assert header(call, "Content-Type") == "application/json"
+    assert header(call, "Accept") == "application/json"
+    assert call.kwargs["data"] == b'{"legalName":"Acme"}'
+
+
+# --------------------------------------------------------------------------- base URL
+
+
+@pytest.mark.parametrize(
+    "url", ["http://api.enkash.com", "http://10.0.0.5:8080", "http://localhost.evil.example"]
+)
+def test_plain_http_to_a_remote_host_is_refused(url: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        EnkashClient(url, token="t")
+    assert info.value.fields == ("base_url",)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://localhost:8080", "http://127.0.0.1:9000", "http://[::1]:9000"]
+)
+def test_plain_http_to_loopback_is_allowed(url: str) -> None:
+    assert EnkashClient(url, token="t").base_url == url
+
+
+def test_plain_http_is_allowed_when_asked_for() -> None:
+    client = EnkashClient("http://enkash.internal", token="t", allow_insecure_http=True)
+    assert client.base_url == "http://enkash.internal"
+
+
+@pytest.mark.parametrize("url", ["ftp://api.enkash.com", "api.enkash.com", "https://"])
+def test_base_url_must_be_an_http_url(url: str) -> None:
+    with pytest.raises(ValidationError):
+        EnkashClient(url, token="t")
+
+
+async def test_base_url_trailing_slash_is_dropped() -> None:
+    async with EnkashClient(BASE + "/", token="t", retry=POLICY) as client:
+        with aioresponses() as m:
+            m.post(SEARCH, payload=PAGE)
+            await search(client)
+    assert len(all_calls(m)) == 1
+
+
+async def test_unrouted_404_is_not_found(client: EnkashClient) -> None:
+    with aioresponses() as m:
+        m.post(SEARCH, status=404, body="<html>Not Found</html>", content_type="text/html")
+        with pytest.raises(NotFoundError) as info:
+            await search(client)
+    assert info.value.status == 404
