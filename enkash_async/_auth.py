@@ -1,7 +1,8 @@
 """Getting, caching and renewing EnKash access tokens.
 
-A password login is sent once per renewal however many calls wait for it, and a login
-EnKash rejects is never retried: three failed logins lock the account.
+A password login is sent once per renewal however many calls wait for it (they all
+share its outcome, success or failure), and a login EnKash rejects is never sent
+again by the same client: three failed logins lock the account.
 """
 
 from __future__ import annotations
@@ -80,6 +81,12 @@ class PasswordLogin(TokenProvider):
         self._renew_at = 0.0
         self._lock: asyncio.Lock | None = None
         self.logins = 0
+        # Logins finished, and the failure of the latest: shared with the calls that
+        # waited for it.
+        self._finished = 0
+        self._failure: BaseException | None = None
+        # A login EnKash refused: this client never sends those credentials again.
+        self._rejected: LoginError | None = None
 
     def __repr__(self) -> str:
         creds = self._credentials
@@ -89,13 +96,35 @@ class PasswordLogin(TokenProvider):
         if self._valid():
             assert self._token is not None
             return self._token
+        self._raise_if_rejected()
         if self._lock is None:
             self._lock = asyncio.Lock()
+        finished_before = self._finished
         async with self._lock:
+            self._raise_if_rejected()
             if not self._valid():  # another caller may have logged in while this one waited
+                if self._finished != finished_before and self._failure is not None:
+                    # The login this call waited for failed: share its failure rather than
+                    # send another at once (a hundred waiting calls must not mean a hundred
+                    # logins).
+                    raise self._failure
                 await self._login()
             assert self._token is not None
             return self._token
+
+    def _raise_if_rejected(self) -> None:
+        rejected = self._rejected
+        if rejected is None:
+            return
+        # A new exception each time: re-raising one object would grow its traceback.
+        raise LoginError(
+            "EnKash rejected this client's login earlier; not logging in again, since three "
+            "failed logins lock the account. Fix the credentials and make a new client "
+            f"({rejected.api_message or 'no reason given'})",
+            status=rejected.status,
+            error_type=rejected.error_type,
+            request_id=rejected.request_id,
+        ) from rejected
 
     def invalidate(self, token: str) -> None:
         if token == self._token:
@@ -128,22 +157,30 @@ class PasswordLogin(TokenProvider):
             return status, data
 
         self.logins += 1
+        self._failure = None
         logger.debug("logging in to EnKash as %s", creds.username)
         # Only failures that surely never reached EnKash (or that it refused unprocessed)
         # are retried: a rejected login counts towards the account lock.
         try:
-            status, data = await call_with_retries(
-                attempt, self._retry, idempotent=False, operation="POST /oauth/token"
-            )
-        except (AuthenticationError, BadRequestError, PermissionDeniedError) as exc:
-            raise LoginError(
-                "EnKash rejected the login; not retried, since three failed logins lock "
-                f"the account ({exc.api_message or 'no reason given'})",
-                status=exc.status,
-                error_type=exc.error_type,
-                request_id=exc.request_id,
-            ) from exc
-        token, expires_in = _read_token(status, data, request_id)
+            try:
+                status, data = await call_with_retries(
+                    attempt, self._retry, idempotent=False, operation="POST /oauth/token"
+                )
+            except (AuthenticationError, BadRequestError, PermissionDeniedError) as exc:
+                self._rejected = LoginError(
+                    "EnKash rejected the login; not retried, since three failed logins lock "
+                    f"the account ({exc.api_message or 'no reason given'})",
+                    status=exc.status,
+                    error_type=exc.error_type,
+                    request_id=exc.request_id,
+                )
+                raise self._rejected from exc
+            token, expires_in = _read_token(status, data, request_id)
+        except Exception as exc:
+            self._failure = exc
+            raise
+        finally:
+            self._finished += 1
         self._token = token
         # Renew ``refresh_margin`` early, but a short-lived token must still be reused.
         self._renew_at = self._clock() + expires_in - min(self._refresh_margin, expires_in / 2)

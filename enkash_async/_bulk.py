@@ -44,21 +44,29 @@ async def run_bounded(
     """Yield ``await work(index, item)`` for every item: in input order, or as each completes.
 
     ``work`` must report failures in its result rather than raise; an exception it
-    raises cancels the rest and propagates. Closing the iterator cancels what is in flight.
+    raises cancels the rest and propagates. If reading ``items`` fails, no further item
+    is started, the results of those already started are yielded, and then the error is
+    raised: work already done is never left unreported. Closing the iterator cancels
+    what is in flight.
     """
     source = _aiter(items)
     in_flight: deque[asyncio.Task[R]] = deque()
     pending: set[asyncio.Task[R]] = set()
     index = 0
     exhausted = False
+    source_error: Exception | None = None
 
     async def fill() -> None:
-        nonlocal index, exhausted
+        nonlocal index, exhausted, source_error
         while not exhausted and len(in_flight if ordered else pending) < concurrency:
             try:
                 item = await source.__anext__()
             except StopAsyncIteration:
                 exhausted = True
+                return
+            except Exception as exc:  # the caller's iterable failed
+                exhausted = True
+                source_error = exc
                 return
             task = asyncio.ensure_future(work(index, item))
             index += 1
@@ -82,6 +90,8 @@ async def run_bounded(
                 await fill()
                 for task in done:
                     yield task.result()
+        if source_error is not None:
+            raise source_error
     finally:
         leftovers = [*in_flight, *pending]
         for task in leftovers:

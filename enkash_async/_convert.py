@@ -20,8 +20,9 @@ from typing import Any, TypeVar, Union
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+from cattrs.gen import make_dict_unstructure_fn, override
 
+from enkash_async._fast import paused_gc
 from enkash_async.errors import FieldError, UnexpectedResponseError, ValidationError, excerpt
 from enkash_async.models import (
     Customer,
@@ -148,6 +149,11 @@ def _read_decimal(value: Any, _: Any = None) -> Decimal | None:
 def _read_datetime(value: Any, _: Any = None) -> dt.datetime | None:
     if value is None:
         return None
+    if value.__class__ is str:
+        try:  # the common case first: EnKash's own "2019-08-24T14:15:22Z" (Python 3.11+)
+            return _fromisoformat(value)
+        except ValueError:
+            pass
     if isinstance(value, str):
         text = value.strip()
         if text.endswith(("Z", "z")):
@@ -164,6 +170,8 @@ def _read_datetime(value: Any, _: Any = None) -> dt.datetime | None:
             return None  # out of range for a datetime
     raise _WrongType("a date-time", value)
 
+
+_fromisoformat = dt.datetime.fromisoformat
 
 _JAVA_DATETIME = re.compile(
     r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d(?::\d\d)?)(?:[.,](\d+))?([+-]\d\d(?::?\d\d)?)?",
@@ -248,6 +256,8 @@ def _read_records(
 
 
 def _mapping(value: Any, record_type: type[Any]) -> Mapping[str, Any]:
+    if value.__class__ is dict:  # what json.loads gives: skip the slow ABC check
+        return value
     if not isinstance(value, Mapping):
         raise _WrongType(f"a {record_type.__name__} object", value)
     return value
@@ -320,13 +330,7 @@ def _build_converter() -> cattrs.Converter:
     )
 
     for model in _REPLY_MODELS:
-        renames = {a.name: override(rename=wire_name(a.name)) for a in attrs.fields(model)}
-        structure = make_dict_structure_fn(
-            model,
-            converter,
-            _cattrs_detailed_validation=False,
-            **renames,  # type: ignore[arg-type]
-        )
+        structure = _make_reply_structure(model, converter)
         converter.register_structure_hook(model, structure)
         converter.register_structure_hook_func(_is_list_of(model), _read_records(model, structure))
     for model in _REPLY_MODELS + _REQUEST_MODELS:
@@ -340,6 +344,46 @@ def _build_converter() -> cattrs.Converter:
             make_dict_unstructure_fn(model, converter, **overrides),  # type: ignore[arg-type]
         )
     return converter
+
+
+# Reply fields whose common JSON type needs no conversion: the generated code checks the
+# class inline and calls the hook only for the odd value.
+_INLINE_CHECKS: dict[Any, type[Any]] = {
+    **{typing.Optional[t]: t for t in (str, bool, int)},  # noqa: UP045
+    **{t: t for t in (str, bool, int)},
+}
+
+
+def _make_reply_structure(model: type[Any], converter: cattrs.Converter) -> Callable[..., Any]:
+    """A structure function for a reply record, generated once.
+
+    It does what cattrs' generated function does (wire key -> attribute, via the hooks
+    registered above) with the per-field work for the common case inlined: streaming
+    pages of 5000 customers spends most of its time here.
+    """
+    hints = typing.get_type_hints(model)
+    namespace: dict[str, Any] = {"__cl": model}
+    arguments = []
+    for index, attribute in enumerate(attrs.fields(model)):
+        hint = hints[attribute.name]
+        key = wire_name(attribute.name)
+        hook = f"__h{index}"
+        namespace[hook] = converter.get_structure_hook(hint)
+        plain = _INLINE_CHECKS.get(hint)
+        if plain is not None:
+            namespace[f"__t{index}"] = plain
+            value = f"(v if (v := g({key!r})) is None or v.__class__ is __t{index} else {hook}(v))"
+        elif typing.get_origin(hint) is list:
+            value = f"{hook}(g({key!r}))"
+        else:
+            value = f"(None if (v := g({key!r})) is None else {hook}(v))"
+        arguments.append(f"{attribute.name}={value}")
+    name = f"structure_{model.__name__}"
+    source = f"def {name}(o, _=None):\n    g = o.get\n    return __cl(\n"
+    source += "".join(f"        {argument},\n" for argument in arguments) + "    )\n"
+    exec(compile(source, f"<enkash_async generated {name}>", "exec"), namespace)
+    function: Callable[..., Any] = namespace[name]
+    return function
 
 
 _converter = _build_converter()
@@ -374,7 +418,8 @@ def page_from_wire(payload: Any) -> tuple[list[Customer], int | None]:
         elif not isinstance(data, list):
             raise _WrongType("a list in 'data'", data)
         structure = _structure_customer
-        customers = [structure(_mapping(item, Customer), Customer) for item in data]
+        with paused_gc():
+            customers = [structure(_mapping(item, Customer), Customer) for item in data]
         return customers, _read_int(page.get("recordsCount"))
     except _DECODE_ERRORS as exc:
         raise UnexpectedResponseError(f"reply is not a page of customers: {exc}") from exc

@@ -47,7 +47,14 @@ class RequestLimiter:
         self._started = 0  # sequence number of the last admitted request
         self._shrunk_at = 0  # sequence number when the window last shrank
         self._waiters: deque[asyncio.Future[None]] = deque()
-        self._rate = AsyncLimiter(rate_limit, 1.0) if rate_limit else None
+        self._rate: AsyncLimiter | None = None
+        if rate_limit:
+            # AsyncLimiter refuses to acquire more than its max_rate at once, so a rate
+            # below one per second is one request per 1/rate seconds.
+            if rate_limit >= 1:
+                self._rate = AsyncLimiter(rate_limit, 1.0)
+            else:
+                self._rate = AsyncLimiter(1, 1 / rate_limit)
 
     def __repr__(self) -> str:
         return (

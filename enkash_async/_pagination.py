@@ -41,10 +41,13 @@ class SearchIterator(Generic[T]):
 
     - default: every page is what EnKash returned for its offset; a change of
       ``records_count`` between pages is flagged on the page (``count_changed``) and
-      warned with :class:`PaginationDriftWarning`, but iteration goes on;
+      warned with :class:`PaginationDriftWarning`, but iteration goes on; a page that
+      comes back short although ``records_count`` promises more ends the search with
+      the same warning;
     - ``dedupe=True``: no item is yielded twice (one key per item seen is kept);
-    - ``consistent=True``: a change of ``records_count`` raises ``PaginationError``, so an
-      iteration that completes saw one unchanging total and skipped nothing silently.
+    - ``consistent=True``: a change of ``records_count`` (or a short page before it is
+      reached) raises ``PaginationError``, so an iteration that completes saw one
+      unchanging total and skipped nothing silently.
     """
 
     def __init__(
@@ -125,7 +128,9 @@ class SearchIterator(Generic[T]):
                         self._drifted(offset, total, records_count)
                     total = records_count
                 signature = self._signature(items)
-                if signature is not None and signature == previous:
+                # A page equal to the one before is a server ignoring the offset, unless
+                # the total changed too: then rows were inserted ahead (drift, reported).
+                if signature is not None and signature == previous and not page.count_changed:
                     raise PaginationError(
                         f"offset {offset} returned the same page as the offset before it; "
                         "stopping instead of looping forever"
@@ -134,6 +139,7 @@ class SearchIterator(Generic[T]):
                 if self.dedupe and self._key is not None:
                     page = attrs.evolve(page, items=self._unseen(items, seen))
                 if page.next_offset is None:
+                    self._check_short_end(offset, limit, len(items), records_count, cap)
                     yield page
                     return
                 if not in_flight:
@@ -150,13 +156,29 @@ class SearchIterator(Generic[T]):
                 await asyncio.gather(*(t for _, _, t in in_flight), return_exceptions=True)
 
     def _drifted(self, offset: int, before: int, now: int) -> None:
-        message = (
+        self._report(
             f"records_count changed from {before} to {now} at offset {offset}: the data "
             "changed during the search, so offsets may skip or repeat rows"
         )
+
+    def _check_short_end(
+        self, offset: int, limit: int, got: int, records_count: int | None, cap: int | None
+    ) -> None:
+        """Report a last page that is short although ``records_count`` promises more."""
+        if records_count is None or got >= limit:
+            return
+        end = records_count if cap is None else min(cap, records_count)
+        if offset + got < end:
+            self._report(
+                f"offset {offset} returned {got} of the {limit} rows asked for although "
+                f"records_count is {records_count}: the search ends there, and the "
+                f"{end - offset - got} rows after it are not read"
+            )
+
+    def _report(self, message: str) -> None:
         if self.consistent:
             raise PaginationError(message + "; stopping (consistent=True)")
-        warnings.warn(message, PaginationDriftWarning, stacklevel=4)
+        warnings.warn(message, PaginationDriftWarning, stacklevel=5)
 
     def _unseen(self, items: list[T], seen: set[Hashable]) -> list[T]:
         assert self._key is not None

@@ -1,9 +1,10 @@
 """The one retry policy: which failures are retried, how long to wait, when to stop.
 
 Built on tenacity. A read-only call (search) is retried on any transport failure and on
-408, 429, 500, 502, 503 and 504. A create is not idempotent, so it is retried only when
-the request surely did not reach EnKash (``ConnectError``) or EnKash refused it
-unprocessed (429, 503).
+408, 429, 500, 502, 503 and 504 (a ``SYSTEM_ERROR`` envelope counts as a 500). A create
+is not idempotent, so it is retried only when the request surely did not reach EnKash
+(``ConnectError``) or EnKash refused it unprocessed (429, 503). A failed TLS handshake
+(``TLSError``) is never retried.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from enkash_async.errors import (
     APIError,
     ConnectError,
     EnkashError,
+    ServerError,
+    TLSError,
     TransportError,
     UnexpectedResponseError,
 )
 
-__all__ = ["RetryEvent", "RetryPolicy", "call_with_retries", "is_retryable"]
+__all__ = ["RetryEvent", "RetryPolicy", "call_with_retries", "failure_status", "is_retryable"]
 
 logger = logging.getLogger("enkash_async")
 
@@ -82,13 +85,28 @@ class RetryPolicy:
         return random.uniform(0.0, ceiling)
 
 
+def failure_status(error: APIError) -> int | None:
+    """The HTTP status ``error`` stands for.
+
+    EnKash may report its own failure (``SYSTEM_ERROR``) inside an HTTP 200 envelope:
+    that is a 500 in all but the status line, and is retried (or, for a create,
+    reconciled) like one.
+    """
+    if isinstance(error, ServerError) and error.status is not None and 200 <= error.status < 300:
+        return 500  # (a 4xx keeps its status: EnKash said it was the request's fault)
+    return error.status
+
+
 def is_retryable(error: BaseException, policy: RetryPolicy, *, idempotent: bool) -> bool:
     """Whether ``error`` may be retried under ``policy`` for this kind of call."""
     if isinstance(error, APIError):
-        if error.status is None:
+        status = failure_status(error)
+        if status is None:
             return False
         statuses = policy.retry_statuses if idempotent else policy.unprocessed_statuses
-        return error.status in statuses
+        return status in statuses
+    if isinstance(error, TLSError):
+        return False  # the same certificate fails the same way every time
     if isinstance(error, ConnectError):
         return True
     if isinstance(error, TransportError):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import ipaddress
-import json
 import ssl as ssl_module
 import time
 from collections.abc import Mapping
@@ -22,6 +21,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import attrs
 
+from enkash_async._fast import loads, paused_gc
 from enkash_async._version import __version__
 from enkash_async.errors import (
     APIError,
@@ -35,6 +35,7 @@ from enkash_async.errors import (
     RateLimitError,
     RequestTimeout,
     ServerError,
+    TLSError,
     TransportError,
     UnexpectedResponseError,
     ValidationError,
@@ -167,7 +168,8 @@ class Transport:
     ) -> tuple[int, Mapping[str, str], Any]:
         """POST and decode the JSON reply: ``(status, headers, decoded body)``.
 
-        Raises :class:`ConnectError`, :class:`RequestTimeout`, :class:`TransportError`,
+        Raises :class:`ConnectError` (:class:`TLSError` for a failed TLS handshake),
+        :class:`RequestTimeout`, :class:`TransportError`,
         an :class:`APIError` for a non-JSON error status, or :class:`UnexpectedResponseError`.
         """
         url = self.base_url + path
@@ -192,6 +194,15 @@ class Transport:
         except aiohttp.ConnectionTimeoutError as exc:
             raise ConnectError(
                 "connecting to EnKash timed out", method="POST", url=url, request_id=request_id
+            ) from exc
+        except (aiohttp.ClientSSLError, aiohttp.ServerFingerprintMismatch) as exc:
+            # Before ClientConnectorError, its base: a certificate is no passing outage.
+            raise TLSError(
+                f"TLS handshake with EnKash failed: {_tls_reason(exc)}; not retried. Check "
+                "the server certificate, or pass ssl= an SSLContext that trusts its CA",
+                method="POST",
+                url=url,
+                request_id=request_id,
             ) from exc
         except aiohttp.ClientConnectorError as exc:
             reason = exc.os_error.strerror or type(exc.os_error).__name__
@@ -218,11 +229,29 @@ class Transport:
         return status, reply_headers, _decode(raw, status, content_type, reply_headers, request_id)
 
 
+def _tls_reason(exc: aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch) -> str:
+    if isinstance(exc, aiohttp.ServerFingerprintMismatch):
+        return "the certificate does not match the pinned fingerprint"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        cause = exc.certificate_error
+        detail = getattr(cause, "verify_message", None) or getattr(cause, "reason", None)
+        return f"certificate not trusted ({detail or type(cause).__name__})"
+    cause = exc.os_error
+    return getattr(cause, "reason", None) or type(cause).__name__
+
+
+# Above this size a reply is a page of records: parse it with the collector paused.
+_LARGE_BODY = 256 * 1024
+
+
 def _decode(
     raw: bytes, status: int, content_type: str, headers: Mapping[str, str], request_id: str
 ) -> Any:
     try:
-        return json.loads(raw)
+        if len(raw) < _LARGE_BODY:
+            return loads(raw)
+        with paused_gc():
+            return loads(raw)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         text = raw[:400].decode("utf-8", "replace")
         looks_html = "html" in content_type or text.lstrip().startswith("<")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ from enkash_async._auth import PasswordLogin, StaticToken, TokenProvider
 from enkash_async._bulk import run_bounded
 from enkash_async._limits import RequestLimiter
 from enkash_async._pagination import MAX_PAGE_SIZE, SearchIterator
-from enkash_async._retry import RetryEvent, RetryPolicy, call_with_retries
+from enkash_async._retry import RetryEvent, RetryPolicy, call_with_retries, failure_status
 from enkash_async._transport import (
     USER_AGENT,
     Timeouts,
@@ -59,6 +60,9 @@ _ORDER_FIELDS: dict[str, str] = {
     **{_convert.wire_name(a.name): _convert.wire_name(a.name) for a in attrs.fields(Customer)},
 }
 
+
+# How many customers one reconciliation lookup by unique_ref_no reads.
+_LOOKUP_PAGE = 20
 
 # Statuses that tell the limiter EnKash is overloaded.
 _OVERLOAD_STATUSES = frozenset({429, 503})
@@ -339,14 +343,37 @@ class Customers:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _find_by_ref(self, ref: str, failure: EnkashError) -> Customer | None:
+        """The customer stored with exactly ``unique_ref_no == ref``, or None when EnKash
+        surely has none. Raises ``AmbiguousCreateError`` when that cannot be told."""
+        lookup = self.search(CustomerSearch(unique_ref_no=ref), page_size=_LOOKUP_PAGE, prefetch=0)
         try:
-            return await self.search(CustomerSearch(unique_ref_no=ref), max_items=1).first()
+            async with contextlib.aclosing(lookup.pages()) as pages:
+                page = await anext(pages, None)
         except EnkashError as exc:
             raise AmbiguousCreateError(
                 f"create of {ref!r} failed after it may have reached EnKash ({failure}), and "
                 f"looking it up failed too ({exc}); the customer may or may not exist",
                 cause=failure,
             ) from exc
+        if page is None:
+            return None
+        # Only an exact match counts: a filter EnKash applied loosely (or ignored) must
+        # not pass another customer off as this one.
+        for customer in page.items:
+            if customer.unique_ref_no == ref:
+                return customer
+        every_match_seen = page.next_offset is None and (
+            page.records_count is None or page.records_count <= len(page.items)
+        )
+        if every_match_seen:
+            return None  # and none is this customer
+        raise AmbiguousCreateError(
+            f"create of {ref!r} failed after it may have reached EnKash ({failure}), and "
+            f"looking it up by unique_ref_no matched {page.records_count or 'many'} customers, "
+            f"none of the first {len(page.items)} with exactly this reference; the customer "
+            "may or may not exist",
+            cause=failure,
+        )
 
     def create_many(
         self,
@@ -376,7 +403,12 @@ class Customers:
             reconciled = False
             error: EnkashError | None = None
             try:
-                if require_unique_ref and getattr(item, "unique_ref_no", None) is None:
+                # (Anything but a CustomerCreate is refused by _create, for what it is.)
+                if (
+                    require_unique_ref
+                    and isinstance(item, CustomerCreate)
+                    and item.unique_ref_no is None
+                ):
                     raise ValidationError(
                         [FieldError("unique_ref_no", "is required (require_unique_ref=True)")]
                     )
@@ -469,11 +501,8 @@ def _created_customer(payload: Any) -> Customer:
 def _is_ambiguous(error: EnkashError) -> bool:
     """Whether a failed create may have reached EnKash and been processed."""
     if isinstance(error, APIError):
-        return (
-            error.status is not None
-            and (error.status == 408 or error.status >= 500)
-            and (error.status != 503)
-        )
+        status = failure_status(error)  # a SYSTEM_ERROR envelope on HTTP 200 is a 500
+        return status is not None and (status == 408 or status >= 500) and status != 503
     if isinstance(error, ConnectError):
         return False
     return isinstance(error, (TransportError, UnexpectedResponseError))

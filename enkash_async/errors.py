@@ -7,6 +7,7 @@ cattrs exception escapes (the original is chained as ``__cause__``)::
     ├── ValidationError            (also ValueError) a request broke a rule; nothing was sent
     ├── TransportError             the request did not complete at the HTTP level
     │   ├── ConnectError           never reached EnKash (refused, DNS, connect timeout)
+    │   │   └── TLSError           the TLS handshake failed (untrusted certificate); not retried
     │   └── RequestTimeout         reached EnKash, no complete reply in time
     ├── APIError                   EnKash answered with an error (HTTP status or envelope)
     │   ├── BadRequestError        400, 422, VALIDATION_ERROR, UNPROCESSABLE_REQUEST,
@@ -46,6 +47,7 @@ __all__ = [
     "RateLimitError",
     "RequestTimeout",
     "ServerError",
+    "TLSError",
     "TransportError",
     "UnexpectedResponseError",
     "ValidationError",
@@ -152,6 +154,15 @@ class ConnectError(TransportError):
     """The connection could not be made (refused, DNS failure, connect timeout)."""
 
     sent = False
+
+
+class TLSError(ConnectError):
+    """The TLS handshake with EnKash failed: the certificate is not trusted or does not
+    match the host, or no TLS connection could be negotiated.
+
+    Nothing was sent. It is never retried, since a retry meets the same certificate:
+    fix the trust store (or pass ``ssl=`` an ``SSLContext`` that trusts the right CA).
+    """
 
 
 class RequestTimeout(TransportError):

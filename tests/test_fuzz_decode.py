@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import string
-from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
+from _seeds import seed_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -39,20 +38,7 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 # --------------------------------------------------------------------------- the seed
 
 
-def _seed_dir() -> Path | None:
-    for candidate in (
-        os.environ.get("ENKASH_SEEDS"),
-        Path(__file__).parent / "seeds",
-        "/work/shared/seeds",
-    ):
-        if candidate and Path(candidate, "README.md").is_file():
-            return Path(candidate)
-    return None
-
-
-SEEDS = _seed_dir()
-if SEEDS is None:  # pragma: no cover - the seed pages are the specification
-    pytest.skip("the EnKash seed pages are not available", allow_module_level=True)
+SEEDS = seed_dir()
 
 
 def _seed_patterns() -> dict[str, str]:

@@ -10,14 +10,13 @@ import copy
 import datetime as dt
 import itertools
 import json
-import os
 import re
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
+from _seeds import seed_dir
 
 from enkash_async._convert import customer_from_wire, page_from_wire, wire_name
 from enkash_async._validation import is_valid_gstin
@@ -38,21 +37,7 @@ from enkash_async.models import (
     SortDirection,
 )
 
-
-def _seed_dir() -> Path | None:
-    for candidate in (
-        os.environ.get("ENKASH_SEEDS"),
-        Path(__file__).parent / "seeds",
-        "/work/shared/seeds",
-    ):
-        if candidate and Path(candidate, "README.md").is_file():
-            return Path(candidate)
-    return None
-
-
-SEEDS = _seed_dir()
-if SEEDS is None:  # pragma: no cover - the seed pages are the specification
-    pytest.skip("the EnKash seed pages are not available", allow_module_level=True)
+SEEDS = seed_dir()
 
 
 def seed(prefix: str) -> str:

@@ -45,17 +45,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--customers", type=_positive, default=10_000)
     demo.add_argument("--concurrency", type=_positive, default=64)
-    demo.add_argument("--page-size", type=_positive, default=5000)
+    demo.add_argument("--page-size", type=_page_size, default=5000)
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument(
-        "--fault-rate", type=float, default=0.0,
+        "--fault-rate", type=_fraction, default=0.0,
         help="share of requests the fake server fails (0 to 1), to watch retries work",
     )
 
     serve = commands.add_parser("serve", help="run the fake EnKash server until interrupted")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--customers", type=int, default=1000)
+    serve.add_argument("--port", type=_port, default=8080, help="0 picks a free port")
+    serve.add_argument("--customers", type=_count, default=1000)
     serve.add_argument("--seed", type=int, default=0)
 
     customers = commands.add_parser("customers", help="create, search and import customers")
@@ -66,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--fake", action="store_true", help="run against an embedded fake EnKash server"
         )
-        sub.add_argument("--fake-customers", type=int, default=1000,
+        sub.add_argument("--fake-customers", type=_count, default=1000,
                          help="customers the embedded fake server starts with")
         if action == "create":
             sub.add_argument("--json", required=True, metavar="FILE",
@@ -98,16 +98,46 @@ def _search_flags(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--status", choices=[s.value for s in CustomerStatus])
     sub.add_argument("--order-by")
     sub.add_argument("--direction", choices=["ASC", "DESC"])
-    sub.add_argument("--page-size", type=_positive, default=5000)
+    sub.add_argument("--page-size", type=_page_size, default=5000)
     sub.add_argument("--max-items", type=int)
     sub.add_argument("--format", choices=["jsonl", "csv", "table"], default="jsonl")
     sub.add_argument("--output", default="-", help="a file, or - for stdout")
 
 
+def _integer(text: str, low: int, high: int | None = None) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < low or (high is not None and value > high):
+        bounds = f"at least {low}" if high is None else f"from {low} to {high}"
+        raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
+    return value
+
+
 def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
+    return _integer(text, 1)
+
+
+def _count(text: str) -> int:
+    return _integer(text, 0)
+
+
+def _page_size(text: str) -> int:
+    return _integer(text, 1, 5000)
+
+
+def _port(text: str) -> int:
+    return _integer(text, 0, 65535)
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1, got {text}")
     return value
 
 
@@ -123,19 +153,26 @@ def _filter(args: argparse.Namespace) -> CustomerSearch:
 
 @contextlib.asynccontextmanager
 async def _client(args: argparse.Namespace) -> AsyncIterator[EnkashClient]:
+    # The client's own limits (100 by default) must not cap a larger --concurrency.
+    width: int = max(100, getattr(args, "concurrency", 0))
     if args.fake:
         from enkash_async.testing import FakeEnkash
 
         async with (
             FakeEnkash(customers=args.fake_customers) as server,
-            EnkashClient(server.url, credentials=server.credentials) as client,
+            EnkashClient(
+                server.url, credentials=server.credentials,
+                max_concurrency=width, max_connections=width,
+            ) as client,
         ):
             yield client
         return
     environ = dict(os.environ)
     if args.base_url:
         environ["ENKASH_BASE_URL"] = args.base_url
-    async with EnkashClient.from_env(environ) as client:
+    async with EnkashClient.from_env(
+        environ, max_concurrency=width, max_connections=width
+    ) as client:
         yield client
 
 
@@ -179,6 +216,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EnkashError as exc:
         err(f"error: {exc}")
         return 1
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, and keep the interpreter's
+        # final flush of stdout from failing again.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a command killed by it
+    except UnicodeDecodeError as exc:
+        err(f"error: the input is not UTF-8 text ({exc.reason} at byte {exc.start})")
+        return 2
     except (OSError, json.JSONDecodeError) as exc:
         err(f"error: {exc}")
         return 2

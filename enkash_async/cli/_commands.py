@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from enkash_async import (
+    AmbiguousCreateError,
     Customer,
     CustomerCreate,
     CustomerSearch,
@@ -22,7 +23,7 @@ from enkash_async import (
     Reminder,
     ValidationError,
 )
-from enkash_async.cli._files import Checkpoint, InputError, read_rows
+from enkash_async.cli._files import Checkpoint, InputError, check_input, read_rows
 from enkash_async.cli._ui import err, progress, table
 
 __all__ = ["create", "demo", "import_file", "search", "serve", "synthetic_creates"]
@@ -65,7 +66,10 @@ async def demo(*, customers: int, concurrency: int, page_size: int, seed: int,
                 server.inject(Fault.status(status, retry_after=0), route="create",
                               rate=fault_rate / 2)
             server.inject(Fault.status(502), route="search", rate=fault_rate)
-        async with EnkashClient(server.url, credentials=server.credentials) as client:
+        async with EnkashClient(
+            server.url, credentials=server.credentials,
+            max_concurrency=max(100, concurrency), max_connections=max(100, concurrency),
+        ) as client:
             created: dict[str | None, str | None] = {}
             failures: Counter[str] = Counter()
             latencies: list[float] = []
@@ -128,9 +132,18 @@ def _ms(samples: list[float], quantile: float) -> str:
 
 async def serve(host: str, port: int, customers: int, seed: int) -> int:
     """Run the fake EnKash until interrupted, printing its URL and credentials as JSON."""
+    from enkash_async.testing import FakeEnkash
     from enkash_async.testing import serve as serve_fake
 
-    await serve_fake(host=host, port=port, customers=customers, seed=seed)
+    def ready(server: FakeEnkash) -> None:
+        # The real address (a --port of 0 is replaced by the port picked), as one JSON
+        # line a script can read; the credentials are the fake server's own, not secrets.
+        sys.stdout.write(json.dumps(server.connection_info()) + "\n")
+        sys.stdout.flush()
+        err(f"fake EnKash with {customers:,} customers listening on {server.url} "
+            "(Ctrl-C stops it)")
+
+    await serve_fake(host=host, port=port, customers=customers, seed=seed, ready=ready)
     return 0
 
 
@@ -139,11 +152,15 @@ async def serve(host: str, port: int, customers: int, seed: int) -> int:
 
 async def create(client: EnkashClient, source: str) -> int:
     """Create the customer in a JSON file (or stdin) and print EnKash's record as JSON."""
-    text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    name = "stdin" if source == "-" else source
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(0, f"{name}: is not UTF-8 text") from None
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise InputError(1, f"not valid JSON ({exc})") from None
+        raise InputError(0, f"{name}: not valid JSON ({exc})") from None
     customer = await client.customers.create(CustomerCreate.from_dict(data))
     print(json.dumps(customer.to_dict(), ensure_ascii=False, indent=2))
     return 0
@@ -177,7 +194,10 @@ async def search(
         shown: list[dict[str, Any]] = []
         with progress("exporting", None) as bar:
             async for page in results.pages():
-                bar.set_total(page.records_count)
+                total = page.records_count
+                if total is not None and max_items is not None:
+                    total = min(total, max_items)
+                bar.set_total(total)
                 if fmt == "jsonl":
                     for customer in page.items:
                         stream.write(json.dumps(customer.to_dict(), ensure_ascii=False) + "\n")
@@ -216,13 +236,14 @@ async def import_file(client: EnkashClient, path: str, *, concurrency: int, reje
                       checkpoint: str) -> int:
     """Create every row of a CSV/JSONL file, skipping rows a checkpoint says are done.
 
-    Rows that cannot be built or that EnKash refuses go to ``rejects`` with the reason.
-    Returns 1 if any row was rejected.
+    Rows that cannot be built or that EnKash refuses go to ``rejects`` with the reason
+    (rewritten each run: a rerun tries those rows again). Returns 1 if any row was rejected.
     """
+    check_input(path)  # a missing or unusable file leaves no rejects or checkpoint behind
     progress_file = Checkpoint(Path(checkpoint))
     rows_of: dict[int, int] = {}  # create_many index -> file row
     counts: Counter[str] = Counter()
-    with Path(rejects).open("a", encoding="utf-8") as rejected:
+    with Path(rejects).open("w", encoding="utf-8") as rejected:
 
         def reject(row: int, reason: str, errors: list[str] | None = None) -> None:
             counts["rejected"] += 1
@@ -249,9 +270,10 @@ async def import_file(client: EnkashClient, path: str, *, concurrency: int, reje
                                "answered; without a uniqueRefNo it cannot be checked, so it "
                                "is not sent again")
                         continue
-                    if await _already_created(client, customer):
+                    found = await _already_created(client, customer)
+                    if found is not None:
                         counts["reconciled"] += 1
-                        progress_file.mark_done(row, None)
+                        progress_file.mark_done(row, found.customer_id)
                         continue
                 progress_file.mark_sent(row, customer.unique_ref_no)
                 rows_of[counts["queued"]] = row
@@ -268,6 +290,8 @@ async def import_file(client: EnkashClient, path: str, *, concurrency: int, reje
                         counts["created"] += 1
                         progress_file.mark_done(row, result.customer.customer_id)
                     else:
+                        if not isinstance(result.error, AmbiguousCreateError):
+                            progress_file.mark_failed(row)  # EnKash surely does not have it
                         reject(row, str(result.error))
                     bar.advance()
         finally:
@@ -279,10 +303,9 @@ async def import_file(client: EnkashClient, path: str, *, concurrency: int, reje
     return 1 if counts["rejected"] else 0
 
 
-async def _already_created(client: EnkashClient, customer: CustomerCreate) -> bool:
-    """Whether a row an earlier run sent without seeing the reply exists in EnKash."""
-    found = await client.customers.search(
+async def _already_created(client: EnkashClient, customer: CustomerCreate) -> Customer | None:
+    """The customer a row an earlier run sent without seeing the reply became, if any."""
+    return await client.customers.search(
         CustomerSearch(unique_ref_no=customer.unique_ref_no), max_items=1
     ).first()
-    return found is not None
 

@@ -15,44 +15,73 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["Checkpoint", "InputError", "read_rows"]
+__all__ = ["Checkpoint", "InputError", "check_input", "read_rows"]
 
 # CSV cells are text; these wire fields are not.
 _BOOLEAN_FIELDS = frozenset(
     {"deleted", "mail_enabled", "sms_enabled", "whatsapp_enabled", "externalSource"}
 )
 _INTEGER_FIELDS = frozenset({"dueDateDifference", "reminderInterval"})
+# A dotted column's list index above this is a typo, not a list to build.
+_MAX_INDEX = 999
+_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json")
 
 
 class InputError(Exception):
-    """A row that cannot be read at all; ``row`` is its 1-based number."""
+    """A row that cannot be read at all; ``row`` is its 1-based number (0: the whole input)."""
 
     def __init__(self, row: int, message: str) -> None:
-        super().__init__(f"row {row}: {message}")
+        super().__init__(f"row {row}: {message}" if row else message)
         self.row = row
         self.message = message
 
 
+def check_input(path: str) -> None:
+    """Raise ``InputError`` or ``OSError`` now if ``path`` cannot be imported at all, so
+    nothing (rejects, checkpoint) is written for a file that is not there."""
+    if path == "-":
+        return
+    if Path(path).suffix.lower() not in _SUFFIXES:
+        raise InputError(0, f"{path}: use a .csv or .jsonl file")
+    with Path(path).open("rb"):
+        pass
+
+
 def read_rows(path: str) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
     """Yield ``(row number, wire dict or InputError)`` for each record in a CSV or JSONL file
-    (``-`` is JSONL on stdin). Rows are numbered from 1, not counting a CSV header."""
+    (``-`` is JSONL on stdin). Rows are numbered from 1, not counting a CSV header. A row
+    that is not UTF-8 text is an ``InputError`` for that row, not the end of the file."""
     if path == "-":
         yield from _jsonl(sys.stdin)
         return
+    check_input(path)
     file = Path(path)
-    suffix = file.suffix.lower()
-    if suffix not in (".csv", ".jsonl", ".ndjson", ".json"):
-        raise InputError(0, f"{path}: use a .csv or .jsonl file")
-    with file.open(encoding="utf-8-sig", newline="") as stream:
-        if suffix == ".csv":
+    # surrogateescape keeps undecodable bytes so the row holding them can be named.
+    with file.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as stream:
+        if file.suffix.lower() == ".csv":
             yield from _csv(stream)
         else:
             yield from _jsonl(stream)
 
 
+def _is_text(text: str) -> bool:
+    """False if ``text`` holds bytes that were not UTF-8 (kept as lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+_NOT_UTF8 = "is not UTF-8 text"
+
+
 def _jsonl(stream: IO[str]) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
     for number, line in enumerate(stream, start=1):
         if not line.strip():
+            continue
+        if not _is_text(line):
+            yield number, InputError(number, _NOT_UTF8)
             continue
         try:
             data = json.loads(line)
@@ -71,6 +100,9 @@ def _csv(stream: IO[str]) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
         if None in record:
             yield number, InputError(number, "has more cells than the header has columns")
             continue
+        if not all(_is_text(f"{k}{v or ''}") for k, v in record.items()):
+            yield number, InputError(number, _NOT_UTF8)
+            continue
         try:
             yield number, _nest({k: v for k, v in record.items() if v not in ("", None)})
         except ValueError as exc:
@@ -83,17 +115,26 @@ def _nest(flat: dict[str, str]) -> dict[str, Any]:
         parts = path.strip().split(".")
         target: Any = result
         for part, following in itertools.pairwise(parts):
+            kind: type[Any] = list if following.isdigit() else dict
             if isinstance(target, list):
+                if not part.isdigit():
+                    raise ValueError(f"column {path!r}: {part!r} is not a list index")
                 index = int(part)
+                if index > _MAX_INDEX:
+                    raise ValueError(f"column {path!r}: list index {index} is too large")
                 while len(target) <= index:
-                    target.append({} if not following.isdigit() else [])
+                    target.append(kind())
                 target = target[index]
             else:
-                target = target.setdefault(part, [] if following.isdigit() else {})
+                target = target.setdefault(part, kind())
+            if not isinstance(target, kind):
+                raise ValueError(f"column {path!r} clashes with another column")
         leaf = parts[-1]
         value = _cell(leaf, text)
         if isinstance(target, list):
             raise ValueError(f"column {path!r} ends in a list index")
+        if isinstance(target.get(leaf), (dict, list)):
+            raise ValueError(f"column {path!r} clashes with another column")
         target[leaf] = value
     for key, value in result.items():
         if isinstance(value, list):
@@ -120,14 +161,16 @@ def _cell(field: str, text: str) -> Any:
 class Checkpoint:
     """Which rows of an import were sent and which are done, kept in a JSON-lines file.
 
-    A row is written as ``sent`` before its request leaves and ``done`` once EnKash has
-    it, so after a crash the rows sent but not done are exactly the uncertain ones.
+    A row is written as ``sent`` before its request leaves, ``done`` once EnKash has it
+    and ``failed`` once EnKash surely does not, so after a crash the rows sent but neither
+    done nor failed are exactly the uncertain ones.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.done: dict[int, str | None] = {}
         self.sent: set[int] = set()
+        failed: set[int] = set()
         if path.exists():
             for line in path.read_text(encoding="utf-8").splitlines():
                 try:
@@ -140,8 +183,13 @@ class Checkpoint:
                     self.done[row] = entry.get("customerId")
                 elif state == "sent":
                     self.sent.add(row)
-        self.uncertain = self.sent - set(self.done)
+                    failed.discard(row)  # sent again after failing: uncertain again
+                elif state == "failed":
+                    failed.add(row)
+        self.uncertain = self.sent - set(self.done) - failed
         self._stream = path.open("a", encoding="utf-8")
+        if self._stream.tell() and not _ends_with_newline(path):
+            self._stream.write("\n")  # end a line cut short, so the next is whole
 
     def mark_sent(self, row: int, unique_ref_no: str | None) -> None:
         self._write({"row": row, "state": "sent", "uniqueRefNo": unique_ref_no})
@@ -150,9 +198,19 @@ class Checkpoint:
         self.done[row] = customer_id
         self._write({"row": row, "state": "done", "customerId": customer_id})
 
+    def mark_failed(self, row: int) -> None:
+        """EnKash answered and did not create the row (a rerun may send it again)."""
+        self._write({"row": row, "state": "failed"})
+
     def _write(self, entry: dict[str, Any]) -> None:
         self._stream.write(json.dumps(entry) + "\n")
         self._stream.flush()
 
     def close(self) -> None:
         self._stream.close()
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as stream:
+        stream.seek(-1, 2)
+        return stream.read(1) == b"\n"

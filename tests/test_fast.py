@@ -1,0 +1,54 @@
+"""The decode speed-ups change nothing about what is accepted."""
+
+from __future__ import annotations
+
+import gc
+import json
+import math
+
+import pytest
+
+from enkash_async import _fast
+
+
+def test_loads_accepts_what_only_the_standard_parser_accepts() -> None:
+    body = b'{"netAmount": NaN}'  # Java's Jackson can write it; orjson refuses it
+    assert math.isnan(_fast.loads(body)["netAmount"])
+
+
+def test_loads_keeps_int64_identifiers_exact() -> None:
+    body = b'{"id": 9223372036854775807, "recordsCount": -9223372036854775808}'
+    assert _fast.loads(body) == json.loads(body)
+
+
+def test_loads_raises_value_error_for_a_truncated_body() -> None:
+    with pytest.raises(ValueError):
+        _fast.loads(b'{"payload": {"data": [')
+
+
+def test_loads_works_without_orjson(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_fast, "_orjson_loads", None)
+    assert _fast.loads(b'{"a": [1, 2.5, null]}') == {"a": [1, 2.5, None]}
+
+
+def test_paused_gc_restores_an_enabled_collector() -> None:
+    assert gc.isenabled()
+    with _fast.paused_gc():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_paused_gc_leaves_a_disabled_collector_disabled() -> None:
+    gc.disable()
+    try:
+        with _fast.paused_gc():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_paused_gc_restores_the_collector_when_the_block_raises() -> None:
+    with pytest.raises(RuntimeError), _fast.paused_gc():
+        raise RuntimeError("boom")
+    assert gc.isenabled()

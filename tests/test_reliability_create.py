@@ -1,0 +1,500 @@
+"""Exactly-once create: an ambiguous failure is reconciled by ``unique_ref_no``, never resent blind.
+
+EnKash has no idempotency key. When a create fails after it may have reached EnKash
+(a read timeout, 500/502/504, a SYSTEM_ERROR envelope, a disconnect after sending, an
+unreadable 2xx), a customer with ``unique_ref_no`` is looked up: found, it is returned
+(``reconciled``); not found, it is sent again. Without a ref the outcome is unknown and
+``AmbiguousCreateError`` says so. Failures that surely left EnKash untouched are not
+reconciled at all.
+
+Unit tests mock HTTP with aioresponses; the integration tests at the end run the real
+faults (the customer stored, then the reply broken) against the fake EnKash server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.client_reqrep import ConnectionKey
+from aioresponses import aioresponses
+
+from enkash_async import (
+    AmbiguousCreateError,
+    BadRequestError,
+    ConnectError,
+    CreateResult,
+    CustomerCreate,
+    EnkashClient,
+    EnkashError,
+    KeyContactCreate,
+    PaginationDriftWarning,
+    RateLimitError,
+    RequestTimeout,
+    RetryPolicy,
+    ServerError,
+    Timeouts,
+    TransportError,
+    UnexpectedResponseError,
+    ValidationError,
+)
+from enkash_async.testing import FakeEnkash, Fault
+
+BASE = "https://api.enkash.test"
+CREATE = f"{BASE}/api/v0/customer"
+SEARCH = re.compile(r"^https://api\.enkash\.test/api/v0/customer/search\?")
+CONNECTION_KEY = ConnectionKey("api.enkash.test", 443, True, True, None, None, None)
+REF = "ERP-0000042"
+
+
+async def _no_sleep(seconds: float) -> None:
+    pass
+
+
+def new_customer(ref: str | None = REF, name: str = "Acme Traders Pvt Ltd") -> CustomerCreate:
+    return CustomerCreate(
+        legal_name=name,
+        customer_key_contacts=[
+            KeyContactCreate(name="Asha Rao", legal_name=name, mobile="9876543210", deleted=False)
+        ],
+        unique_ref_no=ref,
+    )
+
+
+def stored(customer_id: str = "CUST0000042", ref: str | None = REF) -> dict[str, Any]:
+    return {"customerId": customer_id, "id": 42, "legalName": "Acme", "uniqueRefNo": ref}
+
+
+def ok(payload: Any) -> dict[str, Any]:
+    return {"errorResponse": None, "payload": payload, "response_code": 0}
+
+
+def found(*customers: dict[str, Any], total: int | None = None) -> dict[str, Any]:
+    count = len(customers) if total is None else total
+    return ok({"data": list(customers), "recordsCount": count})
+
+
+def failed(error_type: str = "SYSTEM_ERROR", code: int = 500) -> dict[str, Any]:
+    return {
+        "errorResponse": {"errorType": error_type, "errorMessage": "it failed"},
+        "payload": None,
+        "response_code": code,
+    }
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[EnkashClient]:
+    async with EnkashClient(BASE, token="t", retry=RetryPolicy(sleep=_no_sleep)) as c:
+        yield c
+
+
+def sent(m: aioresponses, path: str) -> list[Any]:
+    """The JSON bodies sent to ``path`` (``/api/v0/customer`` or ``.../search``), in order."""
+    return [
+        json.loads(call.kwargs["data"])
+        for (_, url), calls in m.requests.items()
+        if url.path == path
+        for call in calls
+    ]
+
+
+def creates(m: aioresponses) -> list[Any]:
+    return sent(m, "/api/v0/customer")
+
+
+def lookups(m: aioresponses) -> list[Any]:
+    return sent(m, "/api/v0/customer/search")
+
+
+# Each way a create can fail after the request may have reached EnKash.
+AMBIGUOUS: dict[str, Callable[[aioresponses], None]] = {
+    "http_500": lambda m: m.post(CREATE, status=500, payload=failed()),
+    "http_502": lambda m: m.post(CREATE, status=502, payload=failed()),
+    "http_504": lambda m: m.post(CREATE, status=504, payload=failed()),
+    "http_502_html": lambda m: m.post(
+        CREATE, status=502, body="<html><body>502 Bad Gateway</body></html>"
+    ),
+    "system_error_on_http_200": lambda m: m.post(CREATE, payload=failed()),
+    "read_timeout": lambda m: m.post(CREATE, exception=asyncio.TimeoutError()),
+    "disconnect_after_sending": lambda m: m.post(
+        CREATE, exception=aiohttp.ServerDisconnectedError()
+    ),
+    "body_cut_off": lambda m: m.post(
+        CREATE, exception=aiohttp.ClientPayloadError("Response payload is not completed")
+    ),
+    "unreadable_2xx": lambda m: m.post(CREATE, status=200, body=b'{"errorResponse":null,"pay'),
+    "2xx_without_payload": lambda m: m.post(CREATE, payload=ok(None)),
+}
+
+
+# --------------------------------------------------------------------------- reconciled
+
+
+@pytest.mark.parametrize("failure", AMBIGUOUS)
+async def test_ambiguous_failure_with_ref_found_by_lookup_returns_it_without_resending(
+    client: EnkashClient, failure: str
+) -> None:
+    with aioresponses() as m:
+        AMBIGUOUS[failure](m)
+        m.post(SEARCH, payload=found(stored()))
+        customer = await client.customers.create(new_customer())
+        assert len(creates(m)) == 1
+        assert lookups(m) == [{"uniqueRefNo": REF}]
+    assert customer.customer_id == "CUST0000042"
+    assert client.stats.reconciled == 1
+
+
+@pytest.mark.parametrize("failure", AMBIGUOUS)
+async def test_ambiguous_failure_with_ref_not_found_is_sent_again(
+    client: EnkashClient, failure: str
+) -> None:
+    with aioresponses() as m:
+        AMBIGUOUS[failure](m)
+        m.post(SEARCH, payload=found())
+        m.post(CREATE, payload=ok(stored("CUST0000043")))
+        customer = await client.customers.create(new_customer())
+        bodies = creates(m)
+        assert len(lookups(m)) == 1
+    assert len(bodies) == 2
+    assert bodies[0] == bodies[1]
+    assert customer.customer_id == "CUST0000043"
+    assert client.stats.reconciled == 0
+
+
+async def test_create_many_marks_a_customer_found_by_lookup_as_reconciled(
+    client: EnkashClient,
+) -> None:
+    with aioresponses() as m:
+        m.post(CREATE, status=504, payload=failed())
+        m.post(SEARCH, payload=found(stored()))
+        [result] = [r async for r in client.customers.create_many([new_customer()])]
+    assert result.ok and result.reconciled and result.error is None
+    assert result.customer is not None and result.customer.customer_id == "CUST0000042"
+    assert result.attempts == 1
+
+
+async def test_create_many_marks_a_resent_customer_as_not_reconciled(
+    client: EnkashClient,
+) -> None:
+    with aioresponses() as m:
+        m.post(CREATE, status=500, payload=failed())
+        m.post(SEARCH, payload=found())
+        m.post(CREATE, payload=ok(stored()))
+        [result] = [r async for r in client.customers.create_many([new_customer()])]
+    assert result.ok and not result.reconciled
+    assert result.attempts == 2
+
+
+async def test_lookup_match_must_have_exactly_the_ref(client: EnkashClient) -> None:
+    # A loosely applied filter (a prefix match, or none at all) returns other customers:
+    # none of them may be taken for this one, or the create would be silently lost.
+    others = [stored(f"CUST{i}", ref=f"{REF}{i}") for i in range(3)]
+    with aioresponses() as m:
+        m.post(CREATE, status=500, payload=failed())
+        m.post(SEARCH, payload=found(*others))
+        m.post(CREATE, payload=ok(stored("CUST0000043")))
+        customer = await client.customers.create(new_customer())
+        assert len(creates(m)) == 2
+    assert customer.customer_id == "CUST0000043"
+
+
+async def test_lookup_picks_the_exact_ref_among_loose_matches(client: EnkashClient) -> None:
+    with aioresponses() as m:
+        m.post(CREATE, status=500, payload=failed())
+        m.post(SEARCH, payload=found(stored("CUST1", ref=REF + "7"), stored("CUST2")))
+        customer = await client.customers.create(new_customer())
+        assert len(creates(m)) == 1
+    assert customer.customer_id == "CUST2"
+
+
+async def test_lookup_too_loose_to_tell_raises_ambiguous_and_does_not_resend(
+    client: EnkashClient,
+) -> None:
+    # More matches than one lookup reads, none of them exact: the customer may be further on.
+    others = [stored(f"CUST{i}", ref=f"OTHER-{i}") for i in range(20)]
+    with aioresponses() as m:
+        m.post(CREATE, status=500, payload=failed())
+        m.post(SEARCH, payload=found(*others, total=50_000))
+        with pytest.raises(AmbiguousCreateError, match="may or may not exist"):
+            await client.customers.create(new_customer())
+        assert len(creates(m)) == 1
+
+
+async def test_lookup_short_of_the_count_it_reports_raises_ambiguous(
+    client: EnkashClient,
+) -> None:
+    # One match shown of five counted, not this customer: the others may include it.
+    with aioresponses() as m:
+        m.post(CREATE, status=500, payload=failed())
+        m.post(SEARCH, payload=found(stored("CUST1", ref="OTHER-1"), total=5))
+        with (
+            pytest.warns(PaginationDriftWarning),
+            pytest.raises(AmbiguousCreateError, match="may or may not exist"),
+        ):
+            await client.customers.create(new_customer())
+        assert len(creates(m)) == 1
+
+
+async def test_lookup_that_fails_raises_ambiguous_with_the_create_failure_as_cause(
+    client: EnkashClient,
+) -> None:
+    with aioresponses() as m:
+        m.post(CREATE, status=502, payload=failed())
+        for _ in range(4):
+            m.post(SEARCH, status=503, payload=failed())
+        with pytest.raises(AmbiguousCreateError, match="looking it up failed") as info:
+            await client.customers.create(new_customer())
+        assert len(creates(m)) == 1
+        assert len(lookups(m)) == 4  # the lookup is a search: retried like one
+    assert isinstance(info.value.cause, ServerError) and info.value.cause.status == 502
+
+
+async def test_create_failing_ambiguously_every_round_stops_after_max_attempts(
+    client: EnkashClient,
+) -> None:
+    with aioresponses() as m:
+        for _ in range(4):
+            m.post(CREATE, status=500, payload=failed())
+            m.post(SEARCH, payload=found())
+        with pytest.raises(ServerError):
+            await client.customers.create(new_customer())
+        assert len(creates(m)) == 4
+        assert len(lookups(m)) == 4
+
+
+# --------------------------------------------------------------------------- no ref
+
+
+@pytest.mark.parametrize("failure", AMBIGUOUS)
+async def test_ambiguous_failure_without_ref_raises_ambiguous_and_is_not_resent(
+    client: EnkashClient, failure: str
+) -> None:
+    with aioresponses() as m:
+        AMBIGUOUS[failure](m)
+        with pytest.raises(AmbiguousCreateError) as info:
+            await client.customers.create(new_customer(ref=None))
+        assert len(creates(m)) == 1
+        assert lookups(m) == []
+    error = info.value
+    assert isinstance(error, EnkashError)
+    assert "may or may not exist" in str(error)  # the outcome is unknown ...
+    assert "unique_ref_no" in str(error)  # ... and how to make creates safe
+    assert error.cause is not None
+
+
+async def test_create_many_reports_ambiguous_without_ref_in_the_result(
+    client: EnkashClient,
+) -> None:
+    with aioresponses() as m:
+        m.post(CREATE, status=500, payload=failed())
+        [result] = [r async for r in client.customers.create_many([new_customer(ref=None)])]
+        assert len(creates(m)) == 1
+    assert not result.ok
+    assert isinstance(result.error, AmbiguousCreateError)
+    assert result.attempts == 1
+
+
+async def test_require_unique_ref_refuses_inputs_without_a_ref_unsent(
+    client: EnkashClient,
+) -> None:
+    inputs = [new_customer("ERP-1"), new_customer(None), new_customer("ERP-3")]
+    with aioresponses() as m:
+        m.post(CREATE, payload=ok(stored("C1", "ERP-1")))
+        m.post(CREATE, payload=ok(stored("C3", "ERP-3")))
+        results = [r async for r in client.customers.create_many(inputs, require_unique_ref=True)]
+        bodies = creates(m)
+    assert [b.get("uniqueRefNo") for b in bodies] == ["ERP-1", "ERP-3"]
+    assert [r.ok for r in results] == [True, False, True]
+    refused = results[1]
+    assert isinstance(refused.error, ValidationError)
+    assert refused.error.fields == ("unique_ref_no",)
+    assert refused.attempts == 0
+    assert refused.input is inputs[1]
+
+
+# --------------------------------------------------------------------------- not ambiguous
+
+
+async def test_bad_request_is_raised_without_lookup(client: EnkashClient) -> None:
+    with aioresponses() as m:
+        m.post(CREATE, status=400, payload=failed("VALIDATION_ERROR", 400))
+        with pytest.raises(BadRequestError):
+            await client.customers.create(new_customer())
+        assert len(creates(m)) == 1
+        assert lookups(m) == []
+
+
+async def test_validation_error_in_a_200_envelope_is_raised_without_lookup(
+    client: EnkashClient,
+) -> None:
+    with aioresponses() as m:
+        m.post(CREATE, payload=failed("VALIDATION_ERROR", 400))
+        with pytest.raises(BadRequestError):
+            await client.customers.create(new_customer())
+        assert lookups(m) == []
+
+
+async def test_a_4xx_is_not_ambiguous_whatever_error_type_it_carries(
+    client: EnkashClient,
+) -> None:
+    with aioresponses() as m:
+        m.post(CREATE, status=409, payload=failed("SYSTEM_ERROR", 409))
+        with pytest.raises(ServerError) as info:
+            await client.customers.create(new_customer())
+        assert len(creates(m)) == 1
+        assert lookups(m) == []
+    assert info.value.status == 409
+
+
+async def test_connect_error_after_retries_is_raised_without_lookup(
+    client: EnkashClient,
+) -> None:
+    refused = aiohttp.ClientConnectorError(CONNECTION_KEY, ConnectionRefusedError(111, "no"))
+    with aioresponses() as m:
+        for _ in range(4):
+            m.post(CREATE, exception=refused)
+        with pytest.raises(ConnectError):
+            await client.customers.create(new_customer())
+        assert len(creates(m)) == 4  # never reached EnKash: safe to resend
+        assert lookups(m) == []
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_overload_after_retries_is_raised_without_lookup(
+    client: EnkashClient, status: int
+) -> None:
+    with aioresponses() as m:
+        for _ in range(4):
+            m.post(CREATE, status=status, payload=failed("UNKNOWN_ERROR", status))
+        with pytest.raises((RateLimitError, ServerError)) as info:
+            await client.customers.create(new_customer())
+        assert len(creates(m)) == 4  # refused unprocessed: safe to resend
+        assert lookups(m) == []
+    assert isinstance(info.value, RateLimitError if status == 429 else ServerError)
+
+
+async def test_overload_then_success_is_created_once_without_lookup(
+    client: EnkashClient,
+) -> None:
+    with aioresponses() as m:
+        m.post(CREATE, status=503, payload=failed())
+        m.post(CREATE, payload=ok(stored()))
+        [result] = [r async for r in client.customers.create_many([new_customer()])]
+        assert lookups(m) == []
+    assert result.ok and not result.reconciled and result.attempts == 2
+
+
+# --------------------------------------------------------------------------- fake EnKash
+
+FAST = RetryPolicy(initial_backoff=0.001, max_backoff=0.01, max_retry_after=0.01)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeEnkash]:
+    async with FakeEnkash(seed=5) as s:
+        yield s
+
+
+@pytest.fixture
+async def live(server: FakeEnkash) -> AsyncIterator[EnkashClient]:
+    async with EnkashClient(server.url, token=server.token, retry=FAST) as c:
+        yield c
+
+
+async def create_one(client: EnkashClient, customer: CustomerCreate) -> CreateResult:
+    [result] = [r async for r in client.customers.create_many([customer])]
+    return result
+
+
+COMMITTED_THEN_BROKEN = {
+    "status_500": Fault.after_commit(status=500),
+    "status_502_html": Fault.after_commit(status=502, html=True),
+    "status_504": Fault.after_commit(status=504),
+    "disconnect": Fault.after_commit(disconnect=True),
+    "truncated": Fault.after_commit(truncated=True),
+}
+
+
+@pytest.mark.parametrize("fault", COMMITTED_THEN_BROKEN)
+async def test_customer_stored_before_the_reply_broke_is_reconciled_not_duplicated(
+    server: FakeEnkash, live: EnkashClient, fault: str
+) -> None:
+    server.inject(COMMITTED_THEN_BROKEN[fault], route="create", times=1)
+    result = await create_one(live, new_customer())
+    assert result.ok and result.reconciled
+    [only] = server.find_by_unique_ref(REF)
+    assert result.customer is not None and result.customer.customer_id == only["customerId"]
+    assert server.stats.requests["create"] == 1
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Fault.status(500), Fault.status(502), Fault.html(504), Fault.drop(), Fault.truncated()],
+    ids=["500", "502", "504_html", "drop", "truncated"],
+)
+async def test_customer_not_stored_after_an_ambiguous_failure_is_resent_once(
+    server: FakeEnkash, live: EnkashClient, fault: Fault
+) -> None:
+    server.inject(fault, route="create", times=1)
+    result = await create_one(live, new_customer())
+    assert result.ok and not result.reconciled
+    assert len(server.find_by_unique_ref(REF)) == 1
+    assert server.stats.requests["create"] == 2
+    assert result.attempts == 2
+
+
+async def test_read_timeout_after_the_customer_was_stored_is_reconciled(
+    server: FakeEnkash,
+) -> None:
+    server.inject(Fault.after_commit(delay=0.6), route="create", times=1)
+    async with EnkashClient(
+        server.url, token=server.token, retry=FAST, timeouts=Timeouts(attempt=0.2)
+    ) as client:
+        result = await create_one(client, new_customer())
+    assert result.ok and result.reconciled
+    assert len(server.find_by_unique_ref(REF)) == 1
+
+
+async def test_stored_then_broken_without_ref_is_ambiguous_and_stored_once(
+    server: FakeEnkash, live: EnkashClient
+) -> None:
+    server.inject(Fault.after_commit(status=500), route="create", times=1)
+    result = await create_one(live, new_customer(ref=None))
+    assert isinstance(result.error, AmbiguousCreateError)
+    assert isinstance(result.error.cause, ServerError)
+    assert server.stats.created == 1
+    assert server.stats.requests == {"create": 1}
+
+
+@pytest.mark.parametrize(
+    "fault, error",
+    [
+        (Fault.after_commit(disconnect=True), TransportError),
+        (Fault.after_commit(truncated=True), UnexpectedResponseError),
+    ],
+    ids=["disconnect", "truncated"],
+)
+async def test_broken_reply_without_ref_names_its_cause(
+    server: FakeEnkash, live: EnkashClient, fault: Fault, error: type[EnkashError]
+) -> None:
+    server.inject(fault, route="create", times=1)
+    with pytest.raises(AmbiguousCreateError) as info:
+        await live.customers.create(new_customer(ref=None))
+    assert isinstance(info.value.cause, error)
+    assert server.stats.created == 1
+
+
+async def test_read_timeout_without_ref_is_ambiguous(server: FakeEnkash) -> None:
+    server.inject(Fault.after_commit(delay=0.6), route="create", times=1)
+    async with EnkashClient(
+        server.url, token=server.token, retry=FAST, timeouts=Timeouts(attempt=0.2)
+    ) as client:
+        with pytest.raises(AmbiguousCreateError) as info:
+            await client.customers.create(new_customer(ref=None))
+    assert isinstance(info.value.cause, RequestTimeout)
+    assert server.stats.requests == {"create": 1}
