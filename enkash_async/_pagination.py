@@ -18,11 +18,15 @@ import attrs
 from enkash_async.errors import PaginationDriftWarning, PaginationError
 from enkash_async.models import Page
 
-__all__ = ["MAX_PAGE_SIZE", "SearchIterator"]
+__all__ = ["DEFAULT_PREFETCH", "MAX_PAGE_SIZE", "SearchIterator"]
 
 T = TypeVar("T")
 
 MAX_PAGE_SIZE = 5000
+
+# Measured on 2 cores with 20 ms pages of 1000: 0 and 1 stream alike (a page's decoding
+# is part of its fetch), 2 nearly doubles throughput, 4 adds little more for more memory.
+DEFAULT_PREFETCH = 2
 
 Fetch = Callable[[int, int], Awaitable[tuple[list[T], "int | None"]]]
 
@@ -57,7 +61,7 @@ class SearchIterator(Generic[T]):
         page_size: int,
         start_offset: int = 0,
         max_items: int | None = None,
-        prefetch: int = 1,
+        prefetch: int = DEFAULT_PREFETCH,
         key: Callable[[T], Hashable] | None = None,
         dedupe: bool = False,
         consistent: bool = False,

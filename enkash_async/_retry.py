@@ -174,6 +174,19 @@ async def call_with_retries(
         if policy.on_retry is not None:
             policy.on_retry(event)
 
+    # Most calls succeed at once: only a failure that may be retried pays for tenacity.
+    try:
+        return await attempt()
+    except EnkashError as exc:
+        if policy.max_attempts <= 1 or not is_retryable(exc, policy, idempotent=idempotent):
+            raise
+        failures = [exc]
+
+    async def replay_then_attempt() -> T:
+        if failures:  # tenacity's attempt 1 is the one already made
+            raise failures.pop()
+        return await attempt()
+
     retrying = tenacity.AsyncRetrying(
         stop=stop,
         wait=wait,
@@ -184,4 +197,4 @@ async def call_with_retries(
         before_sleep=before_sleep,
         reraise=True,
     )
-    return await retrying(attempt)
+    return await retrying(replay_then_attempt)

@@ -19,7 +19,7 @@ from enkash_async import _convert
 from enkash_async._auth import PasswordLogin, StaticToken, TokenProvider
 from enkash_async._bulk import run_bounded
 from enkash_async._limits import RequestLimiter
-from enkash_async._pagination import MAX_PAGE_SIZE, SearchIterator
+from enkash_async._pagination import DEFAULT_PREFETCH, MAX_PAGE_SIZE, SearchIterator
 from enkash_async._retry import RetryEvent, RetryPolicy, call_with_retries, failure_status
 from enkash_async._transport import (
     USER_AGENT,
@@ -436,7 +436,7 @@ class Customers:
         max_items: int | None = None,
         order_by: str | None = None,
         direction: SortDirection | str | None = None,
-        prefetch: int = 1,
+        prefetch: int = DEFAULT_PREFETCH,
         dedupe: bool = False,
         consistent: bool = False,
         retry: RetryPolicy | None = None,
@@ -445,8 +445,9 @@ class Customers:
 
         Returns at once; nothing is sent until the result is iterated. ``page_size`` is
         1 to 5000; ``order_by`` a ``Customer`` attribute (or its wire name);
-        ``start_offset`` resumes; ``max_items`` caps; ``prefetch`` pages are fetched
-        ahead concurrently once the total is known. ``dedupe`` yields each customer once;
+        ``start_offset`` resumes; ``max_items`` caps; up to ``prefetch`` pages are fetched
+        ahead concurrently once the total is known (0: one page at a time; at most
+        ``prefetch + 1`` pages are held in memory). ``dedupe`` yields each customer once;
         ``consistent`` raises ``PaginationError`` if the total changes mid-search (see
         :class:`~enkash_async.SearchIterator` for what each mode guarantees).
 
