@@ -11,11 +11,10 @@ import asyncio
 import base64
 import logging
 import time
-import uuid
 from typing import Any
 
 from enkash_async._retry import RetryPolicy, call_with_retries
-from enkash_async._transport import Transport, raise_for_envelope
+from enkash_async._transport import Transport, new_request_id, raise_for_envelope
 from enkash_async.auth import PasswordCredentials
 from enkash_async.errors import (
     AuthenticationError,
@@ -142,7 +141,7 @@ class PasswordLogin(TokenProvider):
             "grant_type": "password",
             "clientId": creds.client_id,
         }
-        request_id = uuid.uuid4().hex
+        request_id = new_request_id()
 
         async def attempt() -> tuple[int, Any]:
             status, headers, data = await self._transport.post(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator
 
 from aiolimiter import AsyncLimiter
 
@@ -62,17 +61,10 @@ class RequestLimiter:
             f"max_concurrency={self.max_concurrency}, adaptive={self.adaptive})"
         )
 
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[_Slot]:
-        """Hold one request slot; tell it how the request ended with ``slot.overloaded()``."""
-        if self._rate is not None:
-            await self._rate.acquire()
-        await self._acquire()
-        slot = _Slot(self._started)
-        try:
-            yield slot
-        finally:
-            self._release(slot)
+    def slot(self) -> _Slot:
+        """``async with limiter.slot() as slot``: hold one request slot while the request
+        runs; tell it how the request ended with ``slot.overloaded()``/``slot.succeeded()``."""
+        return _Slot(self)
 
     async def _acquire(self) -> None:
         while self.in_flight >= max(1, int(self.window)):
@@ -111,12 +103,25 @@ class RequestLimiter:
 
 
 class _Slot:
-    __slots__ = ("overload", "sequence", "success")
+    # A class, not @asynccontextmanager: this runs once per request, on the hot path.
+    __slots__ = ("_limiter", "overload", "sequence", "success")
 
-    def __init__(self, sequence: int) -> None:
-        self.sequence = sequence
+    def __init__(self, limiter: RequestLimiter) -> None:
+        self._limiter = limiter
+        self.sequence = 0
         self.overload = False
         self.success = False
+
+    async def __aenter__(self) -> _Slot:
+        limiter = self._limiter
+        if limiter._rate is not None:
+            await limiter._rate.acquire()
+        await limiter._acquire()
+        self.sequence = limiter._started
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._limiter._release(self)
 
     def overloaded(self) -> None:
         """The request was refused for load (429, 503)."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import ipaddress
+import itertools
+import os
 import ssl as ssl_module
 import time
 from collections.abc import Mapping
@@ -42,9 +44,26 @@ from enkash_async.errors import (
     excerpt,
 )
 
-__all__ = ["Reply", "Timeouts", "Transport", "check_base_url", "raise_for_envelope"]
+__all__ = [
+    "Reply",
+    "Timeouts",
+    "Transport",
+    "check_base_url",
+    "new_request_id",
+    "raise_for_envelope",
+]
 
 USER_AGENT = f"enkash-async/{__version__}"
+
+# Request ids: random per process, then a counter (uuid4 per request costs a syscall).
+_REQUEST_ID_PREFIX = os.urandom(6).hex()
+_request_numbers = itertools.count(1)
+
+
+def new_request_id() -> str:
+    """A request id unique across processes and calls, for ``X-Request-Id``."""
+    return f"{_REQUEST_ID_PREFIX}-{next(_request_numbers):x}"
+
 REQUEST_ID_HEADER = "X-Request-Id"
 TOKEN_INVALID_CODE = 117
 

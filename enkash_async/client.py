@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import ssl as ssl_module
 import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -18,6 +16,7 @@ import attrs
 from enkash_async import _convert
 from enkash_async._auth import PasswordLogin, StaticToken, TokenProvider
 from enkash_async._bulk import run_bounded
+from enkash_async._fast import dumps
 from enkash_async._limits import RequestLimiter
 from enkash_async._pagination import DEFAULT_PREFETCH, MAX_PAGE_SIZE, SearchIterator
 from enkash_async._retry import RetryEvent, RetryPolicy, call_with_retries, failure_status
@@ -26,6 +25,7 @@ from enkash_async._transport import (
     Timeouts,
     Transport,
     check_base_url,
+    new_request_id,
     raise_for_envelope,
 )
 from enkash_async.auth import PasswordCredentials
@@ -206,7 +206,7 @@ class EnkashClient:
         through ``decode`` when given (its ``UnexpectedResponseError`` then names the
         reply's status and request id)."""
         policy = retry or self.retry
-        request_id = uuid.uuid4().hex
+        request_id = new_request_id()
         for renewed in (False, True):
             token = await self._auth.token()
             headers = {"Authorization": f"Bearer {token}"}
@@ -258,7 +258,7 @@ class EnkashClient:
 
 
 def _json(data: Any) -> bytes:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    return dumps(data)
 
 
 class Customers:

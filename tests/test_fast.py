@@ -52,3 +52,24 @@ def test_paused_gc_restores_the_collector_when_the_block_raises() -> None:
     with pytest.raises(RuntimeError), _fast.paused_gc():
         raise RuntimeError("boom")
     assert gc.isenabled()
+
+
+@pytest.mark.parametrize("with_orjson", [True, False], ids=["orjson", "stdlib"])
+def test_dumps_writes_compact_utf8_json_either_way(
+    monkeypatch: pytest.MonkeyPatch, with_orjson: bool
+) -> None:
+    if not with_orjson:
+        monkeypatch.setattr(_fast, "_orjson_dumps", None)
+    data = {"legalName": "Śrī Traders", "amount": 12.5, "ok": True, "none": None, "xs": [1]}
+    written = _fast.dumps(data)
+    assert json.loads(written) == data
+    assert "Śrī".encode() in written  # UTF-8, not \\u escapes
+    assert b": " not in written and b", " not in written
+
+
+def test_request_ids_are_unique_and_share_a_process_prefix() -> None:
+    from enkash_async._transport import new_request_id
+
+    ids = [new_request_id() for _ in range(1000)]
+    assert len(set(ids)) == 1000
+    assert len({i.split("-")[0] for i in ids}) == 1
