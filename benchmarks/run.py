@@ -148,15 +148,18 @@ async def stream_pydantic(info: dict[str, str], total: int, page_size: int) -> f
 
 
 async def stream_client(info: dict[str, str], total: int, page_size: int,
-                        prefetch: int = 1) -> float:
+                        prefetch: int | None = None) -> float:
     from enkash_async import EnkashClient
 
     async with EnkashClient(info["url"], token=info["token"]) as client:
         started = time.perf_counter()
         count = 0
-        async for _customer in client.customers.search(
-            page_size=page_size, max_items=total, prefetch=prefetch
-        ):
+        search = client.customers.search(page_size=page_size, max_items=total)
+        if prefetch is not None:  # else the library's default
+            search = client.customers.search(
+                page_size=page_size, max_items=total, prefetch=prefetch
+            )
+        async for _customer in search:
             count += 1
     assert count == total, count
     return count / (time.perf_counter() - started)

@@ -43,6 +43,8 @@ from enkash_async.models import (
 __all__ = [
     "customer_from_wire",
     "page_from_wire",
+    "page_records_from_wire",
+    "record_key",
     "request_from_wire",
     "to_python_dict",
     "to_row",
@@ -405,8 +407,8 @@ def customer_from_wire(data: Any) -> Customer:
         raise UnexpectedResponseError(f"reply is not a CustomerResponse: {exc}") from exc
 
 
-def page_from_wire(payload: Any) -> tuple[list[Customer], int | None]:
-    """The customers and ``recordsCount`` of a ``GenericPaginationResponse«CustomerResponse»``.
+def page_records_from_wire(payload: Any) -> tuple[list[dict[str, Any]], int | None]:
+    """The raw customer records and ``recordsCount`` of a page, shape-checked only.
 
     Raises :class:`UnexpectedResponseError` when the reply has the wrong shape.
     """
@@ -417,12 +419,27 @@ def page_from_wire(payload: Any) -> tuple[list[Customer], int | None]:
             data = []
         elif not isinstance(data, list):
             raise _WrongType("a list in 'data'", data)
-        structure = _structure_customer
-        with paused_gc():
-            customers = [structure(_mapping(item, Customer), Customer) for item in data]
-        return customers, _read_int(page.get("recordsCount"))
+        for item in data:
+            _mapping(item, Customer)
+        return data, _read_int(page.get("recordsCount"))
     except _DECODE_ERRORS as exc:
         raise UnexpectedResponseError(f"reply is not a page of customers: {exc}") from exc
+
+
+def page_from_wire(payload: Any) -> tuple[list[Customer], int | None]:
+    """The customers and ``recordsCount`` of a ``GenericPaginationResponse«CustomerResponse»``.
+
+    Raises :class:`UnexpectedResponseError` when the reply has the wrong shape.
+    """
+    records, records_count = page_records_from_wire(payload)
+    with paused_gc():
+        return [customer_from_wire(record) for record in records], records_count
+
+
+def record_key(record: Mapping[str, Any]) -> Any:
+    """A raw customer record's identity: its ``customerId``, else its ``id``."""
+    key = record.get("customerId")
+    return key if key is not None else record.get("id")
 
 
 def to_wire(model: Any) -> dict[str, Any]:

@@ -11,10 +11,11 @@ import contextlib
 import warnings
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import attrs
 
+from enkash_async._fast import paused_gc
 from enkash_async.errors import PaginationDriftWarning, PaginationError
 from enkash_async.models import Page
 
@@ -28,7 +29,8 @@ MAX_PAGE_SIZE = 5000
 # is part of its fetch), 2 nearly doubles throughput, 4 adds little more for more memory.
 DEFAULT_PREFETCH = 2
 
-Fetch = Callable[[int, int], Awaitable[tuple[list[T], "int | None"]]]
+# A fetch returns a page's raw records (decoded later, by ``decode``) and the total.
+Fetch = Callable[[int, int], Awaitable[tuple[list[Any], "int | None"]]]
 
 
 class SearchIterator(Generic[T]):
@@ -39,6 +41,10 @@ class SearchIterator(Generic[T]):
     iteration starts again from ``start_offset``. Iteration stops at ``records_count``,
     at a short or empty page, or after ``max_items``. Up to ``prefetch`` pages are
     fetched concurrently once the total is known; items still come strictly in order.
+
+    ``async for`` decodes each record only as it is reached, so a consumer that lets go
+    of each item keeps one decoded item alive, not a page of them (``pages()`` decodes
+    whole pages). ``key`` identifies a raw record, for ``dedupe`` and loop detection.
 
     Offsets over a table that changes during the iteration can skip or repeat rows.
     What each mode guarantees:
@@ -56,17 +62,19 @@ class SearchIterator(Generic[T]):
 
     def __init__(
         self,
-        fetch: Fetch[T],
+        fetch: Fetch,
         *,
+        decode: Callable[[Any], T],
         page_size: int,
         start_offset: int = 0,
         max_items: int | None = None,
         prefetch: int = DEFAULT_PREFETCH,
-        key: Callable[[T], Hashable] | None = None,
+        key: Callable[[Any], Hashable] | None = None,
         dedupe: bool = False,
         consistent: bool = False,
     ) -> None:
         self._fetch = fetch
+        self._decode = decode
         self.dedupe = dedupe
         self.consistent = consistent
         self.page_size = page_size
@@ -82,15 +90,21 @@ class SearchIterator(Generic[T]):
         )
 
     async def __aiter__(self) -> AsyncIterator[T]:
-        async with contextlib.aclosing(self.pages()) as pages:
+        decode = self._decode
+        async with contextlib.aclosing(self._raw_pages()) as pages:
             async for page in pages:
-                for item in page.items:
-                    yield item
+                for record in page.items:
+                    yield decode(record)
 
     async def first(self) -> T | None:
         """The first result, or None; fetches a single item."""
         only = SearchIterator(
-            self._fetch, page_size=1, start_offset=self.start_offset, max_items=1, key=self._key
+            self._fetch,
+            decode=self._decode,
+            page_size=1,
+            start_offset=self.start_offset,
+            max_items=1,
+            key=self._key,
         )
         async with contextlib.aclosing(only.pages()) as pages:
             async for page in pages:
@@ -102,11 +116,20 @@ class SearchIterator(Generic[T]):
         return [item async for item in self]
 
     async def pages(self) -> AsyncGenerator[Page[T], None]:
-        """Yield each page in order, as a :class:`Page`."""
+        """Yield each page in order, as a :class:`Page` of decoded items."""
+        decode = self._decode
+        async with contextlib.aclosing(self._raw_pages()) as pages:
+            async for page in pages:
+                with paused_gc():  # tens of thousands of new objects that form no cycles
+                    items = [decode(record) for record in page.items]
+                yield attrs.evolve(page, items=items)
+
+    async def _raw_pages(self) -> AsyncGenerator[Page[Any], None]:
+        """Each page in order, its items still raw records."""
         cap = None if self.max_items is None else self.start_offset + self.max_items
         total: int | None = None
         position = self.start_offset  # the next offset not yet requested
-        in_flight: deque[tuple[int, int, asyncio.Task[tuple[list[T], int | None]]]] = deque()
+        in_flight: deque[tuple[int, int, asyncio.Task[tuple[list[Any], int | None]]]] = deque()
         previous: tuple[Hashable, ...] | None = None
         seen: set[Hashable] = set()
 
@@ -184,7 +207,7 @@ class SearchIterator(Generic[T]):
             raise PaginationError(message + "; stopping (consistent=True)")
         warnings.warn(message, PaginationDriftWarning, stacklevel=5)
 
-    def _unseen(self, items: list[T], seen: set[Hashable]) -> list[T]:
+    def _unseen(self, items: list[Any], seen: set[Hashable]) -> list[Any]:
         assert self._key is not None
         fresh = []
         for item in items:
@@ -194,7 +217,7 @@ class SearchIterator(Generic[T]):
                 fresh.append(item)
         return fresh
 
-    def _signature(self, items: list[T]) -> tuple[Hashable, ...] | None:
+    def _signature(self, items: list[Any]) -> tuple[Hashable, ...] | None:
         if self._key is None or not items:
             return None
         first, last = self._key(items[0]), self._key(items[-1])
@@ -204,8 +227,8 @@ class SearchIterator(Generic[T]):
 
 
 def _make_page(
-    items: list[T], offset: int, limit: int, records_count: int | None, cap: int | None
-) -> Page[T]:
+    items: list[Any], offset: int, limit: int, records_count: int | None, cap: int | None
+) -> Page[Any]:
     after = offset + len(items)
     more = (
         len(items) >= limit > 0

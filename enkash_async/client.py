@@ -467,7 +467,7 @@ class Customers:
             base["direction"] = SortDirection(direction).value
         client = self._client
 
-        async def fetch(offset: int, limit: int) -> tuple[list[Customer], int | None]:
+        async def fetch(offset: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
             params = {**base, "offset": str(offset), "limit": str(limit)}
             payload = await client._send(
                 SEARCH_PATH,
@@ -476,9 +476,9 @@ class Customers:
                 idempotent=True,
                 retry=retry,
                 operation=f"search customers (offset {offset})",
-                decode=_convert.page_from_wire,
+                decode=_convert.page_records_from_wire,
             )
-            page: tuple[list[Customer], int | None] = payload
+            page: tuple[list[dict[str, Any]], int | None] = payload
             return page
 
         return SearchIterator(
@@ -487,7 +487,8 @@ class Customers:
             start_offset=start_offset,
             max_items=max_items,
             prefetch=prefetch,
-            key=_customer_key,
+            decode=_convert.customer_from_wire,
+            key=_convert.record_key,
             dedupe=dedupe,
             consistent=consistent,
         )
@@ -507,10 +508,6 @@ def _is_ambiguous(error: EnkashError) -> bool:
     if isinstance(error, ConnectError):
         return False
     return isinstance(error, (TransportError, UnexpectedResponseError))
-
-
-def _customer_key(customer: Customer) -> object:
-    return customer.customer_id if customer.customer_id is not None else customer.id
 
 
 def _search_problems(
