@@ -322,9 +322,17 @@ def raise_for_envelope(status: int, headers: Mapping[str, str], data: Any, reque
         error = {}
     error_type = error.get("errorType")
     message = error.get("errorMessage")
-    response_code = data.get("response_code")
-    if not isinstance(response_code, int) or isinstance(response_code, bool):
-        response_code = _int_or_none(response_code)
+    raw_code = data.get("response_code")
+    response_code = raw_code
+    if not isinstance(raw_code, int) or isinstance(raw_code, bool):
+        response_code = _int_or_none(raw_code)
+        if raw_code is not None and response_code is None and 200 <= status < 300:
+            # An unreadable code cannot vouch for success.
+            raise UnexpectedResponseError(
+                f"response_code is not a number: {excerpt(repr(raw_code), 40)}",
+                status=status,
+                request_id=request_id,
+            )
     if 200 <= status < 300 and not response_code and not error_type and not message:
         return data.get("payload")
     sub_errors = error.get("apiSubErrors")
@@ -356,7 +364,7 @@ def _error_class(status: int, error_type: str | None, response_code: int | None)
 def _int_or_none(value: Any) -> int | None:
     try:
         return int(value) if value is not None else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity
         return None
 
 

@@ -457,3 +457,10 @@ async def test_server_disconnect_is_transport_error(client: EnkashClient) -> Non
         with pytest.raises(TransportError) as info:
             await search_once(client)
     assert isinstance(info.value.__cause__, aiohttp.ServerDisconnectedError)
+
+
+async def test_an_infinite_response_code_is_a_failure_not_a_crash() -> None:
+    from enkash_async._transport import raise_for_envelope
+
+    with pytest.raises(EnkashError):
+        raise_for_envelope(200, {}, {"payload": None, "response_code": float("inf")}, "rid")
