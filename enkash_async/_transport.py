@@ -165,6 +165,8 @@ class Transport:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=self._ssl)
             self._session = aiohttp.ClientSession(connector=connector)
+        elif self._session.closed:  # only a caller's own session can be closed under us
+            raise EnkashError("the aiohttp session given to the client is closed")
         return self._session
 
     async def aclose(self) -> None:
@@ -338,7 +340,7 @@ def raise_for_envelope(status: int, headers: Mapping[str, str], data: Any, reque
     sub_errors = error.get("apiSubErrors")
     cls = _error_class(status, error_type if isinstance(error_type, str) else None, response_code)
     raise cls(
-        message if isinstance(message, str) else _str_or_none(data.get("response_message")),
+        message if isinstance(message, str) else _fallback_message(data),
         status=status,
         error_type=error_type if isinstance(error_type, str) else None,
         response_code=response_code,
@@ -359,6 +361,16 @@ def _error_class(status: int, error_type: str | None, response_code: int | None)
     if error_type in _TYPE_ERRORS:
         return _TYPE_ERRORS[error_type]
     return APIError
+
+
+def _fallback_message(data: dict[str, Any]) -> str | None:
+    """The reason in an envelope without ``errorMessage``: ``response_message``, or the
+    OAuth-style ``error_description``/``error`` the token endpoint answers with."""
+    for key in ("response_message", "error_description", "error", "message"):
+        text = _str_or_none(data.get(key))
+        if text:
+            return excerpt(text)
+    return None
 
 
 def _int_or_none(value: Any) -> int | None:

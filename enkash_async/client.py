@@ -324,6 +324,9 @@ class Customers:
                         "unique_ref_no so the client can look it up and retry safely",
                         cause=exc,
                     ) from exc
+                # Wait before looking: a create EnKash is still committing would be missed
+                # by an immediate lookup, then sent again.
+                await policy.sleep(policy.backoff(round_, exc))
                 found = await self._find_by_ref(ref, exc)
                 if found is not None:
                     self._client.stats.reconciled += 1
@@ -339,7 +342,6 @@ class Customers:
                     round_ + 1,
                     policy.max_attempts,
                 )
-                await policy.sleep(policy.backoff(round_, exc))
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _find_by_ref(self, ref: str, failure: EnkashError) -> Customer | None:

@@ -412,3 +412,16 @@ def test_from_env_names_each_missing_variable(env: dict[str, str], missing: set[
     assert set(info.value.fields) == missing
     for name in missing:
         assert name in str(info.value)
+
+
+async def test_a_login_refused_oauth_style_says_why() -> None:
+    with aioresponses() as m:
+        m.post(
+            re.compile(r"^https://api\.enkash\.test/oauth/token"),
+            status=401,
+            payload={"error": "invalid_grant", "error_description": "Bad credentials"},
+        )
+        creds = PasswordCredentials("cid", "csecret", "user", "pw")
+        async with EnkashClient("https://api.enkash.test", credentials=creds) as client:
+            with pytest.raises(LoginError, match="Bad credentials"):
+                await client.customers.search().first()

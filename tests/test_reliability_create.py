@@ -498,3 +498,20 @@ async def test_read_timeout_without_ref_is_ambiguous(server: FakeEnkash) -> None
             await client.customers.create(new_customer(ref=None))
     assert isinstance(info.value.cause, RequestTimeout)
     assert server.stats.requests == {"create": 1}
+
+
+async def test_an_ambiguous_create_waits_before_looking_up_its_ref() -> None:
+    # A create EnKash is still committing would be missed by an immediate lookup.
+    lookups_at_each_wait: list[int] = []
+    async with FakeEnkash(seed=5) as server:
+
+        async def sleep(seconds: float) -> None:
+            lookups_at_each_wait.append(server.stats.requests["search"])
+
+        server.inject(Fault.after_commit(status=504), route="create", times=1)
+        retry = RetryPolicy(sleep=sleep)
+        async with EnkashClient(server.url, token=server.token, retry=retry) as client:
+            customer = await client.customers.create(new_customer("ERP-WAIT-1"))
+        assert customer.unique_ref_no == "ERP-WAIT-1"
+        assert server.stats.requests["search"] == 1
+    assert lookups_at_each_wait[0] == 0

@@ -265,3 +265,11 @@ async def test_unrouted_404_is_not_found(client: EnkashClient) -> None:
         with pytest.raises(NotFoundError) as info:
             await search(client)
     assert info.value.status == 404
+
+
+async def test_a_closed_caller_session_raises_an_enkash_error_not_runtime_error() -> None:
+    session = aiohttp.ClientSession()
+    await session.close()
+    async with EnkashClient("https://api.enkash.test", token="t", session=session) as client:
+        with pytest.raises(EnkashError, match="session given to the client is closed"):
+            await client.customers.search().first()
