@@ -64,6 +64,9 @@ _ORDER_FIELDS: dict[str, str] = {
 # How many customers one reconciliation lookup by unique_ref_no reads.
 _LOOKUP_PAGE = 20
 
+# The least time an attempt is given, even when the deadline is (nearly) spent.
+_MIN_ATTEMPT = 0.05
+
 # Statuses that tell the limiter EnKash is overloaded.
 _OVERLOAD_STATUSES = frozenset({429, 503})
 
@@ -207,6 +210,7 @@ class EnkashClient:
         reply's status and request id)."""
         policy = retry or self.retry
         request_id = new_request_id()
+        deadline_at = None if policy.deadline is None else policy.clock() + policy.deadline
         for renewed in (False, True):
             token = await self._auth.token()
             headers = {"Authorization": f"Bearer {token}"}
@@ -217,7 +221,12 @@ class EnkashClient:
                     if tally is not None:
                         tally.attempts += 1
                     status, reply_headers, data = await self._transport.post(
-                        path, body=body, params=params, headers=headers, request_id=request_id
+                        path,
+                        body=body,
+                        params=params,
+                        headers=headers,
+                        request_id=request_id,
+                        timeouts=self._attempt_timeouts(deadline_at, policy),
                     )
                     if status in _OVERLOAD_STATUSES:
                         slot.overloaded()
@@ -252,6 +261,16 @@ class EnkashClient:
             finally:
                 self.stats.logins = getattr(self._auth, "logins", 0)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _attempt_timeouts(self, deadline_at: float | None, policy: RetryPolicy) -> Timeouts | None:
+        """The attempt's timeouts, cut so that it cannot run past the call's deadline."""
+        timeouts = self._transport.timeouts
+        if deadline_at is None:
+            return None
+        left = max(deadline_at - policy.clock(), _MIN_ATTEMPT)
+        if left >= timeouts.attempt:
+            return None
+        return Timeouts(connect=min(timeouts.connect, left), attempt=left)
 
     def _count_retry(self, event: RetryEvent) -> None:
         self.stats.retries += 1

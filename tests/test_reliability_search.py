@@ -26,6 +26,7 @@ from enkash_async import (
     Page,
     PaginationDriftWarning,
     PaginationError,
+    RequestTimeout,
     RetryPolicy,
     SortDirection,
 )
@@ -315,3 +316,13 @@ async def test_a_prefetched_page_is_requested_while_the_consumer_works_through_a
                 requests_when_page_0_ended = server.stats.requests["search"]
     assert count == 3000
     assert requests_when_page_0_ended is not None and requests_when_page_0_ended >= 2
+
+
+async def test_an_attempt_is_cut_short_so_the_call_keeps_its_deadline() -> None:
+    async with FakeEnkash(customers=10, seed=2, latency={"search": 30.0}) as server:
+        retry = RetryPolicy(deadline=0.3)
+        async with EnkashClient(server.url, token=server.token, retry=retry) as client:
+            with pytest.raises(RequestTimeout) as info:
+                await client.customers.search().first()
+    # Given the default 60 s per attempt, it would have waited out the 30 s and succeeded.
+    assert "within 60s" not in str(info.value)
