@@ -45,7 +45,6 @@ from enkash_async.errors import (
 )
 
 __all__ = [
-    "Reply",
     "Timeouts",
     "Transport",
     "check_base_url",
@@ -93,14 +92,6 @@ class Timeouts:
 
     connect: float = 10.0
     attempt: float = 60.0
-
-
-@attrs.frozen
-class Reply:
-    """A decoded success: the envelope's ``payload`` and the request id."""
-
-    payload: Any
-    request_id: str
 
 
 def check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:

@@ -11,7 +11,7 @@ import http
 import json
 import time
 from collections.abc import Sequence
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 import attrs
 
@@ -44,17 +44,7 @@ ErrorType = Literal[
 ]
 
 #: The documented ``errorType`` values.
-ERROR_TYPES: Final[tuple[ErrorType, ...]] = (
-    "CLIENT_REQUEST_ABORT",
-    "CLIENT_REQUEST_ERROR",
-    "INVALID_ACCESS",
-    "RECORD_NOT_FOUND",
-    "SYSTEM_ERROR",
-    "UNAUTHORIZED",
-    "UNKNOWN_ERROR",
-    "UNPROCESSABLE_REQUEST",
-    "VALIDATION_ERROR",
-)
+ERROR_TYPES: Final[tuple[ErrorType, ...]] = get_args(ErrorType)
 
 #: ``response_code``/``response_message`` EnKash uses for a missing, unknown or expired token.
 TOKEN_INVALID_CODE: Final = 117
