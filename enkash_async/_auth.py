@@ -35,6 +35,7 @@ class TokenProvider:
     """Where a client's bearer token comes from."""
 
     can_renew = False
+    logins = 0  # logins sent so far
 
     async def token(self) -> str:
         """The token to send now."""

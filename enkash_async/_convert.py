@@ -41,6 +41,7 @@ from enkash_async.models import (
 )
 
 __all__ = [
+    "customer_from_record",
     "customer_from_wire",
     "page_from_wire",
     "page_records_from_wire",
@@ -401,7 +402,19 @@ def customer_from_wire(data: Any) -> Customer:
     Raises :class:`UnexpectedResponseError` when the reply has the wrong shape.
     """
     try:
-        customer: Customer = _structure_customer(_mapping(data, Customer), Customer)
+        return customer_from_record(_mapping(data, Customer))
+    except _WrongType as exc:
+        raise UnexpectedResponseError(f"reply is not a CustomerResponse: {exc}") from exc
+
+
+def customer_from_record(record: Mapping[str, Any]) -> Customer:
+    """A ``Customer`` from a record :func:`page_records_from_wire` already found to be an
+    object (so each streamed record is checked once).
+
+    Raises :class:`UnexpectedResponseError` when a field has the wrong shape.
+    """
+    try:
+        customer: Customer = _structure_customer(record, Customer)
         return customer
     except _DECODE_ERRORS as exc:
         raise UnexpectedResponseError(f"reply is not a CustomerResponse: {exc}") from exc
@@ -433,7 +446,7 @@ def page_from_wire(payload: Any) -> tuple[list[Customer], int | None]:
     """
     records, records_count = page_records_from_wire(payload)
     with paused_gc():
-        return [customer_from_wire(record) for record in records], records_count
+        return [customer_from_record(record) for record in records], records_count
 
 
 def record_key(record: Mapping[str, Any]) -> Any:

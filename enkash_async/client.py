@@ -136,7 +136,7 @@ class EnkashClient:
             )
         self.base_url = check_base_url(base_url, allow_insecure_http=allow_insecure_http)
         self.retry = retry or RetryPolicy()
-        self.stats = ClientStats()
+        self._stats = ClientStats()
         self.limiter = RequestLimiter(
             max_concurrency, adaptive=adaptive_concurrency, rate_limit=rate_limit
         )
@@ -217,7 +217,7 @@ class EnkashClient:
 
             async def attempt(headers: dict[str, str] = headers) -> Any:
                 async with self.limiter.slot() as slot:
-                    self.stats.requests += 1
+                    self._stats.requests += 1
                     if tally is not None:
                         tally.attempts += 1
                     status, reply_headers, data = await self._transport.post(
@@ -230,7 +230,7 @@ class EnkashClient:
                     )
                     if status in _OVERLOAD_STATUSES:
                         slot.overloaded()
-                        self.stats.rate_limited += 1
+                        self._stats.rate_limited += 1
                     else:
                         slot.succeeded()
                 payload = raise_for_envelope(status, reply_headers, data, request_id)
@@ -258,8 +258,6 @@ class EnkashClient:
                     raise
                 self._auth.invalidate(token)
                 logger.info("%s: EnKash rejected the token; logging in again", operation)
-            finally:
-                self.stats.logins = getattr(self._auth, "logins", 0)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _attempt_timeouts(self, deadline_at: float | None, policy: RetryPolicy) -> Timeouts | None:
@@ -272,12 +270,14 @@ class EnkashClient:
             return None
         return Timeouts(connect=min(timeouts.connect, left), attempt=left)
 
+    @property
+    def stats(self) -> ClientStats:
+        """This client's counters so far."""
+        self._stats.logins = self._auth.logins
+        return self._stats
+
     def _count_retry(self, event: RetryEvent) -> None:
-        self.stats.retries += 1
-
-
-def _json(data: Any) -> bytes:
-    return dumps(data)
+        self._stats.retries += 1
 
 
 class Customers:
@@ -319,7 +319,7 @@ class Customers:
                 ]
             )
         policy = retry or self._client.retry
-        body = _json(_convert.to_wire(customer))
+        body = dumps(_convert.to_wire(customer))
         ref = customer.unique_ref_no
         for round_ in range(1, policy.max_attempts + 1):
             try:
@@ -480,7 +480,7 @@ class Customers:
         )
         if problems:
             raise ValidationError(problems, model="search")
-        body = _json(_convert.to_wire(filter) if filter is not None else {})
+        body = dumps(_convert.to_wire(filter) if filter is not None else {})
         base: dict[str, str] = {}
         if order_by is not None:
             base["orderBy"] = _ORDER_FIELDS[order_by]
@@ -508,7 +508,7 @@ class Customers:
             start_offset=start_offset,
             max_items=max_items,
             prefetch=prefetch,
-            decode=_convert.customer_from_wire,
+            decode=_convert.customer_from_record,
             key=_convert.record_key,
             dedupe=dedupe,
             consistent=consistent,

@@ -103,16 +103,6 @@ async def client() -> AsyncIterator[EnkashClient]:
         yield c
 
 
-@pytest.fixture
-async def loop_errors() -> AsyncIterator[list[dict[str, Any]]]:
-    """Whatever the event loop reports (never-retrieved exceptions, destroyed tasks)."""
-    loop = asyncio.get_running_loop()
-    errors: list[dict[str, Any]] = []
-    loop.set_exception_handler(lambda _, context: errors.append(context))
-    yield errors
-    loop.set_exception_handler(None)
-
-
 async def _settle() -> None:
     for _ in range(20):
         await asyncio.sleep(0)

@@ -464,3 +464,14 @@ async def test_an_infinite_response_code_is_a_failure_not_a_crash() -> None:
 
     with pytest.raises(EnkashError):
         raise_for_envelope(200, {}, {"payload": None, "response_code": float("inf")}, "rid")
+
+
+async def test_a_streamed_record_with_a_wrong_typed_field_is_unexpected_response(
+    client: EnkashClient,
+) -> None:
+    record = {"customerId": "C1", "legalName": {"not": "a string"}}
+    with aioresponses() as m:
+        m.post(SEARCH, payload=envelope({"data": [record], "recordsCount": 1}))
+        with pytest.raises(UnexpectedResponseError, match="expected a string"):
+            async for _customer in client.customers.search():
+                pass

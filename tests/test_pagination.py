@@ -103,16 +103,6 @@ def serving(ledger: Ledger) -> Iterator[aioresponses]:
         yield m
 
 
-@pytest.fixture
-async def loop_errors() -> AsyncIterator[list[dict[str, Any]]]:
-    """Whatever the event loop reports (never-retrieved exceptions, destroyed tasks)."""
-    loop = asyncio.get_running_loop()
-    errors: list[dict[str, Any]] = []
-    loop.set_exception_handler(lambda _, context: errors.append(context))
-    yield errors
-    loop.set_exception_handler(None)
-
-
 def ids(customers: list[Customer]) -> list[int | None]:
     return [c.id for c in customers]
 
