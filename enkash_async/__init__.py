@@ -6,6 +6,7 @@ async with EnkashClient(base_url="https://…", token="…") as client:
         ...
 """
 
+from enkash_async._limits import Limiter, RequestLimiter, RequestSlot
 from enkash_async._pagination import SearchIterator
 from enkash_async._retry import RetryEvent, RetryPolicy
 from enkash_async._transport import Timeouts
@@ -72,6 +73,7 @@ __all__ = [
     "FieldError",
     "KeyContact",
     "KeyContactCreate",
+    "Limiter",
     "LoginError",
     "NotFoundError",
     "Page",
@@ -83,6 +85,8 @@ __all__ = [
     "Reminder",
     "ReminderCreate",
     "ReminderType",
+    "RequestLimiter",
+    "RequestSlot",
     "RequestTimeout",
     "RetryEvent",
     "RetryPolicy",

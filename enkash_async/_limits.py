@@ -11,10 +11,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
 
 from aiolimiter import AsyncLimiter
 
-__all__ = ["RequestLimiter"]
+__all__ = ["Limiter", "RequestLimiter", "RequestSlot"]
+
+
+class RequestSlot(Protocol):
+    """One admitted request; told how it ended before it is released."""
+
+    def overloaded(self) -> None:
+        """The request was refused for load (429, 503)."""
+
+    def succeeded(self) -> None:
+        """The request got a reply that was not an overload."""
+
+
+class Limiter(Protocol):
+    """The seam every request passes through before it is sent (``EnkashClient(limiter=...)``).
+
+    ``slot()`` waits until the request may be sent and holds its place while it runs.
+    An implementation that cannot decide (a shared store unreachable) raises an
+    ``EnkashError`` from ``__aenter__``, so nothing is sent unbudgeted.
+    """
+
+    def slot(self) -> AbstractAsyncContextManager[RequestSlot]:
+        """An async context manager holding one request slot."""
+        ...
 
 
 class RequestLimiter:

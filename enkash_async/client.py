@@ -17,7 +17,7 @@ from enkash_async import _convert
 from enkash_async._auth import PasswordLogin, StaticToken, TokenProvider
 from enkash_async._bulk import run_bounded
 from enkash_async._fast import dumps
-from enkash_async._limits import RequestLimiter
+from enkash_async._limits import Limiter, RequestLimiter
 from enkash_async._pagination import DEFAULT_PREFETCH, MAX_PAGE_SIZE, SearchIterator
 from enkash_async._retry import RetryEvent, RetryPolicy, call_with_retries, failure_status
 from enkash_async._transport import (
@@ -106,6 +106,10 @@ class EnkashClient:
     Plain ``http://`` is refused except to loopback unless ``allow_insecure_http`` is
     set; TLS certificates are verified unless ``ssl`` says otherwise.
 
+    ``limiter`` replaces those per-client limits with any :class:`Limiter` (for example
+    one budget shared by many processes through Redis); ``max_concurrency``,
+    ``adaptive_concurrency`` and ``rate_limit`` are then ignored.
+
     Raises :class:`~enkash_async.errors.ValidationError` for a bad configuration.
     """
 
@@ -125,6 +129,7 @@ class EnkashClient:
         max_concurrency: int = 100,
         adaptive_concurrency: bool = True,
         rate_limit: float | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         if max_concurrency < 1 or (rate_limit is not None and rate_limit <= 0):
             raise ValidationError(
@@ -137,7 +142,7 @@ class EnkashClient:
         self.base_url = check_base_url(base_url, allow_insecure_http=allow_insecure_http)
         self.retry = retry or RetryPolicy()
         self._stats = ClientStats()
-        self.limiter = RequestLimiter(
+        self.limiter: Limiter = limiter or RequestLimiter(
             max_concurrency, adaptive=adaptive_concurrency, rate_limit=rate_limit
         )
         self._transport = Transport(
