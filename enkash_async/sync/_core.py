@@ -136,7 +136,7 @@ class KnownRefs:
         self._db.execute("CREATE TABLE refs (ref TEXT PRIMARY KEY) WITHOUT ROWID")
         self.loaded = 0
 
-    async def load(self, client: EnkashClient, *, page_size: int = 5000) -> int:
+    async def load(self, client: EnkashClient, *, page_size: int = 1000) -> int:
         """Add the ref of every customer EnKash has (one streamed search); returns how
         many customers were read. Raises like ``customers.search``."""
         batch: list[tuple[str]] = []
