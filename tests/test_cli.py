@@ -597,7 +597,7 @@ async def test_search_with_a_bad_flag_fails_before_contacting_enkash(
                      "--output", str(output)) == 2  # fmt: skip
 
     err = capsys.readouterr().err
-    assert "order_by" in err
+    assert "\n  --order-by: must be a Customer field" in err  # the flag's name, as typed
     assert no_traceback(err)
     assert sum(server.stats.requests.values()) == 0
     assert not output.exists()
