@@ -1143,7 +1143,9 @@ async def test_search_table_shows_an_empty_field_as_blank_and_counts_in_words(
 
 
 async def test_a_refused_login_counts_refusals_and_warns_of_the_lock(
-    cli: Run, server: FakeEnkash, monkeypatch: pytest.MonkeyPatch,
+    cli: Run,
+    server: FakeEnkash,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("ENKASH_PASSWORD", "wrong")

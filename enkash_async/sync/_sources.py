@@ -15,6 +15,7 @@ import csv
 import itertools
 import json
 import re
+import typing
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -31,7 +32,7 @@ from enkash_async import (
     ReminderCreate,
     ValidationError,
 )
-from enkash_async._convert import wire_name
+from enkash_async._wire import camel_case, wire_name
 
 __all__ = [
     "READ_ONLY_FIELDS",
@@ -46,11 +47,6 @@ __all__ = [
     "wire_path",
 ]
 
-# CSV cells are text; these wire fields are not.
-_BOOLEAN_FIELDS = frozenset(
-    {"deleted", "mail_enabled", "sms_enabled", "whatsapp_enabled", "externalSource", "active"}
-)
-_INTEGER_FIELDS = frozenset({"dueDateDifference", "reminderInterval"})
 # A dotted column's list index above this is a typo, not a list to build.
 _MAX_INDEX = 999
 # A quoted CSV cell running over more lines than this is an unclosed quote, not a cell.
@@ -58,8 +54,31 @@ _MAX_RECORD_LINES = 50
 SUFFIXES = (".csv", ".jsonl", ".ndjson")
 
 
+_MODELS = (CustomerCreate, KeyContactCreate, ReminderCreate, Customer, KeyContact, Reminder)
+# Python attribute name -> wire name, from the models' own field declarations.
+_WIRE_NAMES = {f.name: wire_name(f) for model in _MODELS for f in attrs.fields(model)}
+
+
 def _wire_names(model: type[Any]) -> frozenset[str]:
-    return frozenset(wire_name(field.name) for field in attrs.fields(model))
+    return frozenset(wire_name(field) for field in attrs.fields(model))
+
+
+def _typed(kind: type[Any]) -> frozenset[str]:
+    """The wire names of the create fields typed ``kind`` (or ``kind | None``); read-only
+    fields stay text, since they are dropped unread."""
+    names = set()
+    for model in _MODELS[:3]:
+        hints = typing.get_type_hints(model)
+        for field in attrs.fields(model):
+            hint = hints[field.name]
+            if hint is kind or any(arg is kind for arg in typing.get_args(hint)):
+                names.add(wire_name(field))
+    return frozenset(names)
+
+
+# CSV cells are text; these wire fields are not.
+_BOOLEAN_FIELDS = _typed(bool)
+_INTEGER_FIELDS = _typed(int)
 
 
 # What EnKash assigns (in a reply, never in a create): ignored on import, and counted.
@@ -364,7 +383,7 @@ def wire_path(path: str, *, dotted: bool) -> str:
         if index:
             out += f".{index}" if dotted else f"[{index}]"
         else:
-            out += ("." if out else "") + wire_name(name)
+            out += ("." if out else "") + _WIRE_NAMES.get(name, camel_case(name))
     return out or path
 
 
