@@ -921,7 +921,7 @@ async def test_import_rerun_after_a_checkpoint_write_fails_mid_import_duplicates
     async def disk_fills_up(self: SqliteCheckpoint, ref: str, customer_id: str | None) -> None:
         calls["done"] += 1
         if calls["done"] == 6:
-            raise CheckpointError("database or disk is full", path=self.path)
+            raise CheckpointError("database or disk is full", store=self.path)
         await original(self, ref, customer_id)
 
     monkeypatch.setattr(SqliteCheckpoint, "mark_done", disk_fills_up)

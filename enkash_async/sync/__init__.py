@@ -6,7 +6,12 @@ its dry run; :func:`read_file` reads CSV/JSONL sources; :class:`SqliteCheckpoint
 checkpoint of a sync on one machine.
 """
 
-from enkash_async.sync._checkpoint import CheckpointStore, RefState, SyncTarget
+from enkash_async.sync._checkpoint import (
+    CheckpointError,
+    CheckpointStore,
+    RefState,
+    SyncTarget,
+)
 from enkash_async.sync._core import (
     KnownRefs,
     Outcome,
@@ -27,7 +32,7 @@ from enkash_async.sync._sources import (
     read_jsonl,
     wire_path,
 )
-from enkash_async.sync._sqlite import CheckpointError, SqliteCheckpoint
+from enkash_async.sync._sqlite import SqliteCheckpoint
 
 __all__ = [
     "CheckpointError",

@@ -263,7 +263,7 @@ async def test_a_checkpoint_that_cannot_record_intent_stops_the_sync_before_any_
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     async def broken(refs: Sequence[str]) -> None:
-        raise CheckpointError("disk I/O error", path=checkpoint.path)
+        raise CheckpointError("disk I/O error", store=checkpoint.path)
 
     monkeypatch.setattr(checkpoint, "mark_intended", broken)
 
