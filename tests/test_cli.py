@@ -1155,9 +1155,9 @@ async def test_a_refused_login_counts_refusals_and_warns_of_the_lock(
     assert await run("customers", "search") == 1
     second = capsys.readouterr().err
 
-    assert "refusal 1 of 3" in first
-    assert "refusal 2 of 3" in second
-    assert "1 more and EnKash locks the account" in second
+    assert "refusal 1 seen" in first
+    assert "refusal 2 seen" in second
+    assert "locks an account after 3 refused logins, so 1 more and EnKash locks" in second
     assert "ENKASH_PASSWORD" in second
 
 
