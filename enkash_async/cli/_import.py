@@ -23,12 +23,12 @@ from enkash_async.sync import (
     SqliteCheckpoint,
     SyncOutcome,
     SyncSummary,
+    check_source,
     count_rows,
     plan_rows,
     read_file,
     sync_rows,
 )
-from enkash_async.sync._sources import check_source
 
 __all__ = ["import_file", "register"]
 

@@ -24,6 +24,7 @@ from enkash_async.sync._core import (
 from enkash_async.sync._sources import (
     SourceError,
     SourceRow,
+    check_source,
     count_rows,
     flatten,
     iter_rows,
@@ -46,6 +47,7 @@ __all__ = [
     "SyncOutcome",
     "SyncSummary",
     "SyncTarget",
+    "check_source",
     "count_rows",
     "find_by_ref",
     "flatten",

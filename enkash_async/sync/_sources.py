@@ -38,6 +38,7 @@ __all__ = [
     "READ_ONLY_FIELDS",
     "SourceError",
     "SourceRow",
+    "check_source",
     "count_rows",
     "flatten",
     "iter_rows",
