@@ -14,7 +14,7 @@ import msgspec
 import pytest
 
 from enkash_async._convert import customer_from_wire, page_from_wire, wire_name
-from enkash_async._wire import RecordReader, page_records_from_wire, read_search_reply, record_key
+from enkash_async._wire import page_records_from_wire, read_search_reply, record_key, record_reader
 from enkash_async._wire._stream import _struct_and_builder
 from enkash_async.errors import EnkashError, UnexpectedResponseError, ValidationError
 from enkash_async.models import (
@@ -623,7 +623,7 @@ def read_raw(record: dict[str, Any]) -> Customer:
     return customer
 
 
-READ_CUSTOMER = RecordReader(Customer, "CustomerResponse")
+READ_CUSTOMER = record_reader(Customer, "CustomerResponse")
 
 
 def test_a_search_reply_keeps_its_records_as_raw_views_into_the_body() -> None:
