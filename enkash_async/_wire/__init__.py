@@ -18,7 +18,7 @@ from enkash_async._wire._names import (
     wire_name,
 )
 from enkash_async._wire._read import page_records_from_wire, record_from_wire, record_key
-from enkash_async._wire._stream import read_search_reply, record_reader
+from enkash_async._wire._stream import read_record_reply, read_search_reply, record_reader
 from enkash_async._wire._strict import request_from_wire
 from enkash_async._wire._write import to_wire
 
@@ -27,6 +27,7 @@ __all__ = [
     "WIRE_NAME",
     "camel_case",
     "page_records_from_wire",
+    "read_record_reply",
     "read_search_reply",
     "record_from_wire",
     "record_key",

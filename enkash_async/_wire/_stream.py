@@ -36,7 +36,7 @@ from enkash_async._wire._read import (
 )
 from enkash_async.errors import UnexpectedResponseError
 
-__all__ = ["read_search_reply", "record_reader"]
+__all__ = ["read_record_reply", "read_search_reply", "record_reader"]
 
 T = TypeVar("T")
 
@@ -55,6 +55,37 @@ class _Envelope(msgspec.Struct):
 
 
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
+
+_NULL = b"null"
+
+
+class _RecordEnvelope(msgspec.Struct):
+    payload: msgspec.Raw = msgspec.Raw(_NULL)
+    response_code: Any = None
+    errorResponse: Any = None
+
+
+_record_envelope_decoder = msgspec.json.Decoder(_RecordEnvelope)
+
+
+def read_record_reply(body: bytes) -> Any:
+    """A one-record reply's envelope as a dict, its ``payload`` left as a raw view (read
+    by a :func:`record_reader` when wanted; None when absent or null).
+
+    Raises ``ValueError`` for a body that is not JSON or is nested too deeply.
+    """
+    try:
+        envelope = _record_envelope_decoder.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return loads(body)  # not an object, or not JSON: read (or refused) as any reply
+    payload: Any = envelope.payload
+    if bytes(memoryview(payload)[:4]) == _NULL:  # JSON null (msgspec strips the blanks)
+        payload = None
+    return {
+        "payload": payload,
+        "response_code": envelope.response_code,
+        "errorResponse": envelope.errorResponse,
+    }
 
 
 def read_search_reply(body: bytes) -> Any:
