@@ -43,7 +43,7 @@ _WIRE_NAMES = {
 }
 
 #: Reads one customer record: a raw view from a search reply, or a mapping.
-customer_from_record = _wire.RecordReader(Customer, "CustomerResponse")
+customer_from_record = _wire.record_reader(Customer, "CustomerResponse")
 
 
 def wire_name(attribute: str) -> str:

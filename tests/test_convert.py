@@ -14,7 +14,13 @@ import msgspec
 import pytest
 
 from enkash_async._convert import customer_from_wire, page_from_wire, wire_name
-from enkash_async._wire import RecordReader, page_records_from_wire, read_search_reply, record_key
+from enkash_async._wire import (
+    page_records_from_wire,
+    read_record_reply,
+    read_search_reply,
+    record_key,
+    record_reader,
+)
 from enkash_async._wire._stream import _struct_and_builder
 from enkash_async.errors import EnkashError, UnexpectedResponseError, ValidationError
 from enkash_async.models import (
@@ -623,7 +629,7 @@ def read_raw(record: dict[str, Any]) -> Customer:
     return customer
 
 
-READ_CUSTOMER = RecordReader(Customer, "CustomerResponse")
+READ_CUSTOMER = record_reader(Customer, "CustomerResponse")
 
 
 def test_a_search_reply_keeps_its_records_as_raw_views_into_the_body() -> None:
@@ -728,3 +734,27 @@ def test_a_traceback_through_generated_code_shows_its_source() -> None:
     frames = traceback.extract_tb(caught.value.__traceback__)
     generated = [frame for frame in frames if frame.filename.startswith("<enkash_async generated")]
     assert generated and "net_amount" in (generated[0].line or "")
+
+
+def test_a_record_reply_keeps_its_payload_as_a_raw_view_read_like_any_record() -> None:
+    record = {"customerId": "C1", "createdOn": "2019-08-24T14:15:22Z", "netAmount": 1}
+    body = json.dumps({"payload": record, "response_code": 0}).encode()
+    envelope = read_record_reply(body)
+    assert isinstance(envelope["payload"], msgspec.Raw)
+    assert READ_CUSTOMER(envelope["payload"]) == customer_from_wire(record)
+
+
+@pytest.mark.parametrize("body", [b'{"payload": null}', b"{}", b'{"payload" :  null }'])
+def test_a_record_reply_without_a_payload_has_none(body: bytes) -> None:
+    assert read_record_reply(body)["payload"] is None
+
+
+def test_a_record_reply_payload_that_is_no_object_is_refused_when_read() -> None:
+    envelope = read_record_reply(b'{"payload": [1, 2]}')
+    with pytest.raises(UnexpectedResponseError, match="CustomerResponse"):
+        READ_CUSTOMER(envelope["payload"])
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b'"text"', b'{"payload": {"a": NaN}}'])
+def test_a_record_reply_of_another_shape_is_parsed_whole_like_any_reply(body: bytes) -> None:
+    assert repr(read_record_reply(body)) == repr(json.loads(body))

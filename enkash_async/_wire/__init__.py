@@ -18,19 +18,20 @@ from enkash_async._wire._names import (
     wire_name,
 )
 from enkash_async._wire._read import page_records_from_wire, record_from_wire, record_key
-from enkash_async._wire._stream import RecordReader, read_search_reply
+from enkash_async._wire._stream import read_record_reply, read_search_reply, record_reader
 from enkash_async._wire._strict import request_from_wire
 from enkash_async._wire._write import to_wire
 
 __all__ = [
     "REQUIRED_ON_WIRE",
     "WIRE_NAME",
-    "RecordReader",
     "camel_case",
     "page_records_from_wire",
+    "read_record_reply",
     "read_search_reply",
     "record_from_wire",
     "record_key",
+    "record_reader",
     "request_from_wire",
     "to_wire",
     "wire_field",

@@ -393,7 +393,10 @@ def page_records_from_wire(payload: Any, model: type[Any]) -> tuple[list[Any], i
         elif not isinstance(data, list):
             raise WrongType("a list in 'data'", data)
         for index, item in enumerate(data):
-            if not _is_object(item):
+            # A raw view's first byte says whether it is an object (msgspec strips blanks).
+            if not (
+                memoryview(item)[0] == 0x7B if item.__class__ is _Raw else isinstance(item, Mapping)
+            ):
                 raise WrongType(f"a {model.__name__} object at $.data[{index}]", item)
         return data, read_int(page.get("recordsCount"))
     except DECODE_ERRORS as exc:
@@ -402,12 +405,7 @@ def page_records_from_wire(payload: Any, model: type[Any]) -> tuple[list[Any], i
         ) from exc
 
 
-def _is_object(record: Any) -> bool:
-    """Whether ``record`` is a JSON object: a mapping, or a raw view of one."""
-    if record.__class__ is msgspec.Raw:
-        view = memoryview(record)
-        return len(view) > 0 and view[0] == 0x7B  # "{"
-    return isinstance(record, Mapping)
+_Raw = msgspec.Raw
 
 
 class _Identity(msgspec.Struct):

@@ -13,6 +13,7 @@ both paths give the same model.
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import typing
 from collections.abc import Callable
 from decimal import Decimal
@@ -35,7 +36,7 @@ from enkash_async._wire._read import (
 )
 from enkash_async.errors import UnexpectedResponseError
 
-__all__ = ["RecordReader", "read_search_reply"]
+__all__ = ["read_record_reply", "read_search_reply", "record_reader"]
 
 T = TypeVar("T")
 
@@ -54,6 +55,37 @@ class _Envelope(msgspec.Struct):
 
 
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
+
+_NULL = b"null"
+
+
+class _RecordEnvelope(msgspec.Struct):
+    payload: msgspec.Raw = msgspec.Raw(_NULL)
+    response_code: Any = None
+    errorResponse: Any = None
+
+
+_record_envelope_decoder = msgspec.json.Decoder(_RecordEnvelope)
+
+
+def read_record_reply(body: bytes) -> Any:
+    """A one-record reply's envelope as a dict, its ``payload`` left as a raw view (read
+    by a :func:`record_reader` when wanted; None when absent or null).
+
+    Raises ``ValueError`` for a body that is not JSON or is nested too deeply.
+    """
+    try:
+        envelope = _record_envelope_decoder.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return loads(body)  # not an object, or not JSON: read (or refused) as any reply
+    payload: Any = envelope.payload
+    if bytes(memoryview(payload)[:4]) == _NULL:  # JSON null (msgspec strips the blanks)
+        payload = None
+    return {
+        "payload": payload,
+        "response_code": envelope.response_code,
+        "errorResponse": envelope.errorResponse,
+    }
 
 
 def read_search_reply(body: bytes) -> Any:
@@ -80,31 +112,28 @@ def read_search_reply(body: bytes) -> Any:
 _FALLBACK_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, *DECODE_ERRORS)
 
 
-class RecordReader(typing.Generic[T]):
-    """Reads records of one reply model from raw views (fast) or mappings (liberal)."""
+def record_reader(model: type[T], what: str | None = None) -> Callable[[Any], T]:
+    """A function reading one record of ``model``: from a raw view (fast) or a mapping
+    of wire keys (liberal). It raises
+    :class:`~enkash_async.errors.UnexpectedResponseError` naming the field path that
+    cannot be read."""
+    what = what or model.__name__
+    struct, build = _struct_and_builder(model)
+    decode = msgspec.json.Decoder(struct).decode
 
-    def __init__(self, model: type[T], what: str | None = None) -> None:
-        self.model = model
-        self.what = what or model.__name__
-        struct, self._build = _struct_and_builder(model)
-        self._decoder = msgspec.json.Decoder(struct)
-
-    def __call__(self, record: Any) -> T:
-        """The model of a raw view or a mapping of wire keys.
-
-        Raises :class:`~enkash_async.errors.UnexpectedResponseError` naming the field
-        path that cannot be read.
-        """
+    def read(record: Any) -> T:
         if record.__class__ is Raw:
             try:
-                model: T = self._build(self._decoder.decode(record))
-                return model
+                built: T = build(decode(record))
+                return built
             except _FALLBACK_ERRORS:
                 try:
                     record = msgspec.json.decode(record)
                 except (msgspec.DecodeError, RecursionError) as exc:
-                    raise_unreadable(self.what, exc)
-        return record_from_wire(record, self.model, self.what)
+                    raise_unreadable(what, exc)
+        return record_from_wire(record, model, what)
+
+    return read
 
 
 def raise_unreadable(what: str, exc: BaseException) -> typing.NoReturn:
@@ -131,7 +160,8 @@ def _struct_and_builder(model: type[Any]) -> tuple[type[msgspec.Struct], Callabl
         struct_fields.append((key, struct_type, None))
         lines.append(f"    o.{attribute.name} = {expression}")
     lines.append("    return o")
-    struct = msgspec.defstruct(f"Liberal{model.__name__}", struct_fields)
+    # gc=False: decoded from JSON, a Struct holds no cycle, and lives for one record.
+    struct = msgspec.defstruct(f"Liberal{model.__name__}", struct_fields, gc=False)
     setter: Any = model.__setattr__
     if (
         setter is not object.__setattr__
@@ -142,6 +172,9 @@ def _struct_and_builder(model: type[Any]) -> tuple[type[msgspec.Struct], Callabl
     return struct, builder
 
 
+_FLAGS = {"true": True, "false": False}
+# Python 3.10's fromisoformat does not read EnKash's "Z": there the liberal reader parses.
+_fromisoformat = dt.datetime.fromisoformat if sys.version_info >= (3, 11) else read_datetime
 _PLAIN = {str | None: str, int | None: int, str: str, int: int}
 
 
@@ -152,15 +185,28 @@ def _field_plan(hint: Any, source: str, index: int, namespace: dict[str, Any]) -
     hook = f"__h{index}"
     if hint in (bool | None, bool):
         namespace[hook] = read_bool
-        expression = f"(v if (v := {source}) is None or v.__class__ is bool else {hook}(v))"
+        namespace["__flags"] = _FLAGS
+        # EnKash writes some flags as "true"/"false": read those without a call.
+        expression = (
+            f"(v if (v := {source}) is None or v.__class__ is bool"
+            f" else __flags[v] if v in __flags else {hook}(v))"
+        )
         return bool | str | None, expression
     if hint == dt.datetime | None:
-        namespace[hook] = read_datetime
+        # Not msgspec's datetime: it rounds nanoseconds, where Python (and the liberal
+        # reader) truncate. A string fromisoformat refuses sends the record to that reader.
+        namespace[hook] = _fromisoformat
         return str | None, f"(None if (v := {source}) is None else {hook}(v))"
     if hint == Decimal | None:
         namespace[hook] = field_hook(hint)
-        # Any, not Decimal: a float reads as today (``1e5`` -> Decimal('100000.0')).
-        return Any, f"(None if (v := {source}) is None else {hook}(v))"
+        namespace["__Decimal"] = Decimal
+        # Any, not Decimal: a float reads as the liberal reader reads it (``1e5`` ->
+        # Decimal('100000.0')); a finite float (v - v == 0) without a call.
+        expression = (
+            f"(None if (v := {source}) is None"
+            f" else __Decimal(repr(v)) if v.__class__ is float and v - v == 0 else {hook}(v))"
+        )
+        return Any, expression
     enum_type = enum_of(hint)
     if enum_type is not None:
         namespace[hook] = {member.value: member for member in enum_type}.get
