@@ -116,13 +116,13 @@ OnOutcome = Callable[[SyncOutcome], None]
 
 async def find_by_ref(client: EnkashClient, ref: str) -> Customer | None:
     """The customer EnKash has with exactly ``unique_ref_no == ref``, or None when it
-    surely has none. Raises ``AmbiguousCreateError`` when that cannot be told.
+    surely has none. Raises ``PaginationError`` when that cannot be told, and like
+    ``customers.search`` otherwise.
 
-    This is the client's own reconciliation lookup, so a sync and a create agree on
-    what "EnKash has it" means.
+    This is the client's own reconciliation lookup (``customers.find_by_unique_ref``),
+    so a sync and a create agree on what "EnKash has it" means.
     """
-    reason = EnkashError(f"an earlier run marked {ref!r} as about to be created")
-    return await client.customers._find_by_ref(ref, reason)
+    return await client.customers.find_by_unique_ref(ref)
 
 
 class KnownRefs:
@@ -287,6 +287,9 @@ class _Run:
         self.tasks: set[asyncio.Task[None]] = set()
         # The ref of every row sent or waiting in this run, until its outcome is recorded.
         self.in_flight: dict[str, tuple[int, asyncio.Future[SyncOutcome]]] = {}
+        # One wait of the client's settle_time before the first lookup of a ref an earlier
+        # run intended: a create it sent just before it died may still be committing.
+        self.settling: asyncio.Future[None] | None = None
         # The first error a row's task raised (a checkpoint that cannot be written): it
         # ends the run, since nothing may be sent that could not be recorded.
         self.failure: BaseException | None = None
@@ -309,6 +312,8 @@ class _Run:
                 await asyncio.wait(list(self.tasks), return_when=asyncio.FIRST_EXCEPTION)
             self.raise_failure()
         finally:
+            if self.settling is not None:
+                self.settling.cancel()
             for task in self.tasks:
                 task.cancel()
             if self.tasks:
@@ -416,6 +421,10 @@ class _Run:
     async def outcome_of(self, item: _Work) -> SyncOutcome:
         row, ref = item.row, item.ref
         if item.lookup_first:
+            if self.settling is None:
+                policy = self.client.retry
+                self.settling = asyncio.ensure_future(policy.sleep(policy.settle_time))
+            await asyncio.shield(self.settling)
             try:
                 found = await find_by_ref(self.client, ref)
             except EnkashError as exc:
