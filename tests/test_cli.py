@@ -670,7 +670,9 @@ async def test_import_progress_bar_has_the_file_rows_as_total_and_advances_once_
 
     assert await cli("customers", "import", str(source)) == 0
 
-    (bar,) = bars
+    scan, bar = bars
+    assert scan.description == "reading EnKash's customers"
+    assert scan.total == scan.advanced == 200  # the server's customers, read once
     assert str(source) in bar.description
     assert bar.total == 12
     assert bar.advanced == server.stats.created == 12

@@ -134,18 +134,22 @@ class KnownRefs:
         self._db.execute("CREATE TABLE refs (ref TEXT PRIMARY KEY) WITHOUT ROWID")
         self.loaded = 0
 
-    async def load(self, client: EnkashClient, *, page_size: int = 1000) -> int:
+    async def load(
+        self,
+        client: EnkashClient,
+        *,
+        page_size: int = 1000,
+        on_page: Callable[[int, int | None], None] | None = None,
+    ) -> int:
         """Add the ref of every customer EnKash has (one streamed search); returns how
-        many customers were read. Raises like ``customers.search``."""
-        batch: list[tuple[str]] = []
-        async for customer in client.customers.search(page_size=page_size):
-            self.loaded += 1
-            if customer.unique_ref_no:
-                batch.append((customer.unique_ref_no,))
-            if len(batch) >= 5000:
-                self.add_many(batch)
-                batch = []
-        self.add_many(batch)
+        many customers were read. ``on_page(customers in the page, EnKash's total)`` is
+        called after each page. Raises like ``customers.search``."""
+        async for page in client.customers.search(page_size=page_size).pages():
+            refs = [(c.unique_ref_no,) for c in page.items if c.unique_ref_no]
+            self.add_many(refs)
+            self.loaded += len(page)
+            if on_page is not None:
+                on_page(len(page), page.records_count)
         return self.loaded
 
     def add_many(self, refs: list[tuple[str]]) -> None:
