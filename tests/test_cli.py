@@ -1129,6 +1129,27 @@ def test_page_size_help_gives_its_range(capsys: pytest.CaptureFixture[str]) -> N
     assert "1-5000" in capsys.readouterr().out
 
 
+async def test_search_table_prints_each_page_as_it_arrives(
+    start: Start, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    server = await start(customers=300)
+    server.inject(Fault.latency(0.5), route="search")  # every page is slow
+    use(server, monkeypatch)
+    output = tmp_path / "table.txt"
+    argv = ["customers", "search", "--format", "table", "--page-size", "100"]
+    command = asyncio.ensure_future(run(*argv, "--output", str(output)))
+
+    for _ in range(1000):  # bounded: 10 s
+        if output.exists() and len(output.read_text(encoding="utf-8").splitlines()) > 100:
+            break
+        await asyncio.sleep(0.01)
+    shown_early = not command.done()
+
+    assert await command == 0
+    assert shown_early, "the first page was not printed before the search ended"
+    assert output.read_text(encoding="utf-8").rstrip().endswith("300 customers")
+
+
 async def test_search_table_shows_an_empty_field_as_blank_and_counts_in_words(
     start: Start, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
