@@ -121,8 +121,15 @@ async def find_by_ref(client: EnkashClient, ref: str) -> Customer | None:
     This is the client's own reconciliation lookup, so a sync and a create agree on
     what "EnKash has it" means.
     """
-    reason = EnkashError(f"an earlier run marked {ref!r} as about to be created")
-    return await client.customers._find_by_ref(ref, reason)
+    try:
+        return await client.customers.find_by_unique_ref(ref)
+    except EnkashError as exc:
+        reason = EnkashError(f"an earlier run marked {ref!r} as about to be created")
+        raise AmbiguousCreateError(
+            f"{ref!r} may have been created by an earlier run, and looking it up failed "
+            f"({exc}); the customer may or may not exist",
+            cause=reason,
+        ) from exc
 
 
 class KnownRefs:
