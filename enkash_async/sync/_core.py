@@ -116,13 +116,21 @@ OnOutcome = Callable[[SyncOutcome], None]
 
 async def find_by_ref(client: EnkashClient, ref: str) -> Customer | None:
     """The customer EnKash has with exactly ``unique_ref_no == ref``, or None when it
-    surely has none. Raises ``PaginationError`` when that cannot be told, and like
-    ``customers.search`` otherwise.
+    surely has none. Raises ``AmbiguousCreateError`` (its cause the lookup's error)
+    when that cannot be told.
 
     This is the client's own reconciliation lookup (``customers.find_by_unique_ref``),
     so a sync and a create agree on what "EnKash has it" means.
     """
-    return await client.customers.find_by_unique_ref(ref)
+    try:
+        return await client.customers.find_by_unique_ref(ref)
+    except EnkashError as exc:
+        reason = EnkashError(f"an earlier run marked {ref!r} as about to be created")
+        raise AmbiguousCreateError(
+            f"{ref!r} may have been created by an earlier run, and looking it up failed "
+            f"({exc}); the customer may or may not exist",
+            cause=reason,
+        ) from exc
 
 
 class KnownRefs:

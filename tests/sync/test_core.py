@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from enkash_async import (
+    AmbiguousCreateError,
     CustomerCreate,
     EnkashClient,
     RetryPolicy,
@@ -368,7 +369,8 @@ async def test_a_server_error_on_lookup_fails_the_row_and_sends_no_create(
 
     (outcome,) = seen.outcomes
     assert outcome.outcome is Outcome.FAILED
-    assert isinstance(outcome.error, ServerError)
+    assert isinstance(outcome.error, AmbiguousCreateError)
+    assert isinstance(outcome.error.__cause__, ServerError)
     assert server.stats.requests["create"] == 0
 
 
