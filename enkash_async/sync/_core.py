@@ -353,13 +353,16 @@ class _Run:
             candidates.append((row, ref))
         if not candidates:
             return
-        fresh = list(dict.fromkeys(ref for _, ref in candidates if ref not in self.in_flight))
+        # Taken before the await below: a ref in flight now may finish (and leave
+        # in_flight) while the checkpoint is asked, and its repeat must still follow it.
+        earlier = {ref: self.in_flight[ref] for _, ref in candidates if ref in self.in_flight}
+        fresh = list(dict.fromkeys(ref for _, ref in candidates if ref not in earlier))
         states = await self.checkpoint.states(fresh) if fresh else {}
         work: list[_Work] = []
         intend: list[str] = []
         loop = asyncio.get_running_loop()
         for row, ref in candidates:
-            first = self.in_flight.get(ref)
+            first = earlier.get(ref) or self.in_flight.get(ref)
             if first is not None:
                 self.spawn(self.follow(row, ref, *first))
                 continue

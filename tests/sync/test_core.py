@@ -390,3 +390,28 @@ async def test_lookups_of_intended_refs_first_wait_the_settle_time_once(
 
     assert waits == [1.5]  # a create sent just before a crash may still be committing
     assert summary.created == 3
+
+
+async def test_a_ref_whose_first_row_finishes_while_the_next_batch_is_checked_is_not_resent(
+    server: FakeEnkash,
+    client: EnkashClient,
+    checkpoint: SqliteCheckpoint,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import enkash_async.sync._core as core
+
+    monkeypatch.setattr(core, "_BATCH", 2)
+    server.inject(Fault.latency(0.05), route="create")
+    checked = checkpoint.states
+
+    async def slow_states(refs: Sequence[str]) -> Any:
+        await asyncio.sleep(0.3)  # the first row's create lands meanwhile
+        return await checked(refs)
+
+    monkeypatch.setattr(checkpoint, "states", slow_states)
+    rows = [customer(1), customer(2), customer(1), customer(3)]
+
+    summary = await sync_rows(rows, client=client, checkpoint=checkpoint)
+
+    assert server.stats.requests["create"] == 3
+    assert (summary.created, summary.found) == (3, 1)
