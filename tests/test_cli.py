@@ -8,6 +8,7 @@ it with ``ENKASH_*`` variables, running ``main`` in a worker thread (it calls
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import csv
@@ -596,7 +597,7 @@ async def test_search_with_a_bad_flag_fails_before_contacting_enkash(
                      "--output", str(output)) == 2  # fmt: skip
 
     err = capsys.readouterr().err
-    assert "order_by" in err
+    assert "\n  --order-by: must be a Customer field" in err  # the flag's name, as typed
     assert no_traceback(err)
     assert sum(server.stats.requests.values()) == 0
     assert not output.exists()
@@ -1064,6 +1065,98 @@ async def test_serve_on_port_0_prints_a_url_that_answers_and_stops_on_sigint() -
     assert process.returncode == 0, errors.decode()
     assert info["url"] in errors.decode()
     assert no_traceback(errors.decode())
+
+
+async def test_serve_prints_the_export_lines_that_connect_the_cli_to_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "enkash_async", "serve", "--port", "0", "--customers", "3",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        await asyncio.wait_for(process.stdout.readline(), timeout=30)
+        exports = {}
+        while len(exports) < 5:
+            line = (await asyncio.wait_for(process.stderr.readline(), timeout=30)).decode()
+            assert line, "serve printed no export lines"
+            if line.startswith("export "):
+                name, _, value = line.removeprefix("export ").strip().partition("=")
+                exports[name] = value
+        for name, value in exports.items():  # as the pasted lines would
+            monkeypatch.setenv(name, value)
+
+        assert await run("customers", "search", "--max-items", "1") == 0
+    finally:
+        process.send_signal(signal.SIGINT)
+        await asyncio.wait_for(process.communicate(), timeout=30)
+
+
+def _options(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.Action]]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from ((f"{name} {where}", a) for where, a in _options(sub))
+        elif action.dest not in ("help", "version"):
+            yield "/".join(action.option_strings) or action.dest, action
+
+
+def test_every_option_says_what_it_does_and_its_default() -> None:
+    from enkash_async.cli import _parser
+
+    for where, action in _options(_parser()):
+        assert action.help, f"{where} has no help"
+        if action.default not in (None, False) and action.option_strings:
+            assert "default" in action.help, f"{where} does not give its default"
+
+
+def test_customers_help_describes_each_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["customers", "--help"])
+
+    out = capsys.readouterr().out
+    for action in ("create", "search", "import"):
+        assert re.search(rf"^\s+{action}\s+\w+", out, re.MULTILINE), f"{action} undescribed"
+
+
+def test_page_size_help_gives_its_range(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["customers", "search", "--help"])
+
+    assert "1-5000" in capsys.readouterr().out
+
+
+async def test_search_table_shows_an_empty_field_as_blank_and_counts_in_words(
+    start: Start, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = await start(customers=0)
+    use(server, monkeypatch)
+    no_pan = {k: v for k, v in wire_row(1).items()}
+    await create_directly(server, [no_pan])
+
+    assert await run("customers", "search", "--format", "table") == 0
+
+    out = capsys.readouterr().out
+    assert "None" not in out
+    assert out.rstrip().endswith("1 customer")
+
+
+async def test_a_refused_login_counts_refusals_and_warns_of_the_lock(
+    cli: Run, server: FakeEnkash, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("ENKASH_PASSWORD", "wrong")
+
+    assert await run("customers", "search") == 1
+    first = capsys.readouterr().err
+    assert await run("customers", "search") == 1
+    second = capsys.readouterr().err
+
+    assert "refusal 1 of 3" in first
+    assert "refusal 2 of 3" in second
+    assert "1 more and EnKash locks the account" in second
+    assert "ENKASH_PASSWORD" in second
 
 
 @pytest.mark.parametrize(

@@ -259,18 +259,21 @@ async def _run_create(args: argparse.Namespace) -> int:
 
 
 async def _run_search(args: argparse.Namespace) -> int:
-    search_filter = CustomerSearch(  # bad flags fail before any connection is made
-        legal_name=args.legal_name,
-        unique_ref_no=args.unique_ref_no,
-        pan_or_gstin=args.pan_or_gstin,
-        company_id=args.company_id,
-        parent_company_id=args.parent_company_id,
-        ifsc=args.ifsc,
-        account_number=args.account_number,
-        contact_number=args.contact_number,
-        customer_ids=args.customer_ids,
-        customer_status=args.status,
-    )
+    try:  # bad flags fail before any connection is made
+        search_filter = CustomerSearch(
+            legal_name=args.legal_name,
+            unique_ref_no=args.unique_ref_no,
+            pan_or_gstin=args.pan_or_gstin,
+            company_id=args.company_id,
+            parent_company_id=args.parent_company_id,
+            ifsc=args.ifsc,
+            account_number=args.account_number,
+            contact_number=args.contact_number,
+            customer_ids=args.customer_ids,
+            customer_status=args.status,
+        )
+    except ValidationError as exc:
+        raise CommandError(flag_problems(exc)) from None
     async with connect(args) as connection:
         return await search(
             connection.client,
@@ -282,6 +285,20 @@ async def _run_search(args: argparse.Namespace) -> int:
             fmt=args.format,
             output=args.output,
         )
+
+
+# The flags whose names are not their attribute's with dashes.
+_FLAGS = {"customer_ids": "--customer-id", "customer_status": "--status"}
+
+
+def flag_problems(exc: ValidationError) -> str:
+    """A validation failure of search arguments in the flags' names, one per line."""
+    lines = []
+    for problem in exc.errors:
+        name = problem.path.split("[")[0]
+        flag = _FLAGS.get(name, "--" + name.replace("_", "-"))
+        lines.append(f"  {flag}: {problem.message}")
+    return "invalid search flags:\n" + "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- demo
@@ -491,13 +508,16 @@ async def search(
 ) -> int:
     """Stream matching customers to ``output``: JSON lines or CSV in EnKash's wire names
     (dotted paths into lists), or a table printed as rows arrive."""
-    results = client.customers.search(
-        search_filter,
-        order_by=order_by,
-        direction=direction,
-        page_size=page_size,
-        max_items=max_items,
-    )
+    try:
+        results = client.customers.search(
+            search_filter,
+            order_by=order_by,
+            direction=direction,
+            page_size=page_size,
+            max_items=max_items,
+        )
+    except ValidationError as exc:
+        raise CommandError(flag_problems(exc)) from None
     shown = 0
     with _open_output(output) as stream, tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
         columns: dict[str, None] = {}  # every CSV column seen, in order of first sight

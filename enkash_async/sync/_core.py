@@ -27,6 +27,7 @@ import attrs
 from enkash_async import (
     AmbiguousCreateError,
     CreateResult,
+    Customer,
     CustomerCreate,
     EnkashClient,
     EnkashError,
@@ -113,18 +114,15 @@ class SyncSummary:
 OnOutcome = Callable[[SyncOutcome], None]
 
 
-async def find_by_ref(client: EnkashClient, ref: str) -> str | None:
-    """The id of the customer EnKash has with exactly ``unique_ref_no == ref``, or None
-    when it surely has none. Raises ``AmbiguousCreateError`` when that cannot be told.
+async def find_by_ref(client: EnkashClient, ref: str) -> Customer | None:
+    """The customer EnKash has with exactly ``unique_ref_no == ref``, or None when it
+    surely has none. Raises ``AmbiguousCreateError`` when that cannot be told.
 
     This is the client's own reconciliation lookup, so a sync and a create agree on
     what "EnKash has it" means.
     """
     reason = EnkashError(f"an earlier run marked {ref!r} as about to be created")
-    customer = await client.customers._find_by_ref(ref, reason)
-    if customer is None:
-        return None
-    return customer.customer_id or ""
+    return await client.customers._find_by_ref(ref, reason)
 
 
 class KnownRefs:
@@ -136,7 +134,7 @@ class KnownRefs:
         self._db.execute("CREATE TABLE refs (ref TEXT PRIMARY KEY) WITHOUT ROWID")
         self.loaded = 0
 
-    async def load(self, client: EnkashClient, *, page_size: int = 5000) -> int:
+    async def load(self, client: EnkashClient, *, page_size: int = 1000) -> int:
         """Add the ref of every customer EnKash has (one streamed search); returns how
         many customers were read. Raises like ``customers.search``."""
         batch: list[tuple[str]] = []
@@ -419,13 +417,11 @@ class _Run:
         row, ref = item.row, item.ref
         if item.lookup_first:
             try:
-                customer_id = await find_by_ref(self.client, ref)
+                found = await find_by_ref(self.client, ref)
             except EnkashError as exc:
                 return SyncOutcome(row.line, ref, Outcome.FAILED, error=exc, detail="lookup")
-            if customer_id is not None:
-                return SyncOutcome(
-                    row.line, ref, Outcome.FOUND, customer_id or None, detail="lookup"
-                )
+            if found is not None:
+                return SyncOutcome(row.line, ref, Outcome.FOUND, found.customer_id, detail="lookup")
         assert row.customer is not None
         result = await _create(self.client, row.customer)
         if result.customer is None:
