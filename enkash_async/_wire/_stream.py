@@ -78,6 +78,8 @@ def read_record_reply(body: bytes) -> Any:
         envelope = _record_envelope_decoder.decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return loads(body)  # not an object, or not JSON: read (or refused) as any reply
+    if not _plain_success(envelope):
+        return loads(body)  # an error's every key may matter to the message
     payload: Any = envelope.payload
     if bytes(memoryview(payload)[:4]) == _NULL:  # JSON null (msgspec strips the blanks)
         payload = None
@@ -99,12 +101,25 @@ def read_search_reply(body: bytes) -> Any:
         envelope = _envelope_decoder.decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return loads(body)  # not this shape, or not JSON: read (or refused) as any reply
+    if not _plain_success(envelope):
+        return loads(body)  # an error's every key may matter to the message
     page = envelope.payload
     return {
         "payload": None if page is None else {"data": page.data, "recordsCount": page.recordsCount},
         "response_code": envelope.response_code,
         "errorResponse": envelope.errorResponse,
     }
+
+
+def _plain_success(envelope: _Envelope | _RecordEnvelope) -> bool:
+    """Whether the envelope says success plainly (``response_code`` 0 or absent, no error
+    type or message): only then are its other keys of no interest."""
+    code, error = envelope.response_code, envelope.errorResponse
+    if not (code is None or (code.__class__ is int and code == 0)):
+        return False
+    return error is None or (
+        error.__class__ is dict and not error.get("errorType") and not error.get("errorMessage")
+    )
 
 
 # --------------------------------------------------------------------------- records
