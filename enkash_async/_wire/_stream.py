@@ -237,8 +237,9 @@ def _field_plan(hint: Any, source: str, index: int, namespace: dict[str, Any]) -
             f"([] if (v := {source}) is None else [{hook}(x) for x in v])",
         )
     if dt.time in typing.get_args(hint):
-        namespace[hook] = field_hook(hint)
-        # Jackson's time objects and lists take the liberal path.
+        namespace[hook] = dt.time.fromisoformat
+        # A string fromisoformat refuses (kept as a string), or Jackson's time objects and
+        # lists, send the record to the liberal reader.
         return str | None, f"(None if (v := {source}) is None else {hook}(v))"
     namespace[hook] = field_hook(hint)  # any other type: read as JSON, then liberally
     return Any, f"(None if (v := {source}) is None else {hook}(v, None))"
