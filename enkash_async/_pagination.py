@@ -134,7 +134,11 @@ class SearchIterator(Generic[T]):
 
     async def collect(self) -> list[T]:
         """Every result in a list (mind the memory for large searches)."""
-        return [item async for item in self]
+        items: list[T] = []
+        async with contextlib.aclosing(self.pages()) as pages:
+            async for page in pages:
+                items.extend(page.items)
+        return items
 
     async def pages(self) -> AsyncGenerator[Page[T], None]:
         """Yield each page in order, as a :class:`Page` of decoded items."""
