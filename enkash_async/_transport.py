@@ -205,6 +205,7 @@ class AiohttpTransport:
         self.max_reply_bytes = max_reply_bytes
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closer: asyncio.Task[None] | None = None
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._closed:
@@ -221,6 +222,9 @@ class AiohttpTransport:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=self._ssl)
             self._session = aiohttp.ClientSession(connector=connector)
+            # Closes the session when the loop ends (asyncio.run cancels every task left),
+            # so a client never closed leaves no connection to warn about.
+            self._closer = loop.create_task(_close_when_cancelled(self._session))
         elif self._session.closed:  # only a caller's own session can be closed under us
             raise EnkashError("the aiohttp session given to the client is closed")
         return self._session
@@ -228,6 +232,11 @@ class AiohttpTransport:
     async def aclose(self) -> None:
         """Close the session if this transport made it. Safe to call twice."""
         self._closed = True
+        if self._closer is not None:
+            self._closer.cancel()
+            if self._loop is asyncio.get_running_loop():
+                await asyncio.gather(self._closer, return_exceptions=True)
+            self._closer = None
         if self._owns_session and self._session is not None:
             await self._session.close()
         self._session = None
@@ -336,6 +345,13 @@ class AiohttpTransport:
                     status=response.status,
                     request_id=request_id,
                 )
+
+
+async def _close_when_cancelled(session: aiohttp.ClientSession) -> None:
+    try:
+        await asyncio.get_running_loop().create_future()  # until cancelled
+    finally:
+        await session.close()
 
 
 def _tls_reason(exc: aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch) -> str:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from _support import other_tasks
 from aioresponses import CallbackResult, aioresponses
 
 from enkash_async import (
@@ -106,10 +107,6 @@ async def client() -> AsyncIterator[EnkashClient]:
 async def _settle() -> None:
     for _ in range(20):
         await asyncio.sleep(0)
-
-
-def _other_tasks() -> set[asyncio.Task[Any]]:
-    return asyncio.all_tasks() - {asyncio.current_task()}
 
 
 def check_one_result_per_input(results: list[CreateResult], inputs: list[Any]) -> None:
@@ -325,7 +322,7 @@ async def test_closing_the_results_early_cancels_the_creates_in_flight(
     assert endpoint.cancelled == 4  # the four hanging creates in flight at the break
     assert len(endpoint.bodies) == 5  # nothing further was started
     await _settle()
-    assert _other_tasks() == set()
+    assert other_tasks() == set()
     assert client.limiter.in_flight == 0
     gc.collect()
     assert loop_errors == []
@@ -343,7 +340,7 @@ async def test_breaking_out_without_closing_cancels_once_the_results_are_dropped
     assert endpoint.in_flight == 0
     assert endpoint.cancelled == len(endpoint.bodies) - 1 >= 4  # every hanging create
     assert len(endpoint.bodies) <= 6
-    assert _other_tasks() == set()
+    assert other_tasks() == set()
     assert client.limiter.in_flight == 0
     assert loop_errors == []
 
@@ -366,7 +363,7 @@ async def test_cancelling_the_consumer_cancels_the_creates_in_flight(
         await task
     assert endpoint.in_flight == 0 and endpoint.cancelled == 3
     await _settle()
-    assert _other_tasks() == set()
+    assert other_tasks() == set()
     assert loop_errors == []
 
 

@@ -403,8 +403,12 @@ async def test_connect_timeout_and_dns_failure_are_connect_errors(
 
 @pytest.mark.parametrize(
     "make_error",
-    [lambda: asyncio.TimeoutError(), lambda: aiohttp.SocketTimeoutError("read timed out")],
-    ids=["total", "socket-read"],
+    [
+        lambda: asyncio.TimeoutError(),
+        lambda: aiohttp.SocketTimeoutError("read timed out"),
+        lambda: TimeoutError(),  # on Python 3.10 not an asyncio.TimeoutError
+    ],
+    ids=["total", "socket-read", "builtin"],
 )
 async def test_read_timeout_is_request_timeout(
     client: EnkashClient, make_error: Callable[[], Exception]
@@ -414,7 +418,7 @@ async def test_read_timeout_is_request_timeout(
         with pytest.raises(RequestTimeout) as info:
             await search_once(client)
     assert info.value.sent is True
-    assert isinstance(info.value.__cause__, asyncio.TimeoutError)
+    assert isinstance(info.value.__cause__, (asyncio.TimeoutError, TimeoutError))
 
 
 async def _serve_once(

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from _support import other_tasks
 from aioresponses import CallbackResult, aioresponses
 
 from enkash_async import (
@@ -400,7 +401,7 @@ async def test_error_in_a_prefetched_page_surfaces_after_the_pages_before_it(
     assert info.value.status == 404
     assert ids(seen) == list(range(30))
     assert 40 not in ledger.answered  # cancelled, not awaited
-    assert _other_tasks() == set()
+    assert other_tasks() == set()
     gc.collect()
     assert loop_errors == []
 
@@ -416,7 +417,7 @@ async def test_breaking_out_early_leaves_no_task_or_warning(
             if found.id == 14:
                 break
         await _settle()
-        assert _other_tasks() == set()
+        assert other_tasks() == set()
     assert ledger.answered == [0, 10]  # the pages still in flight were cancelled
     gc.collect()
     assert loop_errors == []
@@ -426,7 +427,3 @@ async def test_breaking_out_early_leaves_no_task_or_warning(
 async def _settle() -> None:
     for _ in range(50):
         await asyncio.sleep(0)
-
-
-def _other_tasks() -> set[asyncio.Task[Any]]:
-    return asyncio.all_tasks() - {asyncio.current_task()}
