@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from _support import BASE, CREATE_PATH, SEARCH_PATH, FakeTransport, fake_client, no_sleep
+from _support import BASE, CREATE_PATH, SEARCH_PATH, FakeTransport, fake_client, no_sleep, reply
 from aioresponses import aioresponses
 
 from enkash_async import (
@@ -33,6 +33,7 @@ from enkash_async import (
     EnkashClient,
     EnkashError,
     KeyContactCreate,
+    PaginationError,
     RateLimitError,
     RequestTimeout,
     RetryPolicy,
@@ -503,3 +504,28 @@ async def test_an_ambiguous_create_waits_before_looking_up_its_ref() -> None:
         assert customer.unique_ref_no == "ERP-WAIT-1"
         assert server.stats.requests["search"] == 1
     assert lookups_at_each_wait[0] == 0
+
+
+# --------------------------------------------------------------------------- find_by_unique_ref
+
+
+async def test_find_by_unique_ref_takes_only_an_exact_match_from_a_loose_filter() -> None:
+    loose = found(stored("CUST1", ref="ERP-0000042-B"), stored("CUST2", ref=REF))
+    transport = FakeTransport().answer(SEARCH_PATH, reply(loose))
+    async with fake_client(transport) as client:
+        customer = await client.customers.find_by_unique_ref(REF)
+    assert customer is not None and customer.customer_id == "CUST2"
+
+
+async def test_find_by_unique_ref_is_none_when_every_match_is_another_ref() -> None:
+    transport = FakeTransport().answer(SEARCH_PATH, reply(found(stored("CUST1", ref="OTHER"))))
+    async with fake_client(transport) as client:
+        assert await client.customers.find_by_unique_ref(REF) is None
+
+
+async def test_find_by_unique_ref_cannot_tell_when_more_matched_than_it_read() -> None:
+    page = found(*[stored(f"C{i}", ref=f"OTHER-{i}") for i in range(20)], total=500)
+    transport = FakeTransport().answer(SEARCH_PATH, reply(page))
+    async with fake_client(transport) as client:
+        with pytest.raises(PaginationError):
+            await client.customers.find_by_unique_ref(REF)
