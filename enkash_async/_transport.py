@@ -1,10 +1,13 @@
-"""HTTP to EnKash over aiohttp, and EnKash's reply envelope.
+"""HTTP to EnKash, and EnKash's reply envelope.
 
-The transport sends one request and turns the reply into a payload or an
-:class:`~enkash_async.errors.EnkashError`. It knows the envelope every EnKash API
-shares (``errorResponse``, ``payload``, ``response_code``, ``response_message``) but
-nothing of customers, and it never retries: that is ``_retry``'s job. Every aiohttp,
-asyncio and JSON exception is translated here, where it arises.
+:class:`Transport` is the seam (a Protocol): it sends one request and returns the
+:class:`Reply` (status, headers, body bytes), bounded in size and never following a
+redirect; :class:`AiohttpTransport` is the one over aiohttp. ``Reply.payload`` turns a
+reply into the envelope's payload or an :class:`~enkash_async.errors.EnkashError`; it
+knows the envelope every EnKash API shares (``errorResponse``, ``payload``,
+``response_code``, ``response_message``) but nothing of customers. Nothing here
+retries: that is ``_retry``'s job. Every aiohttp, asyncio and JSON exception is
+translated here, where it arises.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from _support import other_tasks
+from _support import BASE, no_sleep, other_tasks
 from aioresponses import CallbackResult, aioresponses
 
 from enkash_async import (
@@ -32,12 +32,7 @@ from enkash_async import (
 )
 from enkash_async.testing import FakeEnkash, Fault
 
-BASE = "https://api.enkash.test"
 CREATE = f"{BASE}/api/v0/customer"
-
-
-async def _no_sleep(seconds: float) -> None:
-    pass
 
 
 def new_customer(i: int, *, name: str | None = None, ref: bool = True) -> CustomerCreate:
@@ -100,7 +95,7 @@ def endpoint() -> Iterator[Endpoint]:
 
 @pytest.fixture
 async def client() -> AsyncIterator[EnkashClient]:
-    async with EnkashClient(BASE, token="t", retry=RetryPolicy(sleep=_no_sleep)) as c:
+    async with EnkashClient(BASE, token="t", retry=RetryPolicy(sleep=no_sleep)) as c:
         yield c
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from _support import BASE
 from aioresponses import aioresponses
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -42,7 +43,6 @@ from enkash_async import (
 )
 from enkash_async._transport import Reply, raise_for_envelope
 
-BASE = "https://api.enkash.test"
 SEARCH = re.compile(r"^https://api\.enkash\.test/api/v0/customer/search\?")
 CREATE = f"{BASE}/api/v0/customer"
 NO_RETRY = RetryPolicy.none()

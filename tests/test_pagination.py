@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from _support import other_tasks
+from _support import BASE, no_sleep, other_tasks
 from aioresponses import CallbackResult, aioresponses
 
 from enkash_async import (
@@ -28,12 +28,7 @@ from enkash_async import (
     ValidationError,
 )
 
-BASE = "https://api.enkash.test"
 SEARCH = re.compile(r"^https://api\.enkash\.test/api/v0/customer/search\?")
-
-
-async def _no_sleep(seconds: float) -> None:
-    pass
 
 
 def customer(i: int) -> dict[str, Any]:
@@ -93,7 +88,7 @@ class Ledger:
 
 @pytest.fixture
 async def client() -> AsyncIterator[EnkashClient]:
-    async with EnkashClient(BASE, token="t", retry=RetryPolicy(sleep=_no_sleep)) as c:
+    async with EnkashClient(BASE, token="t", retry=RetryPolicy(sleep=no_sleep)) as c:
         yield c
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from _support import BASE, no_sleep
 from aioresponses import aioresponses
 
 import enkash_async
@@ -23,15 +24,10 @@ from enkash_async import (
     ValidationError,
 )
 
-BASE = "https://api.enkash.test"
 SEARCH = re.compile(r"^https://api\.enkash\.test/api/v0/customer/search\?")
 
 
-async def _no_sleep(seconds: float) -> None:
-    pass
-
-
-POLICY = RetryPolicy(sleep=_no_sleep)
+POLICY = RetryPolicy(sleep=no_sleep)
 PAGE = {"payload": {"data": [{"customerId": "C1", "id": 1}], "recordsCount": 1}}
 
 

@@ -3,7 +3,9 @@ the misbehaving EnKash (or proxy) of the hostile-server tests."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -23,9 +25,15 @@ class Hostile:
     """``async with Hostile(handler) as server``: ``server.url``, and ``server.received``
     lists every request that reached it."""
 
-    def __init__(self, handler: Handler, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        host: str = "127.0.0.1",
+        certificate: tuple[Path, Path] | None = None,
+    ) -> None:
         self.handler = handler
         self.host = host
+        self.certificate = certificate  # serve https with this (cert, key)
         self.received: list[Received] = []
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -39,10 +47,14 @@ class Hostile:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        context = None
+        if self.certificate is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*self.certificate)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=context)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://{self.host}:{port}"
+        self.url = f"{'https' if context else 'http'}://{self.host}:{port}"
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:

@@ -4,6 +4,10 @@ password and the customer least of all, is sent to the target."""
 
 from __future__ import annotations
 
+import ssl
+from pathlib import Path
+from typing import Any
+
 import pytest
 from _hostile import Hostile
 from _support import new_customer
@@ -77,3 +81,24 @@ async def test_a_redirect_from_the_login_is_refused_and_the_password_goes_nowher
     assert "localhost" in str(info.value)
     assert elsewhere.received == []
     assert "hunter2" not in str(info.value)
+
+
+@pytest.mark.parametrize("status", STATUSES)
+@pytest.mark.parametrize("call", ["login", "create", "search"])
+async def test_a_redirect_from_an_https_api_to_plain_http_is_refused(
+    status: int, call: str, certificate: tuple[Path, Path]
+) -> None:
+    trusting = ssl.create_default_context(cafile=str(certificate[0]))
+    auth: dict[str, Any] = {"credentials": CREDS} if call == "login" else {"token": "t"}
+    async with (
+        Hostile(_nothing) as elsewhere,  # http://127.0.0.1: another host, and no TLS
+        Hostile(redirect_to(elsewhere, status), host="localhost", certificate=certificate) as api,  # type: ignore[arg-type]
+        EnkashClient(api.url, ssl=trusting, retry=RetryPolicy.none(), **auth) as client,
+    ):
+        with pytest.raises(EnkashError) as info:
+            if call == "create":
+                await client.customers.create(NEW)
+            else:
+                await client.customers.search().collect()
+    assert "127.0.0.1" in str(info.value)
+    assert elsewhere.received == []
