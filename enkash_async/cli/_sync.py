@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -96,12 +97,6 @@ def _budget_flags(parser: argparse.ArgumentParser) -> None:
         help="requests per second across all workers (default: none)",
     )
     parser.add_argument(
-        "--heartbeat",
-        type=_positive,
-        default=10,
-        help="seconds without a heartbeat before a chunk is redone",
-    )
-    parser.add_argument(
         "--sweep",
         type=_positive,
         default=5,
@@ -112,6 +107,15 @@ def _budget_flags(parser: argparse.ArgumentParser) -> None:
         type=_rate,
         default=90.0,
         help="seconds before a dead worker's request slots come back",
+    )
+
+
+def _heartbeat_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--heartbeat",
+        type=_positive,
+        default=10,
+        help="seconds a chunk may go without its worker's heartbeat before it is redone",
     )
 
 
@@ -133,9 +137,17 @@ def _sub_parser(form: str) -> argparse.ArgumentParser:
             help="checkpoint shared with earlier runs (default 'default')",
         )
         parser.add_argument("--base-url", help="overrides ENKASH_BASE_URL")
+        _heartbeat_flag(parser)
     elif form == "worker":
         _budget_flags(parser)
         parser.add_argument("--base-url", help="overrides ENKASH_BASE_URL")
+        parser.add_argument(
+            "--log-level",
+            default="INFO",
+            choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+            help="what the worker logs to stderr (default INFO: each chunk started, finished, "
+            "redone)",
+        )
     elif form == "status":
         parser.add_argument("run")
         parser.add_argument("--wait", action="store_true", help="wait until the run completes")
@@ -158,6 +170,7 @@ def _sub_parser(form: str) -> argparse.ArgumentParser:
         parser.add_argument("--chunk-rows", type=_positive, default=500)
         parser.add_argument("--base-url", help="overrides ENKASH_BASE_URL")
         _budget_flags(parser)
+        _heartbeat_flag(parser)
     return parser
 
 
@@ -215,6 +228,7 @@ async def run(args: argparse.Namespace) -> int:
 
 async def _submit(args: argparse.Namespace) -> int:
     from enkash_async.sync import _saq
+    from enkash_async.sync._saq import WorkerSettings
 
     result = await _saq.submit(
         _require_redis(args),
@@ -223,6 +237,7 @@ async def _submit(args: argparse.Namespace) -> int:
         run=args.run,
         chunk_rows=args.chunk_rows,
         checkpoint=args.checkpoint,
+        settings=WorkerSettings(heartbeat=args.heartbeat),
     )
     err(
         f"{result.rows} rows in {result.chunks} chunks; {result.enqueued} chunks enqueued now, "
@@ -240,7 +255,7 @@ def _settings(args: argparse.Namespace) -> Any:
         jobs=args.jobs,
         max_concurrency=args.max_concurrency,
         rate_limit=args.rate_limit,
-        heartbeat=args.heartbeat,
+        heartbeat=getattr(args, "heartbeat", 10),
         sweep=args.sweep,
         lease_ttl=args.lease_ttl,
     )
@@ -249,6 +264,13 @@ def _settings(args: argparse.Namespace) -> Any:
 async def _worker(args: argparse.Namespace) -> int:
     from enkash_async.sync import _saq
 
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s worker %(process)d %(name)s %(levelname)s %(message)s",
+    )
+    if args.log_level != "DEBUG":  # each retry of each request is too much for a worker log
+        logging.getLogger("enkash_async").setLevel(logging.WARNING)
+        logging.getLogger("enkash_async.sync").setLevel(args.log_level)
     url = _require_redis(args)
     environ = _environ(args)
     target = target_from_env(environ)
@@ -262,6 +284,13 @@ async def _worker(args: argparse.Namespace) -> int:
     finally:
         await limiter.aclose()
     return 0
+
+
+def _dump_tasks() -> None:
+    """SIGUSR1: print where each of the worker's tasks is waiting (for a stuck worker)."""
+    for task in asyncio.all_tasks():
+        task.print_stack(limit=12, file=sys.stderr)
+    sys.stderr.flush()
 
 
 def _counts_line(status: Any) -> str:
@@ -408,8 +437,6 @@ def worker_command(url: str, args: argparse.Namespace) -> list[str]:
         str(args.jobs),
         "--max-concurrency",
         str(args.max_concurrency),
-        "--heartbeat",
-        str(args.heartbeat),
         "--sweep",
         str(args.sweep),
         "--lease-ttl",

@@ -83,17 +83,19 @@ async def redis_errors(
         ) from exc
 
 
-def connect(url: str, *, max_connections: int = 32) -> aioredis.Redis:
-    """A redis-py asyncio client for ``url`` whose commands fail within ``REDIS_TIMEOUT``;
-    at most ``max_connections`` connections, callers beyond that wait for one.
+def connect(url: str, *, max_connections: int = 128) -> aioredis.Redis:
+    """A redis-py asyncio client for ``url`` whose commands fail within ``REDIS_TIMEOUT``,
+    with at most ``max_connections`` connections (callers must stay below that; one more
+    is refused, never waited for).
 
     Raises ``SyncStoreError`` for a URL redis-py cannot use.
     """
     try:
-        pool = aioredis.BlockingConnectionPool.from_url(
+        # Not BlockingConnectionPool: its lock, taken outside its timeout, has hung
+        # callers cancelled mid-command; our callers are bounded anyway.
+        pool = aioredis.ConnectionPool.from_url(
             url,
             max_connections=max_connections,
-            timeout=REDIS_TIMEOUT,
             socket_timeout=REDIS_TIMEOUT,
             socket_connect_timeout=REDIS_TIMEOUT,
             health_check_interval=30,

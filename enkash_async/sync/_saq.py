@@ -40,7 +40,14 @@ from saq.types import PartialTimersDict
 from enkash_async import CustomerCreate, EnkashClient, EnkashError
 from enkash_async.sync._budget import RedisLimiter
 from enkash_async.sync._checkpoint import SyncTarget
-from enkash_async.sync._redis import RedisCheckpoint, SyncStoreError, connect, redis_errors
+from enkash_async.sync._redis import (
+    REDIS_TIMEOUT,
+    RedisCheckpoint,
+    SyncStoreError,
+    connect,
+    redis_errors,
+    text,
+)
 from enkash_async.sync._redis_interim import (
     SourceRow,
     SyncOutcome,
@@ -64,6 +71,11 @@ __all__ = [
 logger = logging.getLogger("enkash_async.sync")
 
 QUEUE_NAME: Final = "enkash-sync"
+# The set of runs with chunks not done, and the lock of the worker reviving lost chunks.
+_RUNS: Final = "enkash:runs"
+_REVIVE_LOCK: Final = "enkash:runs:revive-lock"
+# A job failing (Redis unreachable) is retried this often, with backoff up to 30 s.
+_JOB_RETRIES: Final = 1000
 JOB_FUNCTION: Final = "enkash_sync_chunk"
 # Rows buffered at submit before one pipeline writes them.
 _STORE_BATCH: Final = 2000
@@ -91,7 +103,8 @@ class WorkerSettings:
     ``rate_limit`` per second (None: no rate limit), AIMD on both. A job not touched for
     ``heartbeat`` seconds is stale; every ``sweep`` seconds a worker queues stale jobs
     again after waiting ``sweep_wait`` seconds for their worker to let go. ``lease_ttl``:
-    seconds after which a dead worker's request slots come back.
+    seconds after which a dead worker's request slots come back. A chunk's failed rows
+    are tried again, ``pass_delay`` seconds later, for up to ``passes`` passes in all.
     """
 
     concurrency: int = 16
@@ -102,7 +115,8 @@ class WorkerSettings:
     sweep: int = 5
     sweep_wait: float = 2.0
     lease_ttl: float = 90.0
-    retries: int = 100
+    passes: int = 3
+    pass_delay: float = 1.0
 
 
 class _SyncQueue(RedisQueue):
@@ -200,13 +214,16 @@ async def submit(
                     "chunks": chunks,
                     "rejected": rejected,
                     "submitted": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "heartbeat": settings.heartbeat,
                     "ready": "1",
                 }
             )
         else:
             rows, chunks = int(meta["rows"]), int(meta["chunks"])
             rejected = int(meta.get("rejected", 0))
-        enqueued = await _enqueue(queue, store, run, chunks, settings)
+        enqueued = await _enqueue(queue, store, run, range(chunks), settings.heartbeat)
+        async with redis_errors(url, "listing the run"):
+            await redis.sadd(_RUNS, run)
     finally:
         await queue.disconnect()
         await redis.aclose()
@@ -241,20 +258,22 @@ async def _store_rows(store: RunStore, path: str, chunk_rows: int) -> tuple[int,
 
 
 async def _enqueue(
-    queue: RedisQueue, store: RunStore, run: str, chunks: int, settings: WorkerSettings
+    queue: RedisQueue, store: RunStore, run: str, chunks: Iterable[int], heartbeat: int
 ) -> int:
+    """Enqueue the jobs of ``chunks`` not done yet; how many SAQ took (it refuses a key
+    it holds unfinished)."""
     done = await store.chunks_done()
     enqueued = 0
     async with redis_errors(store._url, f"enqueuing the chunks of run {run}"):
-        for chunk in range(chunks):
+        for chunk in chunks:
             if chunk in done:
                 continue
             job = await queue.enqueue(
                 JOB_FUNCTION,
                 key=f"{run}:{chunk}",
                 timeout=0,  # a chunk takes as long as it takes; the heartbeat tells a dead one
-                heartbeat=settings.heartbeat,
-                retries=settings.retries,
+                heartbeat=heartbeat,
+                retries=_JOB_RETRIES,
                 retry_delay=1.0,
                 retry_backoff=30.0,
                 ttl=7 * 86400,
@@ -263,6 +282,70 @@ async def _enqueue(
             )
             enqueued += job is not None
     return enqueued
+
+
+class _Reviver:
+    """A safety net under SAQ's sweep: a chunk not done whose job SAQ no longer holds
+    (queued, scheduled or active), seen so twice in a row, is enqueued again.
+
+    SAQ's sweep aborts a stale job, waits, then requeues it in a separate call; if Redis
+    fails between the two, the job is dropped. Only one worker revives at a time.
+    """
+
+    def __init__(self, queue: RedisQueue, redis: Any, url: str) -> None:
+        self.queue = queue
+        self.redis = redis
+        self.url = url
+        self.suspects: set[str] = set()
+
+    async def once(self, lock_seconds: int) -> int:
+        """One pass over the runs under way; how many chunks were enqueued again."""
+        async with redis_errors(self.url, "looking for lost chunks"):
+            if not await self.redis.set(_REVIVE_LOCK, 1, nx=True, ex=lock_seconds):
+                return 0
+            runs = [text(run) for run in await self.redis.smembers(_RUNS)]
+        revived = 0
+        lost_now: set[str] = set()
+        for run in runs:
+            store = RunStore(self.redis, self.url, run)
+            status = await store.status()
+            if status.meta.get("ready") != "1":
+                continue
+            if status.complete:
+                async with redis_errors(self.url, "listing the run"):
+                    await self.redis.srem(_RUNS, run)
+                continue
+            done = await store.chunks_done()
+            missing = [chunk for chunk in range(status.chunks) if chunk not in done]
+            async with (
+                redis_errors(self.url, "looking for lost chunks"),
+                self.redis.pipeline(transaction=False) as pipe,
+            ):
+                for chunk in missing:
+                    pipe.zscore(
+                        self.queue.namespace("incomplete"), self.queue.job_id(f"{run}:{chunk}")
+                    )
+                scores = await pipe.execute()
+            lost = [chunk for chunk, score in zip(missing, scores, strict=True) if score is None]
+            again = [chunk for chunk in lost if f"{run}:{chunk}" in self.suspects]
+            lost_now.update(f"{run}:{chunk}" for chunk in lost if chunk not in again)
+            if again:
+                heartbeat = int(status.meta.get("heartbeat", 10))
+                count = await _enqueue(self.queue, store, run, again, heartbeat)
+                if count:
+                    logger.warning("run %s: chunks %s were lost by the queue; enqueued again",
+                                   run, again)  # fmt: skip
+                revived += count
+        self.suspects = lost_now
+        return revived
+
+    async def forever(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.once(max(1, int(every)))
+            except SyncStoreError as exc:
+                logger.warning("%s; will look for lost chunks again later", exc)
 
 
 async def run_status(url: str, run: str) -> RunStatus:
@@ -311,12 +394,16 @@ class _Chunk:
         self.chunk = chunk
         self.buffer: list[StoredOutcome] = []
         self.store_failure: EnkashError | None = None
+        self.failed_lines: set[int] = set()
+        self.stopped = asyncio.Event()
 
     def on_outcome(self, outcome: SyncOutcome) -> None:
         if isinstance(outcome.error, SyncStoreError):
             # Redis failed, not the row: the chunk is redone once Redis is back.
             self.store_failure = self.store_failure or outcome.error
             return
+        if outcome.outcome.value == "failed":
+            self.failed_lines.add(outcome.line)
         self.buffer.append(_stored(outcome))
 
     async def flush(self) -> None:
@@ -328,19 +415,36 @@ class _Chunk:
             raise
 
     async def flush_often(self) -> None:
-        while True:
-            await asyncio.sleep(_FLUSH_EVERY)
-            if self.buffer:
-                await self.flush()
+        """Flush every ``_FLUSH_EVERY`` s until ``stopped``; never cancelled mid-write."""
+        while not self.stopped.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stopped.wait(), _FLUSH_EVERY)
+            if self.buffer and not self.stopped.is_set():
+                with contextlib.suppress(SyncStoreError):  # kept, flushed at the end
+                    await self.flush()
 
 
-async def _heartbeat(job: Job, every: float) -> None:
-    while True:
-        await asyncio.sleep(every)
+async def _heartbeat(job: Job, every: float, stopped: asyncio.Event) -> None:
+    """Touch ``job`` every ``every`` s until ``stopped`` (a write is never cut short)."""
+    while not stopped.is_set():
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stopped.wait(), every)
+        if stopped.is_set():
+            return
         try:
             await job.update()
         except (RedisError, OSError) as exc:
             logger.warning("heartbeat of %s failed: %s", job.key, exc)
+
+
+async def _join(task: asyncio.Task[None], stopped: asyncio.Event) -> None:
+    """Stop a helper task by its event and wait for it; on our own cancellation, cancel it."""
+    stopped.set()
+    try:
+        await asyncio.wait({task}, timeout=2 * REDIS_TIMEOUT)
+    finally:
+        if not task.done():
+            task.cancel()
 
 
 class _WorkerJob:
@@ -357,17 +461,20 @@ class _WorkerJob:
         self.client = client
         self.target = target
         self.settings = settings
-        self.redis = connect(url, max_connections=max(32, settings.concurrency * 2))
+        self.redis = connect(url, max_connections=max(128, settings.concurrency * 4))
 
     async def __call__(self, ctx: Any, *, run: str, chunk: int) -> dict[str, int]:
         job: Job = ctx["job"]
-        beat = asyncio.create_task(_heartbeat(job, max(0.5, self.settings.heartbeat / 3)))
+        # The submitter set the job's heartbeat; touch it three times per period.
+        stopped = asyncio.Event()
+        beat = asyncio.create_task(_heartbeat(job, max(0.2, (job.heartbeat or 10) / 3), stopped))
+        logger.info("chunk %s of run %s: attempt %d", chunk, run, job.attempts)
         try:
-            return await self.sync_chunk(run, chunk)
+            result = await self.sync_chunk(run, chunk)
+            logger.info("chunk %s of run %s: done (%s)", chunk, run, result)
+            return result
         finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
+            await _join(beat, stopped)
 
     async def sync_chunk(self, run: str, chunk: int) -> dict[str, int]:
         store = RunStore(self.redis, self.url, run)
@@ -391,23 +498,29 @@ class _WorkerJob:
         checkpoint = RedisCheckpoint(self.redis, self.url, self.target, meta["checkpoint"])
         work = _Chunk(store, chunk)
         flusher = asyncio.create_task(work.flush_often())
+        pending = rows
         try:
-            await _sync_chunk_rows(
-                rows,
-                client=self.client,
-                checkpoint=checkpoint,
-                concurrency=self.settings.concurrency,
-                on_outcome=work.on_outcome,
-            )
+            for attempt in range(1, self.settings.passes + 1):
+                work.failed_lines.clear()
+                await _sync_chunk_rows(
+                    pending,
+                    client=self.client,
+                    checkpoint=checkpoint,
+                    concurrency=self.settings.concurrency,
+                    on_outcome=work.on_outcome,
+                )
+                if work.store_failure is not None:
+                    raise work.store_failure
+                if not work.failed_lines or attempt == self.settings.passes:
+                    break
+                # Failures are mostly passing (an outage, a lost reply): try those rows again.
+                pending = [row for row in rows if row.line in work.failed_lines]
+                await asyncio.sleep(self.settings.pass_delay)
         finally:
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError, EnkashError):
-                await flusher
-        if work.store_failure is not None:
-            raise work.store_failure
+            await _join(flusher, work.stopped)
         await work.flush()
         await store.finish_chunk(chunk)
-        return {"rows": len(rows)}
+        return {"rows": len(rows), "failed": len(work.failed_lines)}
 
 
 async def run_worker(
@@ -443,6 +556,9 @@ async def run_worker(
         dequeue_timeout=1.0,
         shutdown_grace_period_s=2,
     )
+    reviver = asyncio.create_task(
+        _Reviver(queue, job.redis, url).forever(max(3.0, settings.sweep * 3.0))
+    )
     await queue.connect()
     try:
         if stop is None:
@@ -453,6 +569,9 @@ async def run_worker(
             await worker.stop()
             await running
     finally:
+        reviver.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reviver
         await queue.disconnect()
         await job.redis.aclose()
 
@@ -460,7 +579,7 @@ async def run_worker(
 def shared_limiter(url: str, target: SyncTarget, settings: WorkerSettings) -> RedisLimiter:
     """The Redis-backed limiter every worker of ``target`` shares."""
     return RedisLimiter(
-        connect(url, max_connections=max(32, settings.concurrency * 2)),
+        connect(url, max_connections=max(128, settings.concurrency * settings.jobs * 2)),
         url,
         target,
         max_concurrency=settings.max_concurrency,

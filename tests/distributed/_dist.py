@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from enkash_async.sync import SyncTarget
+
 # Every process a test starts is stopped by then (seconds).
 PROCESS_TIMEOUT = 15.0
 
@@ -54,16 +56,15 @@ class FakeProcess:
         self.url = self.info["url"]
 
     def environ(self) -> dict[str, str]:
-        """The environment a worker needs to log in to this fake."""
+        """The environment of a worker of this fake: its URL and ready token (no logins,
+        which no budget covers, so the server's in-flight count is the budget's alone)."""
         environ = {key: value for key, value in os.environ.items() if not key.startswith("ENKASH")}
-        environ.update(
-            ENKASH_BASE_URL=self.url,
-            ENKASH_CLIENT_ID=self.info["client_id"],
-            ENKASH_CLIENT_SECRET=self.info["client_secret"],
-            ENKASH_USERNAME=self.info["username"],
-            ENKASH_PASSWORD=self.info["password"],
-        )
+        environ.update(ENKASH_BASE_URL=self.url, ENKASH_TOKEN=self.info["token"])
         return environ
+
+    def target(self) -> SyncTarget:
+        """The checkpoint target of ``environ()``'s workers."""
+        return SyncTarget.for_token(self.url, self.info["token"])
 
     def stats(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"{self.url}/_fake/stats", timeout=10) as reply:
@@ -88,24 +89,39 @@ def stop_process(process: subprocess.Popen[Any]) -> None:
 
 
 class Workers:
-    """``enkash-async sync worker`` processes; stopped at the end of the test."""
+    """``enkash-async sync worker`` processes, each logging to a file in ``folder``;
+    stopped at the end of the test."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(
         self, redis_url: str, environ: dict[str, str], *options: str
     ) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "enkash_async.cli._sync", "worker", "--redis", redis_url,
-             *options],
-            env=environ,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+        log = self.folder / f"worker-{len(self.processes)}.log"
+        with log.open("wb") as stream:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "enkash_async.cli._sync", "worker", "--redis",
+                 redis_url, *options],
+                env=environ,
+                stdin=subprocess.DEVNULL,
+                stdout=stream,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
         self.processes.append(process)
         return process
 
+    def logs(self) -> str:
+        """Everything the workers wrote so far."""
+        return "".join(
+            path.read_text(errors="replace") for path in sorted(self.folder.glob("worker-*.log"))
+        )
+
     def stop(self) -> None:
+        """SIGTERM every worker at once, then wait for each (SIGKILL after a while)."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
         for process in self.processes:
             stop_process(process)

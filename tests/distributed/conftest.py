@@ -9,6 +9,7 @@ each test. Without one, every test here fails, saying how to get one.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import redis as sync_redis
@@ -51,9 +52,9 @@ async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 
 
 @pytest.fixture
-def workers() -> Iterator[Workers]:
+def workers(tmp_path: Path) -> Iterator[Workers]:
     """Start worker processes with ``workers.start(...)``; all are stopped afterwards."""
-    started = Workers()
+    started = Workers(tmp_path)
     try:
         yield started
     finally:
