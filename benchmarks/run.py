@@ -165,6 +165,23 @@ async def stream_client(info: dict[str, str], total: int, page_size: int,
     return count / (time.perf_counter() - started)
 
 
+async def collect_raw(info: dict[str, str], total: int, page_size: int) -> float:
+    started = time.perf_counter()
+    held = [record async for page in _raw_pages(info, total, page_size) for record in page]
+    assert len(held) == total, len(held)
+    return len(held) / (time.perf_counter() - started)
+
+
+async def collect_client(info: dict[str, str], total: int, page_size: int) -> float:
+    from enkash_async import EnkashClient
+
+    async with EnkashClient(info["url"], token=info["token"]) as client:
+        started = time.perf_counter()
+        held = await client.customers.search(page_size=page_size, max_items=total).collect()
+    assert len(held) == total, len(held)
+    return len(held) / (time.perf_counter() - started)
+
+
 # --------------------------------------------------------------------------- 4. memory
 
 
@@ -211,13 +228,20 @@ async def bulk(info: dict[str, str], customers: list[Any], *, adaptive: bool) ->
 # --------------------------------------------------------------------------- main
 
 
+SCENARIOS = ("create", "stream", "collect", "prefetch", "memory", "bulk", "sweep")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--only", nargs="+", choices=SCENARIOS, help="run these scenarios (default: all)"
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     repeats = 1 if quick else args.repeats
+    only = set(args.only or SCENARIOS) - ({"sweep"} if args.only is None else set())
     n_create = 500 if quick else 3000
     n_stream = 20_000 if quick else 200_000
     n_prefetch = 5_000 if quick else 30_000
@@ -226,75 +250,149 @@ def main(argv: list[str] | None = None) -> int:
     raw: dict[str, Any] = {}
     rows: list[tuple[str, float, str]] = []
 
-    customers = create_bodies(n_create)
-    with fake_server(0) as info:
-        raw_rate, raw_samples = median_of(repeats, lambda: create_raw(info, customers, 64))
-        sdk_rate, sdk_samples = median_of(repeats, lambda: create_client(info, customers, 64))
-    raw["create"] = {"raw_per_s": raw_samples, "client_per_s": sdk_samples, "n": n_create}
-    rows.append(("create, concurrency 64: client / raw aiohttp", sdk_rate / raw_rate, ">= 0.85"))
+    if "create" in only:
+        customers = create_bodies(n_create)
+        with fake_server(0) as info:
+            raw_rate, raw_samples, sdk_rate, sdk_samples = interleaved(
+                repeats,
+                lambda: create_raw(info, customers, 64),
+                lambda: create_client(info, customers, 64),
+            )
+        raw["create"] = {"raw_per_s": raw_samples, "client_per_s": sdk_samples, "n": n_create}
+        rows.append(("create, concurrency 64: client / raw aiohttp", sdk_rate / raw_rate, ">= 0.9"))
 
-    with fake_server(n_stream) as info:
-        raw_rate, raw_samples = median_of(repeats, lambda: stream_raw(info, n_stream, 5000))
-        sdk_rate, sdk_samples = median_of(repeats, lambda: stream_client(info, n_stream, 5000))
-        pyd_rate, pyd_samples = median_of(repeats, lambda: stream_pydantic(info, n_stream, 5000))
-    raw["stream"] = {"raw_per_s": raw_samples, "client_per_s": sdk_samples,
-                     "pydantic_per_s": pyd_samples, "n": n_stream}
-    rows.append(("stream 5000/page: client / raw aiohttp+json", sdk_rate / raw_rate, ">= 0.5"))
-    rows.append(("stream 5000/page: client / pydantic v2", sdk_rate / pyd_rate, ">= 1.2"))
+    if "stream" in only:
+        with fake_server(n_stream) as info:
+            raw_rate, raw_samples, sdk_rate, sdk_samples = interleaved(
+                repeats,
+                lambda: stream_raw(info, n_stream, 5000),
+                lambda: stream_client(info, n_stream, 5000),
+            )
+            pyd_rate, pyd_samples = median_of(
+                repeats, lambda: stream_pydantic(info, n_stream, 5000)
+            )
+        raw["stream"] = {"raw_per_s": raw_samples, "client_per_s": sdk_samples,
+                         "pydantic_per_s": pyd_samples, "n": n_stream}
+        rows.append((f"stream {n_stream:,} typed: client / raw aiohttp+json.loads dicts",
+                     sdk_rate / raw_rate, ">= 2.0"))
+        rows.append((f"stream {n_stream:,} typed: client / aiohttp+pydantic v2",
+                     sdk_rate / pyd_rate, ">= 3.0"))
 
-    with fake_server(n_prefetch, "--latency-search", "0.02") as info:
-        one, one_samples = median_of(repeats, lambda: stream_client(info, n_prefetch, 1000, 1))
-        four, four_samples = median_of(repeats, lambda: stream_client(info, n_prefetch, 1000, 4))
-        zero, zero_samples = median_of(repeats, lambda: stream_client(info, n_prefetch, 1000, 0))
-    raw["prefetch"] = {"prefetch_0_per_s": zero_samples, "prefetch_1_per_s": one_samples,
-                       "prefetch_4_per_s": four_samples, "n": n_prefetch}
-    rows.append(("20 ms pages of 1000: prefetch=4 / prefetch=1", four / one, ">= 2.5"))
-    rows.append(("20 ms pages of 1000: prefetch=4 / prefetch=0", four / zero, "(info)"))
+    if "collect" in only:
+        with fake_server(n_stream) as info:
+            raw_rate, raw_samples, sdk_rate, sdk_samples = interleaved(
+                repeats,
+                lambda: collect_raw(info, n_stream, 5000),
+                lambda: collect_client(info, n_stream, 5000),
+            )
+        raw["collect"] = {"raw_per_s": raw_samples, "client_per_s": sdk_samples, "n": n_stream}
+        rows.append((f"collect() of {n_stream:,}: client / raw dicts", sdk_rate / raw_rate,
+                     ">= 1.0"))
 
-    with fake_server(n_large) as info:
-        small = peak_rss_streaming(info, n_small)
-        large = peak_rss_streaming(info, n_large)
-    raw["memory"] = {"peak_rss_mib_small": small, "peak_rss_mib_large": large,
-                     "n_small": n_small, "n_large": n_large}
-    rows.append((f"peak RSS streaming {n_large:,} / {n_small:,}", large / small, "<= 1.15"))
+    if "prefetch" in only:
+        with fake_server(n_prefetch, "--latency-search", "0.05") as info:
+            zero, zero_samples, four, four_samples = interleaved(
+                repeats,
+                lambda: stream_client(info, n_prefetch, 1000, 0),
+                lambda: stream_client(info, n_prefetch, 1000, 4),
+            )
+        raw["prefetch"] = {"prefetch_0_per_s": zero_samples, "prefetch_4_per_s": four_samples,
+                           "n": n_prefetch, "latency_s": 0.05, "page_size": 1000}
+        rows.append(("50 ms pages of 1000: prefetch=4 / prefetch=0", four / zero, ">= 3.0"))
 
-    bulk_inputs = create_bodies(n_bulk)
-    # 20 ms per create, so requests overlap at the server as they would at EnKash.
-    limited = ("--max-in-flight", "50", "--latency-create", "0.02")
-    with fake_server(0, *limited) as info:
-        adaptive = asyncio.run(bulk(info, bulk_inputs, adaptive=True))
-    with fake_server(0, *limited) as info:
-        fixed = asyncio.run(bulk(info, bulk_inputs, adaptive=False))
-    raw["bulk_429"] = {"adaptive": adaptive, "fixed_200": fixed, "n": n_bulk}
-    rows.append(("create_many vs 429 above 50: adaptive / fixed 200 throughput",
-                 adaptive["throughput"] / fixed["throughput"], "> 1"))
-    rows.append(("create_many vs 429 above 50: adaptive / fixed 200 429s",
-                 adaptive["rate_limited"] / max(1.0, fixed["rate_limited"]), "< 1"))
+    if "sweep" in only:
+        # What the default prefetch is chosen by: customers/s for each value, two latencies.
+        sweep: dict[str, dict[int, float]] = {}
+        for latency, page_size, total in (("0.05", 1000, n_prefetch), ("0", 5000, n_stream)):
+            with fake_server(total, "--latency-search", latency) as info:
+                sweep[f"{latency}s pages of {page_size}"] = {
+                    prefetch: median_of(
+                        repeats,
+                        lambda p=prefetch, n=total, size=page_size: stream_client(  # type: ignore[misc]
+                            info, n, size, p
+                        ),
+                    )[0]
+                    for prefetch in (0, 1, 2, 3, 4, 8)
+                }
+        raw["prefetch_sweep_per_s"] = sweep
+        for name, rates in sweep.items():
+            print(name, {p: round(r) for p, r in rates.items()})
 
-    width = max(len(r[0]) for r in rows)
+    if "memory" in only:
+        with fake_server(n_large) as info:
+            small = peak_rss_streaming(info, n_small)
+            large = peak_rss_streaming(info, n_large)
+        raw["memory"] = {"peak_rss_mib_small": small, "peak_rss_mib_large": large,
+                         "n_small": n_small, "n_large": n_large}
+        rows.append((f"peak RSS streaming {n_large:,} / {n_small:,}", large / small, "<= 1.15"))
+
+    if "bulk" in only:
+        bulk_inputs = create_bodies(n_bulk)
+        # 20 ms per create, so requests overlap at the server as they would at EnKash.
+        limited = ("--max-in-flight", "50", "--latency-create", "0.02")
+        with fake_server(0, *limited) as info:
+            adaptive = asyncio.run(bulk(info, bulk_inputs, adaptive=True))
+        with fake_server(0, *limited) as info:
+            fixed = asyncio.run(bulk(info, bulk_inputs, adaptive=False))
+        raw["bulk_429"] = {"adaptive": adaptive, "fixed_200": fixed, "n": n_bulk}
+        rows.append(("create_many vs 429 above 50: adaptive / fixed 200 throughput",
+                     adaptive["throughput"] / fixed["throughput"], "> 1"))
+        rows.append(("create_many vs 429 above 50: adaptive / fixed 200 429s",
+                     adaptive["rate_limited"] / max(1.0, fixed["rate_limited"]), "< 1"))
+
+    width = max((len(r[0]) for r in rows), default=8)
     print(f"{'scenario'.ljust(width)}  ratio  target")
     for name, ratio, target in rows:
         print(f"{name.ljust(width)}  {ratio:5.2f}  {target}")
+    if args.only is not None:
+        return 0  # a partial run does not replace the recorded results
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "quick": quick,
         "repeats": repeats,
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "cpus": os.cpu_count()},
+                    "cpus": os.cpu_count(), "processor": platform.processor() or _cpu_model()},
         "versions": _versions(),
         "ratios": {name: ratio for name, ratio, _ in rows},
+        "targets": {name: target for name, _, target in rows},
         "raw": raw,
     }, indent=2) + "\n")
     print(f"wrote {RESULTS.relative_to(ROOT.parent)}")
     return 0
 
 
+def interleaved(
+    repeats: int, first: Callable[[], Awaitable[float]], second: Callable[[], Awaitable[float]]
+) -> tuple[float, list[float], float, list[float]]:
+    """Medians of ``repeats`` runs of each, alternated so both see the same machine load
+    (after one untimed run of each)."""
+    asyncio.run(first())  # type: ignore[arg-type]
+    asyncio.run(second())  # type: ignore[arg-type]
+    a: list[float] = []
+    b: list[float] = []
+    for _ in range(repeats):
+        a.append(asyncio.run(first()))  # type: ignore[arg-type]
+        b.append(asyncio.run(second()))  # type: ignore[arg-type]
+    return statistics.median(a), a, statistics.median(b), b
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {}
-    for name in ("enkash-async", "aiohttp", "attrs", "cattrs", "tenacity", "pydantic", "orjson"):
+    names = ("enkash-async", "aiohttp", "attrs", "cattrs", "msgspec", "tenacity", "pydantic")
+    for name in names:
         try:
             found[name] = version(name)
         except PackageNotFoundError:

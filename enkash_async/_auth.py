@@ -10,18 +10,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import math
 import time
+from collections.abc import Callable
 from typing import Any
 
-from enkash_async._retry import RetryPolicy, call_with_retries
-from enkash_async._transport import Transport, new_request_id, raise_for_envelope
+from enkash_async._retry import RetryPolicy, call_with_retries, failure_status
+from enkash_async._transport import Reply, Timeouts, Transport, new_request_id
 from enkash_async.auth import PasswordCredentials
 from enkash_async.errors import (
-    AuthenticationError,
-    BadRequestError,
+    APIError,
+    EnkashError,
     LoginError,
-    PermissionDeniedError,
     UnexpectedResponseError,
+    excerpt,
 )
 
 __all__ = ["PasswordLogin", "StaticToken", "TokenProvider"]
@@ -59,7 +61,14 @@ class StaticToken(TokenProvider):
 
 
 class PasswordLogin(TokenProvider):
-    """Logs in with the password grant and renews ``refresh_margin`` seconds before expiry."""
+    """Logs in with the password grant and renews ``refresh_margin`` seconds before expiry.
+
+    Any login reply that is not an unambiguous success (HTTP 2xx, a token, no
+    ``response_code``, ``errorResponse`` or OAuth ``error``) is a refusal and the
+    credentials are never sent again, except a server failure (5xx, 408): that is
+    raised, and a later call may log in again. A token lifetime (``expires_in``) that
+    is missing, not a number or under 0.5 s is taken as 3600 s.
+    """
 
     can_renew = True
 
@@ -69,12 +78,16 @@ class PasswordLogin(TokenProvider):
         transport: Transport,
         *,
         retry: RetryPolicy,
+        timeouts: Timeouts | None = None,
         refresh_margin: float = 60.0,
         clock: Any = time.monotonic,
+        on_login: Callable[[], None] | None = None,
     ) -> None:
         self._credentials = credentials
         self._transport = transport
         self._retry = retry
+        self._timeouts = timeouts or Timeouts()
+        self._on_login = on_login
         self._refresh_margin = refresh_margin
         self._clock = clock
         self._token: str | None = None
@@ -143,39 +156,34 @@ class PasswordLogin(TokenProvider):
             "clientId": creds.client_id,
         }
         request_id = new_request_id()
+        policy = self._retry
+        deadline_at = None if policy.deadline is None else policy.clock() + policy.deadline
 
-        async def attempt() -> tuple[int, Any]:
-            status, headers, data = await self._transport.post(
+        async def attempt() -> Reply:
+            left = None if deadline_at is None else deadline_at - policy.clock()
+            reply = await self._transport.post(
                 TOKEN_PATH,
                 form=form,
                 headers={"Authorization": f"Basic {basic}"},
                 request_id=request_id,
+                timeouts=self._timeouts.within(left),
             )
-            if status >= 300 or not _has_token(data):
-                # An error (EnKash refuses logins with HTTP 200 too), or the usual envelope.
-                data = raise_for_envelope(status, headers, data, request_id)
-            return status, data
+            if reply.status in policy.unprocessed_statuses:
+                reply.payload()  # raises the refusal-for-load, which is retried
+            return reply
 
         self.logins += 1
+        if self._on_login is not None:
+            self._on_login()
         self._failure = None
         logger.debug("logging in to EnKash as %s", creds.username)
         # Only failures that surely never reached EnKash (or that it refused unprocessed)
         # are retried: a rejected login counts towards the account lock.
         try:
-            try:
-                status, data = await call_with_retries(
-                    attempt, self._retry, idempotent=False, operation="POST /oauth/token"
-                )
-            except (AuthenticationError, BadRequestError, PermissionDeniedError) as exc:
-                self._rejected = LoginError(
-                    "EnKash rejected the login; not retried, since three failed logins lock "
-                    f"the account ({exc.api_message or 'no reason given'})",
-                    status=exc.status,
-                    error_type=exc.error_type,
-                    request_id=exc.request_id,
-                )
-                raise self._rejected from exc
-            token, expires_in = _read_token(status, data, request_id)
+            reply = await call_with_retries(
+                attempt, policy, idempotent=False, operation="POST /oauth/token"
+            )
+            token, expires_in = self._read_token(reply)
         except Exception as exc:
             self._failure = exc
             raise
@@ -186,24 +194,77 @@ class PasswordLogin(TokenProvider):
         self._renew_at = self._clock() + expires_in - min(self._refresh_margin, expires_in / 2)
         logger.info("logged in to EnKash as %s; token valid for %ds", creds.username, expires_in)
 
+    def _read_token(self, reply: Reply) -> tuple[str, float]:
+        """The token and its lifetime from an unambiguous success; anything else is a
+        refusal (recorded, so these credentials are never sent again) or, for a server
+        failure (5xx, 408), that failure."""
+        try:
+            data = reply.json()
+            success = 200 <= reply.status < 300
+            if success and isinstance(data, dict) and not _has_token(data):
+                data = reply.payload()  # the token inside EnKash's usual envelope
+            if not success or not _is_success(data):
+                reply.payload()  # raises what the reply says, if it says anything
+                raise UnexpectedResponseError(
+                    "login reply has no access_token/accessToken",
+                    status=reply.status,
+                    request_id=reply.request_id,
+                )
+        except EnkashError as exc:
+            status = getattr(exc, "status", None)
+            verdict = failure_status(exc) if isinstance(exc, APIError) else status
+            if isinstance(verdict, int) and (verdict >= 500 or verdict == 408):
+                raise  # EnKash failed: no verdict on the credentials
+            reason = getattr(exc, "api_message", None) or exc.message
+            self._rejected = LoginError(
+                "EnKash did not accept the login; not retried, since three failed logins "
+                f"lock the account ({excerpt(reason or 'no reason given', 200)})",
+                status=status,
+                error_type=getattr(exc, "error_type", None),
+                request_id=getattr(exc, "request_id", None) or reply.request_id,
+            )
+            raise self._rejected from exc
+        token = data.get("access_token") or data.get("accessToken")
+        return token, _lifetime(data.get("expires_in", data.get("expiresIn")))
 
-def _has_token(data: Any) -> bool:
-    return isinstance(data, dict) and ("access_token" in data or "accessToken" in data)
+
+# A token lifetime that is missing, unreadable or too short to use is taken as this;
+# if the token dies sooner, EnKash's 401 renews it (once, shared by every caller).
+DEFAULT_TOKEN_LIFETIME = 3600.0
+# Below this a lifetime is unusable: every request would log in again.
+MIN_TOKEN_LIFETIME = 0.5
 
 
-def _read_token(status: int, data: Any, request_id: str) -> tuple[str, float]:
+def _lifetime(raw: Any) -> float:
+    """Seconds a token lives: ``raw`` when it is a usable number, else the default."""
+    if isinstance(raw, bool):
+        return DEFAULT_TOKEN_LIFETIME
+    try:
+        seconds = float(raw)
+    except (TypeError, ValueError, OverflowError):
+        return DEFAULT_TOKEN_LIFETIME
+    if not math.isfinite(seconds) or seconds < MIN_TOKEN_LIFETIME:
+        return DEFAULT_TOKEN_LIFETIME
+    return seconds
+
+
+def _has_token(data: dict[str, Any]) -> bool:
+    return "access_token" in data or "accessToken" in data
+
+
+def _is_success(data: Any) -> bool:
+    """Whether a 2xx login reply is an unambiguous success: a token, and no error."""
     if not isinstance(data, dict):
-        raise UnexpectedResponseError(
-            "login reply is not a JSON object", status=status, request_id=request_id
-        )
+        return False
     token = data.get("access_token") or data.get("accessToken")
     if not isinstance(token, str) or not token:
-        raise UnexpectedResponseError(
-            "login reply has no access_token/accessToken", status=status, request_id=request_id
-        )
-    raw_expiry = data.get("expires_in", data.get("expiresIn"))
-    try:
-        expires_in = float(raw_expiry) if raw_expiry is not None else 3600.0
-    except (TypeError, ValueError):
-        expires_in = 3600.0  # an odd expiry must not waste a good token; 401 renews it
-    return token, expires_in
+        return False
+    code = data.get("response_code")
+    if code not in (None, 0, "0"):
+        return False
+    error = data.get("errorResponse")
+    if error not in (None, {}) and not (
+        isinstance(error, dict) and not error.get("errorType") and not error.get("errorMessage")
+    ):
+        return False
+    return not data.get("error")

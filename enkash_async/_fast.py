@@ -1,11 +1,12 @@
-"""Two measured speed-ups for decoding large replies, shared by the transport and converter.
+"""JSON in and out through msgspec, shared by the transport and the wire format.
 
-- ``loads``/``dumps``: orjson when installed (the ``speed`` extra) parses a
-  5000-customer page about 15% faster than the standard library and writes a create
-  body in half the time; anything orjson refuses to parse (``NaN``, say) is handed to
-  ``json.loads``, so both accept the same replies.
-- ``paused_gc``: building a page makes some 40,000 acyclic objects, and the cyclic
-  collector would walk them again and again while freeing nothing.
+- ``loads``/``dumps``: msgspec parses a reply and writes a request body faster than the
+  standard library; anything msgspec refuses to parse that ``json.loads`` reads
+  (``NaN``, which Java's Jackson can write) is handed to ``json.loads``, so both accept
+  the same replies. Nesting deeper than the interpreter's recursion limit is refused
+  with a ``ValueError``, never a ``RecursionError``.
+- ``paused_gc``: pauses the cyclic garbage collector while a block builds many acyclic
+  objects.
 """
 
 from __future__ import annotations
@@ -13,36 +14,42 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["dumps", "loads", "paused_gc"]
+import msgspec
 
-_orjson_loads: Callable[[bytes], Any] | None
-_orjson_dumps: Callable[[Any], bytes] | None
-try:
-    from orjson import dumps as _orjson_dumps
-    from orjson import loads as _orjson_loads
-except ImportError:  # pragma: no cover - depends on the environment
-    _orjson_loads = _orjson_dumps = None
+__all__ = ["JSONDepthError", "dumps", "loads", "paused_gc"]
+
+_decode = msgspec.json.decode
+_encode = msgspec.json.Encoder().encode
+
+
+class JSONDepthError(ValueError):
+    """A JSON document nested too deeply to be read safely."""
 
 
 def dumps(data: Any) -> bytes:
-    """Compact UTF-8 JSON of plain JSON values (what the converter produces)."""
-    if _orjson_dumps is not None:
-        return _orjson_dumps(data)
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    """Compact UTF-8 JSON of plain JSON values (what the wire writer produces)."""
+    return _encode(data)
 
 
 def loads(raw: bytes) -> Any:
-    """Parse JSON bytes. Raises ``ValueError`` (``UnicodeDecodeError`` included) or
-    ``RecursionError`` as ``json.loads`` does."""
-    if _orjson_loads is not None:
-        try:
-            return _orjson_loads(raw)
-        except ValueError:
-            pass  # let the standard parser accept it, or raise its own error
-    return json.loads(raw)
+    """Parse JSON bytes.
+
+    Raises ``ValueError`` for a body that is not JSON (``UnicodeDecodeError`` and
+    :class:`JSONDepthError` included).
+    """
+    try:
+        return _decode(raw)
+    except msgspec.DecodeError:
+        pass  # let the standard parser accept it (NaN), or raise its own error
+    except RecursionError as exc:
+        raise JSONDepthError("JSON is nested too deeply") from exc
+    try:
+        return json.loads(raw)
+    except RecursionError as exc:
+        raise JSONDepthError("JSON is nested too deeply") from exc
 
 
 @contextlib.contextmanager

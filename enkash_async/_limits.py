@@ -91,7 +91,14 @@ class RequestLimiter:
         runs; tell it how the request ended with ``slot.overloaded()``/``slot.succeeded()``."""
         return _Slot(self)
 
-    async def _acquire(self) -> None:
+    async def acquire(self) -> int:
+        """Wait for the rate limit and a place in the window; the request's sequence number."""
+        if self._rate is not None:
+            await self._rate.acquire()
+        await self._admit()
+        return self._started
+
+    async def _admit(self) -> None:
         while self.in_flight >= max(1, int(self.window)):
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
@@ -105,16 +112,17 @@ class RequestLimiter:
         self.in_flight += 1
         self._started += 1
 
-    def _release(self, slot: _Slot) -> None:
+    def release(self, sequence: int, *, overloaded: bool, succeeded: bool) -> None:
+        """Free the place of request ``sequence``, adapting the window to how it ended."""
         self.in_flight -= 1
         if self.adaptive:
-            if slot.overload:
+            if overloaded:
                 self.overloads += 1
                 # Requests sent before the last cut saw the old window: cut once per window.
-                if slot.sequence > self._shrunk_at:
+                if sequence > self._shrunk_at:
                     self.window = max(1.0, self.window * self.decrease_factor)
                     self._shrunk_at = self._started
-            elif slot.success:
+            elif succeeded:
                 self.window = min(float(self.max_concurrency), self.window + 1.0 / self.window)
         self._wake()
 
@@ -138,15 +146,11 @@ class _Slot:
         self.success = False
 
     async def __aenter__(self) -> _Slot:
-        limiter = self._limiter
-        if limiter._rate is not None:
-            await limiter._rate.acquire()
-        await limiter._acquire()
-        self.sequence = limiter._started
+        self.sequence = await self._limiter.acquire()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self._limiter._release(self)
+        self._limiter.release(self.sequence, overloaded=self.overload, succeeded=self.success)
 
     def overloaded(self) -> None:
         """The request was refused for load (429, 503)."""

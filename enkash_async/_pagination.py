@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 import warnings
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Hashable
@@ -218,7 +220,7 @@ class SearchIterator(Generic[T]):
     def _report(self, message: str) -> None:
         if self.consistent:
             raise PaginationError(message + "; stopping (consistent=True)")
-        warnings.warn(message, PaginationDriftWarning, stacklevel=5)
+        warnings.warn(message, PaginationDriftWarning, stacklevel=_caller_level())
 
     def _unseen(self, items: list[Any], seen: set[Hashable]) -> list[Any]:
         assert self._key is not None
@@ -237,6 +239,20 @@ class SearchIterator(Generic[T]):
         if first is None or last is None:
             return None  # items without an identity cannot show a repeated page
         return (first, last, len(items))
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside this package,
+    however deep the call that raises it."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def _make_page(

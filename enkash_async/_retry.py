@@ -29,7 +29,14 @@ from enkash_async.errors import (
     UnexpectedResponseError,
 )
 
-__all__ = ["RetryEvent", "RetryPolicy", "call_with_retries", "failure_status", "is_retryable"]
+__all__ = [
+    "AttemptBudget",
+    "RetryEvent",
+    "RetryPolicy",
+    "call_with_retries",
+    "failure_status",
+    "is_retryable",
+]
 
 logger = logging.getLogger("enkash_async")
 
@@ -54,9 +61,15 @@ class RetryPolicy:
 
     Waits grow exponentially from ``initial_backoff`` by ``multiplier`` up to
     ``max_backoff`` with full jitter; a ``Retry-After`` from EnKash is honoured up to
-    ``max_retry_after``. No call makes more than ``max_attempts`` attempts, and no retry
-    is started whose wait would reach ``deadline`` seconds after the first attempt (None:
-    no deadline). ``sleep`` and ``clock`` are injectable so tests never wait.
+    ``max_retry_after``. No call makes more than ``max_attempts`` attempts (a create:
+    ``max_attempts`` sends and ``max_attempts`` lookups in all, however many rounds of
+    reconciliation), and the whole call, its login, lookups and re-sends included,
+    ends by ``deadline`` seconds after it started (None: no deadline).
+
+    A create that failed after it may have reached EnKash is looked up only once
+    ``settle_time`` seconds have passed since the failure, so a commit EnKash is still
+    making is found rather than sent again: the default covers commits that land up to
+    2 s after the failed reply. ``sleep`` and ``clock`` are injectable so tests never wait.
     """
 
     max_attempts: int = attrs.field(default=4, validator=attrs.validators.ge(1))
@@ -65,6 +78,7 @@ class RetryPolicy:
     multiplier: float = 2.0
     max_retry_after: float = 60.0
     deadline: float | None = 120.0
+    settle_time: float = attrs.field(default=2.0, validator=attrs.validators.ge(0))
     retry_statuses: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
     unprocessed_statuses: frozenset[int] = frozenset({429, 503})
     sleep: Callable[[float], Awaitable[None]] = attrs.field(default=asyncio.sleep, repr=False)
@@ -83,6 +97,23 @@ class RetryPolicy:
             return min(float(retry_after), self.max_retry_after)
         ceiling = min(self.max_backoff, self.initial_backoff * self.multiplier ** (attempt - 1))
         return random.uniform(0.0, ceiling)
+
+
+@attrs.define
+class AttemptBudget:
+    """The requests one logical call may send (``limit``), and how many it has (``used``).
+
+    Shared by every retry and reconciliation round of the call, so they draw from one
+    budget rather than each getting ``max_attempts`` of its own.
+    """
+
+    limit: int
+    used: int = 0
+
+    @property
+    def spent(self) -> bool:
+        """Whether no request is left."""
+        return self.used >= self.limit
 
 
 def failure_status(error: APIError) -> int | None:
@@ -123,13 +154,18 @@ async def call_with_retries(
     idempotent: bool,
     operation: str,
     observe: Callable[[RetryEvent], None] | None = None,
+    budget: AttemptBudget | None = None,
+    deadline_at: float | None = None,
 ) -> T:
     """Run ``attempt`` until it succeeds, fails for good, or the policy stops it.
 
-    ``observe`` is told of each retry, like the policy's ``on_retry``.
-    Raises the last :class:`EnkashError` seen.
+    ``attempt`` must count itself in ``budget`` when one is given: retries stop once it
+    is spent (else after ``policy.max_attempts``). ``deadline_at`` (on ``policy.clock``)
+    replaces the policy's own deadline counted from now. ``observe`` is told of each
+    retry, like the policy's ``on_retry``. Raises the last :class:`EnkashError` seen.
     """
-    started = policy.clock()
+    if deadline_at is None and policy.deadline is not None:
+        deadline_at = policy.clock() + policy.deadline
     planned: dict[int, float] = {}
 
     def wait(state: tenacity.RetryCallState) -> float:
@@ -140,13 +176,18 @@ async def call_with_retries(
             planned[state.attempt_number] = policy.backoff(state.attempt_number, error)
         return planned[state.attempt_number]
 
+    def out_of_attempts(attempt_number: int) -> bool:
+        if budget is not None:
+            return budget.spent
+        return attempt_number >= policy.max_attempts
+
     def stop(state: tenacity.RetryCallState) -> bool:
-        if state.attempt_number >= policy.max_attempts:
+        if out_of_attempts(state.attempt_number):
             return True
-        if policy.deadline is None:
+        if deadline_at is None:
             return False
         # A retry that could only start at or after the deadline is not worth waiting for.
-        return policy.clock() - started + wait(state) >= policy.deadline
+        return policy.clock() + wait(state) >= deadline_at
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
@@ -178,7 +219,7 @@ async def call_with_retries(
     try:
         return await attempt()
     except EnkashError as exc:
-        if policy.max_attempts <= 1 or not is_retryable(exc, policy, idempotent=idempotent):
+        if out_of_attempts(1) or not is_retryable(exc, policy, idempotent=idempotent):
             raise
         failures = [exc]
 

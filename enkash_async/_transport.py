@@ -16,8 +16,8 @@ import itertools
 import os
 import ssl as ssl_module
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -41,10 +41,14 @@ from enkash_async.errors import (
     TransportError,
     UnexpectedResponseError,
     ValidationError,
+    bounded,
     excerpt,
 )
 
 __all__ = [
+    "DEFAULT_MAX_REPLY_BYTES",
+    "AiohttpTransport",
+    "Reply",
     "Timeouts",
     "Transport",
     "check_base_url",
@@ -62,6 +66,7 @@ _request_numbers = itertools.count(1)
 def new_request_id() -> str:
     """A request id unique across processes and calls, for ``X-Request-Id``."""
     return f"{_REQUEST_ID_PREFIX}-{next(_request_numbers):x}"
+
 
 REQUEST_ID_HEADER = "X-Request-Id"
 TOKEN_INVALID_CODE = 117
@@ -92,6 +97,17 @@ class Timeouts:
 
     connect: float = 10.0
     attempt: float = 60.0
+
+    def within(self, seconds_left: float | None) -> Timeouts:
+        """These timeouts, cut so an attempt cannot outlast ``seconds_left`` (None: no cut)."""
+        if seconds_left is None or seconds_left >= self.attempt:
+            return self
+        left = max(seconds_left, _MIN_ATTEMPT)
+        return Timeouts(connect=min(self.connect, left), attempt=left)
+
+
+# The least time an attempt is given, even when the deadline is (nearly) spent.
+_MIN_ATTEMPT = 0.05
 
 
 def check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
@@ -124,11 +140,50 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-class Transport:
-    """One aiohttp session to one EnKash base URL.
+class Transport(Protocol):
+    """The seam every HTTP request passes through (``EnkashClient(transport=...)``).
+
+    ``post`` sends one request to ``path`` under the client's base URL and returns the
+    :class:`Reply` unread by any envelope rule. It never follows a redirect, never
+    retries, and raises only :class:`~enkash_async.errors.EnkashError` subclasses
+    (``ConnectError`` when the request surely did not leave, ``RequestTimeout``,
+    ``TransportError``, ``UnexpectedResponseError`` for a reply it refuses to read).
+    """
+
+    async def post(
+        self,
+        path: str,
+        *,
+        body: bytes | None = None,
+        form: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str],
+        request_id: str,
+        timeouts: Timeouts,
+    ) -> Reply:
+        """POST ``body`` (JSON) or ``form`` and return the reply."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the transport holds. Safe to call twice."""
+        ...
+
+
+# The largest legitimate reply is a page of 5000 customers (about 4 KiB each with
+# contacts and addresses): 64 MiB leaves three times that.
+DEFAULT_MAX_REPLY_BYTES = 64 * 1024 * 1024
+
+_READ_CHUNK = 256 * 1024
+
+
+class AiohttpTransport:
+    """One aiohttp session to one EnKash base URL: the :class:`Transport` the client uses
+    unless given another.
 
     The session is made lazily inside the running loop; a caller's own session is used
-    as given and never closed here.
+    as given and never closed here. A client belongs to the event loop it first ran in.
+    Redirects are never followed. A reply body over ``max_reply_bytes`` is refused: by
+    its ``Content-Length`` before it is read, or cut off while it streams.
     """
 
     def __init__(
@@ -136,23 +191,33 @@ class Transport:
         base_url: str,
         *,
         session: aiohttp.ClientSession | None = None,
-        timeouts: Timeouts = Timeouts(),
         max_connections: int = 100,
         ssl: ssl_module.SSLContext | bool = True,
         user_agent: str = USER_AGENT,
+        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
     ) -> None:
         self.base_url = base_url
         self._session = session
         self._owns_session = session is None
-        self.timeouts = timeouts
         self._max_connections = max_connections
         self._ssl = ssl
         self._headers = {"User-Agent": user_agent, "Accept": "application/json"}
+        self.max_reply_bytes = max_reply_bytes
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._closed:
             raise EnkashError("the client is closed")
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif loop is not self._loop:
+            raise EnkashError(
+                "this client was first used in another event loop (each asyncio.run() makes "
+                "a new one): a client belongs to one event loop; make a client per loop, "
+                "inside it, and close it there"
+            )
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=self._ssl)
             self._session = aiohttp.ClientSession(connector=connector)
@@ -176,19 +241,19 @@ class Transport:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str],
         request_id: str,
-        timeouts: Timeouts | None = None,
-    ) -> tuple[int, Mapping[str, str], Any]:
-        """POST and decode the JSON reply: ``(status, headers, decoded body)``.
+        timeouts: Timeouts,
+    ) -> Reply:
+        """POST and read the reply whole (redirects are not followed, nor read).
 
         Raises :class:`ConnectError` (:class:`TLSError` for a failed TLS handshake),
-        :class:`RequestTimeout`, :class:`TransportError`,
-        an :class:`APIError` for a non-JSON error status, or :class:`UnexpectedResponseError`.
+        :class:`RequestTimeout`, :class:`TransportError`, or
+        :class:`UnexpectedResponseError` for a body over ``max_reply_bytes``.
         """
         url = self.base_url + path
         all_headers = {**self._headers, **headers, REQUEST_ID_HEADER: request_id}
         if body is not None:
             all_headers["Content-Type"] = "application/json"
-        t = timeouts or self.timeouts
+        t = timeouts
         timeout = aiohttp.ClientTimeout(total=t.attempt, sock_connect=t.connect, connect=t.connect)
         session = self._get_session()
         try:
@@ -198,11 +263,14 @@ class Transport:
                 params=params,
                 headers=all_headers,
                 timeout=timeout,
+                allow_redirects=False,
             ) as response:
-                raw = await response.read()
                 status = response.status
                 reply_headers = response.headers
-                content_type = response.content_type
+                if 300 <= status < 400:
+                    raw = b""  # a redirect's body is never read, nor its target sent anything
+                else:
+                    raw = await self._read(response, request_id)
         except aiohttp.ConnectionTimeoutError as exc:
             raise ConnectError(
                 "connecting to EnKash timed out", method="POST", url=url, request_id=request_id
@@ -224,7 +292,7 @@ class Transport:
                 url=url,
                 request_id=request_id,
             ) from exc
-        except (asyncio.TimeoutError, aiohttp.SocketTimeoutError) as exc:
+        except (asyncio.TimeoutError, TimeoutError, aiohttp.SocketTimeoutError) as exc:
             raise RequestTimeout(
                 f"no complete reply within {t.attempt:g}s",
                 method="POST",
@@ -238,7 +306,36 @@ class Transport:
                 url=url,
                 request_id=request_id,
             ) from exc
-        return status, reply_headers, _decode(raw, status, content_type, reply_headers, request_id)
+        except MemoryError as exc:  # pragma: no cover - only under a memory cap
+            raise UnexpectedResponseError(
+                "the reply did not fit in memory", request_id=request_id
+            ) from exc
+        return Reply(status=status, headers=reply_headers, body=raw, request_id=request_id)
+
+    async def _read(self, response: aiohttp.ClientResponse, request_id: str) -> bytes:
+        """The body, refused unread when it says it is too large and cut when it grows so."""
+        limit = self.max_reply_bytes
+        declared = response.content_length
+        if declared is not None and declared > limit:
+            response.close()  # drop the connection rather than drain the body
+            raise UnexpectedResponseError(
+                f"the reply is {declared} bytes, over max_reply_bytes={limit}; not read",
+                status=response.status,
+                request_id=request_id,
+            )
+        chunks = bytearray()
+        while True:
+            chunk = await response.content.read(_READ_CHUNK)
+            if not chunk:
+                return bytes(chunks)
+            chunks += chunk
+            if len(chunks) > limit:
+                response.close()
+                raise UnexpectedResponseError(
+                    f"the reply grew past max_reply_bytes={limit}; cut off",
+                    status=response.status,
+                    request_id=request_id,
+                )
 
 
 def _tls_reason(exc: aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch) -> str:
@@ -255,17 +352,73 @@ def _tls_reason(exc: aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch)
 # Above this size a reply is a page of records: parse it with the collector paused.
 _LARGE_BODY = 256 * 1024
 
+# How many redirect statuses are refused, and the few that are worth naming.
+_REDIRECT = range(300, 400)
 
-def _decode(
-    raw: bytes, status: int, content_type: str, headers: Mapping[str, str], request_id: str
-) -> Any:
-    try:
-        if len(raw) < _LARGE_BODY:
-            return loads(raw)
-        with paused_gc():
-            return loads(raw)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+Parse = Callable[[bytes], Any]
+
+
+@attrs.frozen(repr=False)
+class Reply:
+    """One HTTP reply as the transport read it: ``status``, ``headers`` and the raw
+    ``body`` bytes; ``request_id`` is the ``X-Request-Id`` the request carried."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    request_id: str = ""
+
+    def __repr__(self) -> str:
+        return f"Reply(status={self.status}, body=<{len(self.body)} bytes>)"
+
+    def json(self, parse: Parse = loads) -> Any:
+        """The body parsed by ``parse`` (``_fast.loads`` unless given).
+
+        ``parse`` returns the envelope as JSON values (dicts, lists, ...); a leaf it
+        leaves opaque (say ``msgspec.Raw`` records) is the decoder's to read. Raises
+        :class:`UnexpectedResponseError` for a redirect (never followed) and for a
+        success that is not JSON, the status's :class:`APIError` for an error that is not.
+        """
+        if self.status in _REDIRECT:
+            raise UnexpectedResponseError(
+                f"EnKash answered with a redirect to {_target_host(self.headers)}; "
+                "redirects are never followed, so nothing was sent there",
+                status=self.status,
+                request_id=self.request_id,
+            )
+        raw = self.body
+        try:
+            if len(raw) < _LARGE_BODY:
+                return parse(raw)
+            with paused_gc():
+                return parse(raw)
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            raise self._unreadable(exc) from exc
+
+    def payload(self, parse: Parse = loads) -> Any:
+        """The envelope's ``payload`` when the reply is a success, else raise.
+
+        Raises like :meth:`json` and :func:`raise_for_envelope`; a reply too deeply
+        nested to read is an :class:`UnexpectedResponseError`.
+        """
+        data = self.json(parse)
+        try:
+            return raise_for_envelope(self.status, self.headers, data, self.request_id)
+        except RecursionError as exc:
+            raise UnexpectedResponseError(
+                "the reply is nested too deeply to read",
+                status=self.status,
+                request_id=self.request_id,
+            ) from exc
+
+    def _unreadable(self, exc: Exception) -> EnkashError:
+        status, raw = self.status, self.body
+        if isinstance(exc, RecursionError):
+            return UnexpectedResponseError(
+                "the reply is nested too deeply to read", status=status, request_id=self.request_id
+            )
         text = raw[:400].decode("utf-8", "replace")
+        content_type = self.headers.get("Content-Type", "") or ""
         looks_html = "html" in content_type or text.lstrip().startswith("<")
         what = (
             "an HTML page"
@@ -274,20 +427,35 @@ def _decode(
         )
         if status >= 400:
             error = _error_class(status, None, None)
-            raise error(
+            return error(
                 f"EnKash answered {what}",
                 status=status,
-                request_id=request_id,
+                request_id=self.request_id,
                 body_excerpt=excerpt(text),
-                retry_after=retry_after_seconds(headers),
-            ) from exc
-        raise UnexpectedResponseError(
+                retry_after=retry_after_seconds(self.headers),
+            )
+        return UnexpectedResponseError(
             f"EnKash answered {what}",
             status=status,
             body_excerpt=excerpt(text),
-            request_id=request_id,
+            request_id=self.request_id,
             transient=not looks_html,
-        ) from exc
+        )
+
+
+def _target_host(headers: Mapping[str, str]) -> str:
+    """Where a redirect points, as a host name (never the full URL: it may carry secrets)."""
+    location = headers.get("Location")
+    if not location:
+        return "no Location"
+    try:
+        parts = urlsplit(location)
+        host = parts.hostname
+    except ValueError:
+        host = None
+    if not host:
+        return "the same host" if location.startswith("/") else "an unreadable Location"
+    return excerpt(f"{parts.scheme}://{host}" if parts.scheme else host, 80)
 
 
 def raise_for_envelope(status: int, headers: Mapping[str, str], data: Any, request_id: str) -> Any:
@@ -303,7 +471,7 @@ def raise_for_envelope(status: int, headers: Mapping[str, str], data: Any, reque
                 "EnKash answered without an error envelope",
                 status=status,
                 request_id=request_id,
-                body_excerpt=excerpt(repr(data)),
+                body_excerpt=excerpt(repr(bounded(data))),
             )
         raise UnexpectedResponseError(
             f"reply is a JSON {type(data).__name__}, not an envelope object",
@@ -314,6 +482,8 @@ def raise_for_envelope(status: int, headers: Mapping[str, str], data: Any, reque
     if not isinstance(error, dict):
         error = {}
     error_type = error.get("errorType")
+    if isinstance(error_type, str):
+        error_type = excerpt(error_type, 60)
     message = error.get("errorMessage")
     raw_code = data.get("response_code")
     response_code = raw_code
@@ -335,7 +505,7 @@ def raise_for_envelope(status: int, headers: Mapping[str, str], data: Any, reque
         status=status,
         error_type=error_type if isinstance(error_type, str) else None,
         response_code=response_code,
-        request_id=_str_or_none(error.get("requestId")) or request_id,
+        request_id=excerpt(_str_or_none(error.get("requestId")) or request_id, 80),
         sub_errors=[s for s in sub_errors if s] if isinstance(sub_errors, list) else (),
         retry_after=retry_after_seconds(headers),
     )

@@ -1,13 +1,14 @@
-"""Credentials for EnKash: a static bearer token or a password login.
+"""The public credentials type for a password login (``EnkashClient(credentials=...)``).
 
-Secrets are kept out of every repr, so a credentials object can be logged safely.
+Getting and renewing tokens is ``_auth``'s job. Secrets are kept out of every repr, so
+a credentials object can be logged safely.
 """
 
 from __future__ import annotations
 
 import attrs
 
-__all__ = ["BearerToken", "PasswordCredentials"]
+__all__ = ["PasswordCredentials"]
 
 
 def _hidden(value: object) -> str:
@@ -26,10 +27,3 @@ class PasswordCredentials:
     client_secret: str = attrs.field(repr=_hidden)
     username: str
     password: str = attrs.field(repr=_hidden)
-
-
-@attrs.frozen
-class BearerToken:
-    """A ready access token, sent as ``Authorization: Bearer <token>``."""
-
-    token: str = attrs.field(repr=_hidden)

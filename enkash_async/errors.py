@@ -55,12 +55,35 @@ __all__ = [
 
 # How much of a reply body an error message may quote.
 EXCERPT_LIMIT = 200
+# How much of EnKash's own errorMessage an error keeps.
+MESSAGE_LIMIT = 500
+# How many of EnKash's sub-errors an error keeps, and how deep and long each may be.
+SUB_ERROR_LIMIT = 20
+_SUB_ERROR_DEPTH = 3
+_SUB_ERROR_ITEMS = 10
 
 
 def excerpt(text: str, limit: int = EXCERPT_LIMIT) -> str:
     """Return at most ``limit`` characters of ``text``, marking a cut."""
-    text = text.strip()
+    text = text[: limit * 4 + 64].strip()  # never strip megabytes to keep a few hundred
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+def bounded(value: Any, depth: int = _SUB_ERROR_DEPTH) -> Any:
+    """A copy of a JSON value small enough to keep and print: strings cut to an
+    excerpt, at most a few items per object or list, and nothing nested deeper."""
+    if isinstance(value, str):
+        return excerpt(value, 120)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if depth <= 0:
+        return "…"
+    if isinstance(value, dict):
+        items = list(value.items())[:_SUB_ERROR_ITEMS]
+        return {excerpt(str(k), 60): bounded(v, depth - 1) for k, v in items}
+    if isinstance(value, (list, tuple)):
+        return [bounded(v, depth - 1) for v in value[:_SUB_ERROR_ITEMS]]
+    return excerpt(f"<{type(value).__name__}>", 60)
 
 
 class EnkashError(Exception):
@@ -195,8 +218,14 @@ class APIError(EnkashError):
         self.error_type = error_type
         self.response_code = response_code
         self.request_id = request_id
-        self.sub_errors: tuple[Any, ...] = tuple(sub_errors)
-        self.body_excerpt = body_excerpt
+        # Whatever EnKash sent, an error keeps (and prints) only a short excerpt of it.
+        if message is not None:
+            message = excerpt(message, MESSAGE_LIMIT)
+        self.sub_errors: tuple[Any, ...] = tuple(
+            bounded(sub) for sub in list(sub_errors[:SUB_ERROR_LIMIT])
+        )
+        self.sub_error_count = len(sub_errors)
+        self.body_excerpt = None if body_excerpt is None else excerpt(body_excerpt)
         self.api_message = message
         parts = [f"HTTP {status}" if status is not None else "HTTP ?"]
         if error_type:
@@ -207,7 +236,10 @@ class APIError(EnkashError):
         if message:
             text += f": {message}"
         if self.sub_errors:
-            text += f" ({len(self.sub_errors)} field error(s): {_summarise(self.sub_errors)})"
+            text += (
+                f" ({self.sub_error_count} field error(s): "
+                f"{_summarise(self.sub_errors, self.sub_error_count)})"
+            )
         if request_id:
             text += f" [request_id={request_id}]"
         super().__init__(text)
@@ -220,16 +252,17 @@ class APIError(EnkashError):
         )
 
 
-def _summarise(sub_errors: Sequence[Any]) -> str:
+def _summarise(sub_errors: Sequence[Any], total: int) -> str:
     shown = []
     for sub in sub_errors[:5]:
         if isinstance(sub, dict):
             field = sub.get("field") or sub.get("fieldName") or sub.get("object") or "?"
             msg = sub.get("message") or sub.get("errorMessage") or ""
-            shown.append(f"{field}: {msg}" if msg else str(field))
+            text = f"{field}: {msg}" if msg else str(field)
         else:
-            shown.append(excerpt(str(sub), 60))
-    more = f", +{len(sub_errors) - 5} more" if len(sub_errors) > 5 else ""
+            text = str(sub)
+        shown.append(excerpt(text, 120))
+    more = f", +{total - 5} more" if total > 5 else ""
     return "; ".join(shown) + more
 
 
@@ -282,6 +315,7 @@ class UnexpectedResponseError(EnkashError):
     ) -> None:
         self.status = status
         self.transient = transient
+        body_excerpt = None if body_excerpt is None else excerpt(body_excerpt)
         self.body_excerpt = body_excerpt
         self.request_id = request_id
         text = message if status is None else f"HTTP {status}: {message}"

@@ -6,8 +6,10 @@ Request models (``CustomerCreate``, ``KeyContactCreate``, ``ReminderCreate``,
 (``Customer``, ``KeyContact``, ``Reminder``) are liberal records with no validators:
 whatever EnKash sends is read, and values outside a known enum stay plain strings.
 
-This module knows nothing of HTTP or of EnKash's wire names; ``from_dict``/``to_dict``
-delegate to the converter in ``enkash_async._convert``.
+Each field is declared once: its check (request models) and any irregular wire name
+are in its ``attrs.field`` metadata, and validation, wire names and CSV columns are
+derived from ``attrs.fields``. This module knows nothing of HTTP; ``from_dict`` and
+``to_dict`` use the wire format in :mod:`enkash_async._wire`.
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ import datetime as dt
 import enum
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+import types
+import typing
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 import attrs
 
-from enkash_async._validation import pan_or_gstin_problem, pattern_problem
+from enkash_async import _wire
+from enkash_async._validation import Check, pan_or_gstin_problem, pattern_problem
 from enkash_async.errors import EnkashError, FieldError, ValidationError
 
 __all__ = [
@@ -41,6 +46,10 @@ __all__ = [
     "ReminderCreate",
     "ReminderType",
     "SortDirection",
+    "csv_cell_types",
+    "csv_columns",
+    "to_python_dict",
+    "to_row",
 ]
 
 T = TypeVar("T")
@@ -103,7 +112,26 @@ class ErrorType(str, enum.Enum):
 _INT32 = (-(2**31), 2**31 - 1)
 _HH_MM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]", re.ASCII)
 
-Check = Callable[[Any], "str | None"]
+#: Metadata key of a request field's check.
+CHECK: Final = "enkash_async.check"
+
+
+def _field(
+    check: Check,
+    *,
+    default: Any = attrs.NOTHING,
+    converter: Any = None,
+    wire: str | None = None,
+    required_on_wire: bool = False,
+) -> Any:
+    """A request field: its check and, if irregular, its wire name, declared in one place."""
+    metadata = {CHECK: check, **_wire.wire_field(wire=wire, required=required_on_wire)}
+    return attrs.field(default=default, converter=converter, metadata=metadata)
+
+
+def _reply(wire: str) -> Any:
+    """A reply field with an irregular wire name."""
+    return attrs.field(default=None, metadata=_wire.wire_field(wire=wire))
 
 
 def _text(*, required: bool = False, blank: bool = True, pattern: str | None = None) -> Check:
@@ -195,10 +223,22 @@ def _items(item_type: type[Any], *, required: bool = False) -> Check:
     return check
 
 
-def _validate(model: object, checks: Mapping[str, Check]) -> None:
+_CHECKS: dict[type[Any], tuple[tuple[str, Check], ...]] = {}
+
+
+def _checks(model: type[Any]) -> tuple[tuple[str, Check], ...]:
+    found = _CHECKS.get(model)
+    if found is None:
+        found = _CHECKS[model] = tuple(
+            (a.name, a.metadata[CHECK]) for a in attrs.fields(model) if CHECK in a.metadata
+        )
+    return found
+
+
+def _validate(model: object) -> None:
     problems = [
         FieldError(name, problem)
-        for name, check in checks.items()
+        for name, check in _checks(type(model))
         if (problem := check(getattr(model, name))) is not None
     ]
     if problems:
@@ -242,194 +282,123 @@ def _as_tuple(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-class _WireFormat:
-    """``from_dict``/``to_dict`` in EnKash's wire format, shared by the request models."""
+class _Request:
+    """Validation from each field's check, and ``from_dict``/``to_dict`` in EnKash's wire
+    format, shared by the request models."""
 
     __slots__ = ()
 
+    def __attrs_post_init__(self) -> None:
+        _validate(self)
+
     @classmethod
-    def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
+    def from_dict(cls: type[T], data: typing.Mapping[str, Any]) -> T:
         """Build from EnKash's wire JSON, reporting every problem in the tree with its path.
 
         Raises :class:`~enkash_async.errors.ValidationError`.
         """
-        from enkash_async import _convert  # the wire format lives above this layer
-
-        return _convert.request_from_wire(data, cls)
+        return _wire.request_from_wire(data, cls)
 
     def to_dict(self) -> dict[str, Any]:
         """This request as EnKash's wire JSON; unset optional fields are left out."""
-        from enkash_async import _convert
-
-        return _convert.to_wire(self)
+        return _wire.to_wire(self)
 
 
 # --------------------------------------------------------------------------- requests
 
 
 @attrs.frozen(kw_only=True)
-class ReminderCreate(_WireFormat):
+class ReminderCreate(_Request):
     """A payment reminder to set up with a new customer.
 
     ``reminder_time`` is a ``time`` of whole minutes; an ``'HH:mm'`` string is read as one.
     """
 
-    customer_reminder_id: str | None = None
-    due_date_difference: int | None = None
-    reminder_interval: int | None = None
-    reminder_time: dt.time | None = attrs.field(default=None, converter=_to_clock)
-    reminder_type: ReminderType | None = attrs.field(default=None, converter=_to_reminder_type)
-    stage: str | None = None
-
-    def __attrs_post_init__(self) -> None:
-        _validate(self, _REMINDER_CHECKS)
-
-
-_REMINDER_CHECKS: dict[str, Check] = {
-    "customer_reminder_id": _text(),
-    "due_date_difference": _int32,
-    "reminder_interval": _int32,
-    "reminder_time": _clock,
-    "reminder_type": _choice(ReminderType),
-    "stage": _text(),
-}
+    customer_reminder_id: str | None = _field(_text(), default=None)
+    due_date_difference: int | None = _field(_int32, default=None)
+    reminder_interval: int | None = _field(_int32, default=None)
+    reminder_time: dt.time | None = _field(_clock, default=None, converter=_to_clock)
+    reminder_type: ReminderType | None = _field(
+        _choice(ReminderType), default=None, converter=_to_reminder_type
+    )
+    stage: str | None = _field(_text(), default=None)
 
 
 @attrs.frozen(kw_only=True)
-class KeyContactCreate(_WireFormat):
+class KeyContactCreate(_Request):
     """A key contact of a new customer; ``name``, ``legal_name`` and ``mobile`` are required."""
 
-    name: str
-    legal_name: str
-    mobile: str
-    deleted: bool = False
-    email: str | None = None
-    key_contact_person_id: str | None = None
-    mail_enabled: bool | None = None
-    sms_enabled: bool | None = None
-    whatsapp_enabled: bool | None = None
-    via: str | None = None
-
-    def __attrs_post_init__(self) -> None:
-        _validate(self, _KEY_CONTACT_CHECKS)
-
-
-_KEY_CONTACT_CHECKS: dict[str, Check] = {
-    "name": _text(required=True, blank=False),
-    "legal_name": _text(required=True, blank=False),
-    "mobile": _text(required=True, pattern="mobile"),
-    "deleted": _flag(required=True),
-    "email": _text(pattern="email"),
-    "key_contact_person_id": _text(),
-    "mail_enabled": _flag(),
-    "sms_enabled": _flag(),
-    "whatsapp_enabled": _flag(),
-    "via": _text(),
-}
+    name: str = _field(_text(required=True, blank=False))
+    legal_name: str = _field(_text(required=True, blank=False))
+    mobile: str = _field(_text(required=True, pattern="mobile"))
+    # EnKash requires the key; sent as false unless set.
+    deleted: bool = _field(_flag(required=True), default=False, required_on_wire=True)
+    email: str | None = _field(_text(pattern="email"), default=None)
+    key_contact_person_id: str | None = _field(_text(), default=None)
+    mail_enabled: bool | None = _field(_flag(), default=None, wire="mail_enabled")
+    sms_enabled: bool | None = _field(_flag(), default=None, wire="sms_enabled")
+    whatsapp_enabled: bool | None = _field(_flag(), default=None, wire="whatsapp_enabled")
+    via: str | None = _field(_text(), default=None)
 
 
 @attrs.frozen(kw_only=True)
-class CustomerCreate(_WireFormat):
+class CustomerCreate(_Request):
     """A customer to create. ``legal_name`` and ``customer_key_contacts`` are required.
 
     Give every customer a ``unique_ref_no`` (your own system's id for it): the client
     then can tell whether a create whose reply was lost took effect, and retry safely.
     """
 
-    legal_name: str
-    customer_key_contacts: tuple[KeyContactCreate, ...] = attrs.field(converter=_as_tuple)
-    account_number: str | None = None
-    address: str | None = None
-    company_id: str | None = None
-    contact_number: str | None = None
-    customer_company_id: str | None = None
-    customer_reminders: tuple[ReminderCreate, ...] | None = attrs.field(
-        default=None, converter=_as_tuple
+    legal_name: str = _field(_text(required=True, blank=False))
+    customer_key_contacts: tuple[KeyContactCreate, ...] = _field(
+        _items(KeyContactCreate, required=True), converter=_as_tuple
     )
-    external_source: bool | None = None
-    ifsc: str | None = None
-    pan_or_gstin: str | None = None
-    pin_code: str | None = None
-    source: CustomerSource | None = attrs.field(default=None, converter=_to_source)
-    state: str | None = None
-    unique_ref_no: str | None = None
-
-    def __attrs_post_init__(self) -> None:
-        _validate(self, _CUSTOMER_CHECKS)
-
-
-_CUSTOMER_CHECKS: dict[str, Check] = {
-    "legal_name": _text(required=True, blank=False),
-    "customer_key_contacts": _items(KeyContactCreate, required=True),
-    "account_number": _text(pattern="accountNumber"),
-    "address": _text(),
-    "company_id": _text(pattern="companyId"),
-    "contact_number": _text(pattern="contactNumber"),
-    "customer_company_id": _text(),
-    "customer_reminders": _items(ReminderCreate),
-    "external_source": _flag(),
-    "ifsc": _text(pattern="ifsc"),
-    "pan_or_gstin": _text(pattern="panOrGstin"),
-    "pin_code": _text(pattern="pinCode"),
-    "source": _choice(CustomerSource),
-    "state": _text(),
-    "unique_ref_no": _text(),
-}
+    account_number: str | None = _field(_text(pattern="accountNumber"), default=None)
+    address: str | None = _field(_text(), default=None)
+    company_id: str | None = _field(_text(pattern="companyId"), default=None)
+    contact_number: str | None = _field(_text(pattern="contactNumber"), default=None)
+    customer_company_id: str | None = _field(_text(), default=None)
+    customer_reminders: tuple[ReminderCreate, ...] | None = _field(
+        _items(ReminderCreate), default=None, converter=_as_tuple
+    )
+    external_source: bool | None = _field(_flag(), default=None)
+    ifsc: str | None = _field(_text(pattern="ifsc"), default=None)
+    pan_or_gstin: str | None = _field(_text(pattern="panOrGstin"), default=None)
+    pin_code: str | None = _field(_text(pattern="pinCode"), default=None)
+    source: CustomerSource | None = _field(
+        _choice(CustomerSource), default=None, converter=_to_source
+    )
+    state: str | None = _field(_text(), default=None)
+    unique_ref_no: str | None = _field(_text(), default=None)
 
 
 @attrs.frozen(kw_only=True)
-class CustomerSearch(_WireFormat):
+class CustomerSearch(_Request):
     """Filters for ``customers.search``; every field is optional and unset ones are not sent."""
 
-    account_number: str | None = None
-    assigned_agent: str | None = None
-    balance_amount: Decimal | float | int | None = None
-    company_id: str | None = None
-    contact_number: str | None = None
-    created_by_name: str | None = None
-    created_on_from: dt.datetime | None = None
-    created_on_to: dt.datetime | None = None
-    customer_ids: tuple[str, ...] | None = attrs.field(default=None, converter=_as_tuple)
-    customer_status: CustomerStatus | None = attrs.field(default=None, converter=_to_status)
-    dso_from: int | None = None
-    dso_to: int | None = None
-    ifsc: str | None = None
-    legal_name: str | None = None
-    level: CustomerLevel | None = attrs.field(default=None, converter=_to_level)
-    modified_by_name: str | None = None
-    modified_on: dt.datetime | None = None
-    pan_or_gstin: str | None = None
-    parent_company_id: str | None = None
-    select_all: bool | None = None
-    unique_ref_no: str | None = None
-
-    def __attrs_post_init__(self) -> None:
-        _validate(self, _SEARCH_CHECKS)
-
-
-_SEARCH_CHECKS: dict[str, Check] = {
-    "account_number": _text(),
-    "assigned_agent": _text(),
-    "balance_amount": _number,
-    "company_id": _text(),
-    "contact_number": _text(),
-    "created_by_name": _text(),
-    "created_on_from": _moment,
-    "created_on_to": _moment,
-    "customer_ids": _items(str),
-    "customer_status": _choice(CustomerStatus),
-    "dso_from": _int32,
-    "dso_to": _int32,
-    "ifsc": _text(),
-    "legal_name": _text(),
-    "level": _choice(CustomerLevel),
-    "modified_by_name": _text(),
-    "modified_on": _moment,
-    "pan_or_gstin": _text(),
-    "parent_company_id": _text(),
-    "select_all": _flag(),
-    "unique_ref_no": _text(),
-}
+    account_number: str | None = _field(_text(), default=None)
+    assigned_agent: str | None = _field(_text(), default=None)
+    balance_amount: Decimal | float | int | None = _field(_number, default=None)
+    company_id: str | None = _field(_text(), default=None)
+    contact_number: str | None = _field(_text(), default=None)
+    created_by_name: str | None = _field(_text(), default=None)
+    created_on_from: dt.datetime | None = _field(_moment, default=None)
+    created_on_to: dt.datetime | None = _field(_moment, default=None)
+    customer_ids: tuple[str, ...] | None = _field(_items(str), default=None, converter=_as_tuple)
+    customer_status: CustomerStatus | None = _field(
+        _choice(CustomerStatus), default=None, converter=_to_status
+    )
+    dso_from: int | None = _field(_int32, default=None)
+    dso_to: int | None = _field(_int32, default=None)
+    ifsc: str | None = _field(_text(), default=None)
+    legal_name: str | None = _field(_text(), default=None)
+    level: CustomerLevel | None = _field(_choice(CustomerLevel), default=None, converter=_to_level)
+    modified_by_name: str | None = _field(_text(), default=None)
+    modified_on: dt.datetime | None = _field(_moment, default=None)
+    pan_or_gstin: str | None = _field(_text(), default=None)
+    parent_company_id: str | None = _field(_text(), default=None)
+    select_all: bool | None = _field(_flag(), default=None)
+    unique_ref_no: str | None = _field(_text(), default=None)
 
 
 # --------------------------------------------------------------------------- replies
@@ -443,9 +412,7 @@ class _Record:
     def to_dict(self, *, wire: bool = True) -> dict[str, Any]:
         """This record as a dict: EnKash's wire names and JSON values, or (``wire=False``)
         Python attribute names and Python values (datetimes, enums, nested dicts)."""
-        from enkash_async import _convert
-
-        return _convert.to_wire(self) if wire else _convert.to_python_dict(self)
+        return _wire.to_wire(self) if wire else to_python_dict(self)
 
 
 @attrs.define(kw_only=True)
@@ -459,13 +426,13 @@ class KeyContact(_Record):
     deleted: bool | None = None
     email: str | None = None
     key_contact_person_id: str | None = None
-    mail_enabled: bool | None = None
+    mail_enabled: bool | None = _reply("mail_enabled")
     mobile: str | None = None
     modified_by: str | None = None
     modified_on: dt.datetime | None = None
     name: str | None = None
-    sms_enabled: bool | None = None
-    whatsapp_enabled: bool | None = None
+    sms_enabled: bool | None = _reply("sms_enabled")
+    whatsapp_enabled: bool | None = _reply("whatsapp_enabled")
 
 
 @attrs.define(kw_only=True)
@@ -542,9 +509,7 @@ class Page(Generic[T]):
 
     def to_rows(self) -> list[dict[str, Any]]:
         """The items as flat dicts (nested lists joined or counted), ready for pandas."""
-        from enkash_async import _convert
-
-        return [_convert.to_row(item) for item in self.items]
+        return [to_row(item) for item in self.items]
 
 
 @attrs.define(kw_only=True)
@@ -569,3 +534,91 @@ class CreateResult:
     def ok(self) -> bool:
         """True when the customer exists in EnKash."""
         return self.customer is not None
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def to_python_dict(model: Any) -> dict[str, Any]:
+    """A model as a dict of Python names and values, nested records as dicts."""
+    return attrs.asdict(model, recurse=True)
+
+
+# The first key contact's columns in a customer's row.
+_CONTACT_COLUMNS: Final = ("name", "mobile", "email")
+
+
+def csv_columns(record_type: type[Any]) -> list[str]:
+    """The columns :func:`to_row` gives every record of ``record_type``, in order."""
+    record_lists = _record_lists(record_type)
+    columns = [
+        f"{a.name}_count" if a.name in record_lists else a.name for a in attrs.fields(record_type)
+    ]
+    if "customer_key_contacts" in record_lists:
+        columns += [f"key_contact_{name}" for name in _CONTACT_COLUMNS]
+    return columns
+
+
+def to_row(model: Any) -> dict[str, Any]:
+    """A record as one flat row: scalars as they are, lists of strings joined, lists of
+    records as a ``<name>_count``, and the first key contact's name, mobile and email as
+    ``key_contact_*``. Every record of a type gets the same columns (:func:`csv_columns`),
+    for tabular tools."""
+    record_lists = _record_lists(type(model))
+    row: dict[str, Any] = {}
+    for field in attrs.fields(type(model)):
+        value = getattr(model, field.name)
+        if field.name in record_lists:
+            row[f"{field.name}_count"] = len(value) if value else 0
+        elif isinstance(value, list):
+            row[field.name] = ", ".join(str(v) for v in value)
+        elif isinstance(value, enum.Enum):
+            row[field.name] = value.value
+        else:
+            row[field.name] = value
+    if "customer_key_contacts" in record_lists:
+        contacts = model.customer_key_contacts
+        first = contacts[0] if contacts else None
+        for name in _CONTACT_COLUMNS:
+            row[f"key_contact_{name}"] = getattr(first, name, None)
+    return row
+
+
+_RECORD_LISTS: dict[type[Any], frozenset[str]] = {}
+
+
+def _record_lists(record_type: type[Any]) -> frozenset[str]:
+    """The attributes of ``record_type`` that hold lists of records, by their declared type."""
+    found = _RECORD_LISTS.get(record_type)
+    if found is None:
+        hints = typing.get_type_hints(record_type)
+        found = frozenset(
+            a.name
+            for a in attrs.fields(record_type)
+            if typing.get_origin(hints[a.name]) is list
+            and any(attrs.has(arg) for arg in typing.get_args(hints[a.name]))
+        )
+        _RECORD_LISTS[record_type] = found
+    return found
+
+
+def csv_cell_types(model: type[Any]) -> dict[str, type[Any]]:
+    """Each wire key of a request model (nested request models included) and the scalar
+    Python type its CSV cell holds (``str``, ``bool``, ``int``, ...), for reading imports."""
+    cells: dict[str, type[Any]] = {}
+    hints = typing.get_type_hints(model)
+    for a in attrs.fields(model):
+        for member in _wire_members(hints[a.name]):
+            if typing.get_origin(member) is tuple:
+                (item, *_) = typing.get_args(member)
+                if attrs.has(item):
+                    cells.update(csv_cell_types(item))
+            elif member is not type(None) and isinstance(member, type):
+                cells.setdefault(_wire.wire_name(a), member)
+    return cells
+
+
+def _wire_members(hint: Any) -> tuple[Any, ...]:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return typing.get_args(hint)
+    return (hint,)

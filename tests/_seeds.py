@@ -1,19 +1,58 @@
-"""Where the EnKash seed pages (the API's specification) live for the tests."""
+"""The EnKash seed pages' examples and documented rules, as this suite's JSON fixtures.
+
+``tests/fixtures/seeds/`` holds what the tests need from EnKash's API pages (the example
+request and replies, the documented patterns, enum values, body params and schema field
+counts), written by ``tests/fixtures/extract_seeds.py`` from the captured pages, so a
+fresh clone tests with nothing beside it.
+"""
 
 from __future__ import annotations
 
-import os
+import atexit
+import copy
+import json
+import shutil
+import tempfile
+from functools import cache
 from pathlib import Path
+from typing import Any
 
-import pytest
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "seeds"
 
 
+@cache
+def _load(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+def fixture(name: str) -> Any:
+    """A fresh copy of ``tests/fixtures/seeds/<name>`` (callers may change it)."""
+    return copy.deepcopy(_load(name))
+
+
+def rules() -> dict[str, Any]:
+    """``patterns``, ``allowed_values``, ``body_params``, ``schema_field_counts``."""
+    value: dict[str, Any] = fixture("rules.json")
+    return value
+
+
+def documented_patterns() -> dict[str, str]:
+    """Wire field -> the regex its "Match pattern:" documents on the createCustomer pages."""
+    patterns: dict[str, str] = rules()["patterns"]
+    return patterns
+
+
+@cache
 def seed_dir() -> Path:
-    """``$ENKASH_SEEDS``, else ``../shared/seeds`` beside the repository (as CI lays it out)."""
-    for candidate in (
-        os.environ.get("ENKASH_SEEDS"),
-        Path(__file__).resolve().parents[2] / "shared" / "seeds",
-    ):
-        if candidate and Path(candidate, "README.md").is_file():
-            return Path(candidate)
-    pytest.fail("the EnKash seed pages are missing: set ENKASH_SEEDS or place ../shared/seeds")
+    """A folder with a createCustomer page (``000_*.txt``) carrying only its patterns.
+
+    A bridge for tests that still parse the page text (tests/test_fuzz_decode.py):
+    they should read :func:`documented_patterns` instead; then this goes.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="enkash-seeds-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    lines = []
+    for name, pattern in documented_patterns().items():
+        lines += [name, "string", "optional", "Match pattern:", pattern]
+    (folder / "000_fixture.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder

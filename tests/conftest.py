@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import aioresponses.core
 import pytest
+from _support import FakeTime
 from aiohttp.client_proto import ResponseHandler
 
 
@@ -43,3 +44,9 @@ async def loop_errors() -> AsyncIterator[list[dict[str, Any]]]:
     loop.set_exception_handler(lambda _, context: errors.append(context))
     yield errors
     loop.set_exception_handler(None)
+
+
+@pytest.fixture
+def fake() -> FakeTime:
+    """A fake clock and sleep for retry policies: nothing waits, time still passes."""
+    return FakeTime()

@@ -21,7 +21,7 @@ from enkash_async import (
     ValidationError,
 )
 from enkash_async._auth import PasswordLogin
-from enkash_async._transport import Transport
+from enkash_async._transport import AiohttpTransport
 
 BASE = "https://api.enkash.test"
 LOGIN = f"{BASE}/oauth/token"
@@ -177,7 +177,7 @@ async def test_token_is_cached_across_calls(client: EnkashClient) -> None:
 async def test_token_is_renewed_shortly_before_it_expires() -> None:
     clock = FakeClock()
     logins = Logins(expires_in=3600)
-    transport = Transport(BASE)
+    transport = AiohttpTransport(BASE)
     provider = PasswordLogin(CREDS, transport, retry=POLICY, refresh_margin=60, clock=clock)
     try:
         with aioresponses() as m:
@@ -195,7 +195,7 @@ async def test_token_is_renewed_shortly_before_it_expires() -> None:
 async def test_token_shorter_lived_than_the_margin_is_still_reused() -> None:
     clock = FakeClock()
     logins = Logins(expires_in=30)
-    transport = Transport(BASE)
+    transport = AiohttpTransport(BASE)
     provider = PasswordLogin(CREDS, transport, retry=POLICY, refresh_margin=60, clock=clock)
     try:
         with aioresponses() as m:
@@ -211,7 +211,7 @@ async def test_token_shorter_lived_than_the_margin_is_still_reused() -> None:
 async def test_concurrent_calls_on_an_expired_token_log_in_once() -> None:
     clock = FakeClock()
     logins = Logins(expires_in=600)
-    transport = Transport(BASE)
+    transport = AiohttpTransport(BASE)
     provider = PasswordLogin(CREDS, transport, retry=POLICY, clock=clock)
     try:
         with aioresponses() as m:

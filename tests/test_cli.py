@@ -8,15 +8,16 @@ it with ``ENKASH_*`` variables, running ``main`` in a worker thread (it calls
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import csv
-import errno
 import io
 import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections import Counter
@@ -28,8 +29,8 @@ import pytest
 
 import enkash_async.testing
 from enkash_async import CustomerCreate, EnkashClient
-from enkash_async.cli import _commands, main
-from enkash_async.cli._files import Checkpoint
+from enkash_async.cli import _commands, _import, main
+from enkash_async.sync import CheckpointError, SqliteCheckpoint, SyncTarget
 from enkash_async.testing import DEFAULT_CREDENTIALS, FakeEnkash, Fault
 from enkash_async.testing._store import Store
 
@@ -40,11 +41,14 @@ Start = Callable[..., Awaitable[FakeEnkash]]
 
 
 @pytest.fixture(autouse=True)
-def _no_enkash_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test starts without the caller's ENKASH_* configuration."""
+def _no_enkash_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Every test starts without the caller's ENKASH_* configuration or CLI state."""
     for name in list(os.environ):
         if name.startswith("ENKASH_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
 
 
 @pytest.fixture
@@ -116,6 +120,7 @@ def bars(monkeypatch: pytest.MonkeyPatch) -> list[RecordedBar]:
         yield bar
 
     monkeypatch.setattr(_commands, "progress", progress)
+    monkeypatch.setattr(_import, "progress", progress)
     return opened
 
 
@@ -186,21 +191,21 @@ def stored_once(server: FakeEnkash, ref: str) -> dict[str, Any]:
     return found[0]
 
 
-def _whole_lines(checkpoint: Path) -> list[dict[str, Any]]:
-    """The checkpoint's entries, skipping a line cut short."""
-    entries = []
-    for line in checkpoint.read_text(encoding="utf-8").splitlines():
-        with contextlib.suppress(ValueError):
-            entries.append(json.loads(line))
-    return entries
+def target_of(server: FakeEnkash) -> SyncTarget:
+    """The sync target of the CLI pointed at ``server`` by ``use``."""
+    return SyncTarget.for_user(server.url, server.credentials.username)
 
 
-def checkpoint_states(path: Path) -> dict[int, set[str]]:
-    """{row: its states} from the checkpoint's whole lines."""
-    states: dict[int, set[str]] = {}
-    for entry in _whole_lines(path):
-        states.setdefault(entry["row"], set()).add(entry["state"])
-    return states
+def checkpoint_states(path: Path) -> dict[str, str]:
+    """{uniqueRefNo: state} of every ref in a checkpoint file."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return dict(db.execute("SELECT ref, state FROM refs ORDER BY ref"))
+
+
+def checkpoint_ids(path: Path) -> list[str | None]:
+    """The customer ids a checkpoint recorded, in ref order."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return [row[0] for row in db.execute("SELECT customer_id FROM refs ORDER BY ref")]
 
 
 def listing(directory: Path) -> list[str]:
@@ -323,7 +328,7 @@ def test_demo_exits_1_when_a_created_customer_is_missing_from_the_search(
     rows = summary(out)
     assert (rows["customers created"], rows["customers read back"]) == ("120", "119")
     assert (rows["lost"], rows["duplicated"]) == ("1", "0")
-    assert "FAILED: 1 customer(s) lost, 0 duplicated" in err
+    assert "FAILED: 1 customer lost, 0 duplicated" in err
 
 
 def test_demo_exits_1_when_a_customer_comes_back_twice(
@@ -337,7 +342,7 @@ def test_demo_exits_1_when_a_customer_comes_back_twice(
     rows = summary(out)
     assert rows["customers read back"] == "121"
     assert (rows["lost"], rows["duplicated"]) == ("0", "1")
-    assert "FAILED: 0 customer(s) lost, 1 duplicated" in err
+    assert "FAILED: 0 customers lost, 1 duplicated" in err
 
 
 # --------------------------------------------------------------------------- create
@@ -383,8 +388,9 @@ async def test_create_with_invalid_fields_names_each_field_and_sends_nothing(
     assert await cli("customers", "create", "--json", str(source)) == 2
 
     out, err = capsys.readouterr()
-    assert "customer_key_contacts[0].mobile" in err
-    assert "pin_code" in err
+    # In the caller's (wire) names, one problem per line.
+    assert "\n  customerKeyContacts[0].mobile: must be 10 digits" in err
+    assert "\n  pinCode: must be 6 digits" in err
     assert out == ""
     assert no_traceback(err)
     assert server.stats.requests["create"] == 0
@@ -394,7 +400,7 @@ async def test_create_with_invalid_fields_names_each_field_and_sends_nothing(
     ("content", "complaint"),
     [
         (b'{"legalName": ', "not valid JSON"),
-        (b"[1, 2]", "must be an object"),
+        (b"[1, 2]", "must be a JSON object"),
         (b'{"legalName": "Caf\xe9"}', "not UTF-8"),
     ],
     ids=["truncated-json", "not-an-object", "not-utf8"],
@@ -472,9 +478,10 @@ async def test_search_csv_output_has_a_header_and_one_row_per_customer(
         rows = list(csv.DictReader(stream))
     assert len(rows) == len(server.customers) == 200
     for row, customer in zip(rows, server.customers, strict=True):
-        assert row["customer_id"] == customer["customerId"]
-        assert row["legal_name"] == customer["legalName"]
-        assert row["customer_key_contacts_count"] == str(len(customer["customerKeyContacts"]))
+        assert row["customerId"] == customer["customerId"]
+        assert row["legalName"] == customer["legalName"]
+        for n, contact in enumerate(customer["customerKeyContacts"]):
+            assert row[f"customerKeyContacts.{n}.mobile"] == contact["mobile"]
 
 
 async def test_search_table_lists_the_matching_customers(
@@ -590,13 +597,18 @@ async def test_search_with_a_bad_flag_fails_before_contacting_enkash(
                      "--output", str(output)) == 2  # fmt: skip
 
     err = capsys.readouterr().err
-    assert "order_by" in err
+    assert "\n  --order-by: must be a Customer field" in err  # the flag's name, as typed
     assert no_traceback(err)
     assert sum(server.stats.requests.values()) == 0
     assert not output.exists()
 
 
 # --------------------------------------------------------------------------- import
+
+
+def rejects_of(path: Path) -> dict[int, dict[str, Any]]:
+    """{file line: entry} of a rejects file."""
+    return {entry["line"]: entry for entry in read_jsonl(path)}
 
 
 async def test_import_csv_creates_each_row_with_its_nested_columns(
@@ -616,9 +628,9 @@ async def test_import_csv_creates_each_row_with_its_nested_columns(
                      for r in stored["customerReminders"]]  # fmt: skip
         assert reminders == ([(i, "ONCE")] if i % 3 == 0 else [])
     assert server.stats.created == 30
-    assert (tmp_path / "customers.csv.rejects.jsonl").read_text(encoding="utf-8") == ""
-    states = checkpoint_states(tmp_path / "customers.csv.checkpoint.jsonl")
-    assert states == {i: {"sent", "done"} for i in range(1, 31)}
+    assert not (tmp_path / "customers.csv.rejects.jsonl").exists()
+    states = checkpoint_states(tmp_path / "customers.csv.checkpoint.sqlite")
+    assert states == {f"IMP-{i:04d}": "done" for i in range(1, 31)}
 
 
 async def test_import_jsonl_creates_each_row(
@@ -631,10 +643,27 @@ async def test_import_jsonl_creates_each_row(
     for i in range(1, 21):
         assert stored_once(server, f"IMP-{i:04d}")["legalName"] == f"Row {i} Traders Pvt Ltd"
     assert server.stats.created == 20
-    assert "20 created, 0 rejected" in capsys.readouterr().err
+    assert "20 created, 0 found, 0 rejected, 0 failed" in capsys.readouterr().err
 
 
-async def test_import_progress_bar_advances_once_per_row_sent(
+async def test_import_summary_table_counts_each_outcome_with_elapsed_and_rate(
+    cli: Run, server: FakeEnkash, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await create_directly(server, [wire_row(1)])
+    bad = wire_row(3)
+    bad["customerKeyContacts"][0]["mobile"] = "12"
+    source = write_jsonl(tmp_path / "customers.jsonl", [wire_row(1), wire_row(2), bad])
+
+    assert await cli("customers", "import", str(source)) == 1
+
+    table = summary(capsys.readouterr().err)
+    assert {k: table[k] for k in ("created", "found", "rejected", "failed")} == {
+        "created": "1", "found": "1", "rejected": "1", "failed": "0"}  # fmt: skip
+    assert table["elapsed"].endswith(" s")
+    assert table["rate"].endswith("rows/s")
+
+
+async def test_import_progress_bar_has_the_file_rows_as_total_and_advances_once_per_row(
     cli: Run, server: FakeEnkash, tmp_path: Path, bars: list[RecordedBar]
 ) -> None:
     source = write_jsonl(tmp_path / "customers.jsonl", [wire_row(i) for i in range(1, 13)])
@@ -643,6 +672,7 @@ async def test_import_progress_bar_advances_once_per_row_sent(
 
     (bar,) = bars
     assert str(source) in bar.description
+    assert bar.total == 12
     assert bar.advanced == server.stats.created == 12
 
 
@@ -672,33 +702,34 @@ async def test_import_concurrency_above_the_client_default_is_honoured(
     assert server.stats.peak_in_flight > 100  # the client's default limit
 
 
-async def test_import_rejects_rows_it_cannot_build_naming_the_row_and_why(
+async def test_import_rejects_rows_it_cannot_build_naming_the_file_line_and_why(
     cli: Run, server: FakeEnkash, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rows = [csv_row(i) for i in range(1, 7)]
-    rows[1]["customerKeyContacts.0.mobile"] = "12"  # row 2: fails validation
-    rows[3]["customerKeyContacts.0.deleted"] = "maybe"  # row 4: not a boolean
-    del rows[4]["legalName"]  # row 5: a required field is missing
+    rows[1]["customerKeyContacts.0.mobile"] = "12"  # line 3: fails validation
+    rows[3]["customerKeyContacts.0.deleted"] = "maybe"  # line 5: not a boolean
+    del rows[4]["legalName"]  # line 6: a required field is missing
     source = write_csv(tmp_path / "customers.csv", rows)
 
     assert await cli("customers", "import", str(source)) == 1
 
-    rejects = {r["row"]: r for r in read_jsonl(tmp_path / "customers.csv.rejects.jsonl")}
-    assert set(rejects) == {2, 4, 5}
-    assert "customer_key_contacts[0].mobile" in " ".join(rejects[2]["errors"])
-    assert "deleted must be true or false" in rejects[4]["reason"]
-    assert "legal_name" in " ".join(rejects[5]["errors"])
+    rejects = rejects_of(tmp_path / "customers.csv.rejects.jsonl")
+    assert set(rejects) == {3, 5, 6}
+    assert any(r.startswith("customerKeyContacts.0.mobile: ") for r in rejects[3]["reasons"])
+    assert "customerKeyContacts.0.deleted: must be true or false" in rejects[5]["reasons"][0]
+    assert any(r.startswith("legalName: ") for r in rejects[6]["reasons"])
     assert {c["uniqueRefNo"] for c in server.created_customers} == {
         "IMP-0001",
         "IMP-0003",
         "IMP-0006",
     }
     err = capsys.readouterr().err
-    assert "3 created, 3 rejected" in err
+    assert "3 created, 0 found, 3 rejected" in err
+    assert f"3 rows listed in {tmp_path / 'customers.csv.rejects.jsonl'}" in err
     assert no_traceback(err)
 
 
-async def test_import_rejects_rows_enkash_refuses_with_its_reason(
+async def test_import_lists_rows_enkash_refuses_as_failed_with_its_reason(
     cli: Run, server: FakeEnkash, tmp_path: Path
 ) -> None:
     server.inject(
@@ -707,12 +738,12 @@ async def test_import_rejects_rows_enkash_refuses_with_its_reason(
     )  # fmt: skip
     source = write_jsonl(tmp_path / "customers.jsonl", [wire_row(i) for i in range(1, 4)])
 
-    # One at a time, so the refused request is row 1's.
+    # One at a time, so the refused request is line 1's.
     assert await cli("customers", "import", str(source), "--concurrency", "1") == 1
 
     (reject,) = read_jsonl(tmp_path / "customers.jsonl.rejects.jsonl")
-    assert reject["row"] == 1
-    assert "PAN already registered" in reject["reason"]
+    assert (reject["line"], reject["outcome"]) == (1, "failed")
+    assert "PAN already registered" in reject["reasons"][0]
     assert server.find_by_unique_ref("IMP-0001") == []
     assert {c["uniqueRefNo"] for c in server.created_customers} == {"IMP-0002", "IMP-0003"}
 
@@ -720,10 +751,10 @@ async def test_import_rejects_rows_enkash_refuses_with_its_reason(
 @pytest.mark.parametrize(
     ("column", "cell", "complaint"),
     [
-        ("customerKeyContacts.0.deleted", "maybe", "deleted must be true or false"),
+        ("customerKeyContacts.0.deleted", "maybe", "deleted: must be true or false"),
         ("customerReminders.0.dueDateDifference", "soon", "must be a whole number"),
         ("legalName.short", "Acme", "clashes with another column"),
-        ("customerKeyContacts.0", "x", "ends in a list index"),
+        ("customerKeyContacts.0", "x", "customerKeyContacts.0: must be an object"),
         ("customerKeyContacts.1000000.mobile", "9876543210", "too large"),
     ],
     ids=["boolean", "integer", "scalar-and-nested", "trailing-index", "huge-index"],
@@ -740,14 +771,14 @@ async def test_import_bad_csv_cells_reject_their_row_only(
     rows = [csv_row(i) for i in (1, 3, 5)]
     for row in rows:
         row.setdefault(column, "")
-    rows[1][column] = cell  # row 2
+    rows[1][column] = cell  # line 3
     source = write_csv(tmp_path / "customers.csv", rows)
 
     assert await cli("customers", "import", str(source)) == 1
 
     (reject,) = read_jsonl(tmp_path / "customers.csv.rejects.jsonl")
-    assert reject["row"] == 2
-    assert complaint in reject["reason"]
+    assert reject["line"] == 3
+    assert complaint in " ".join(reject["reasons"])
     assert no_traceback(capsys.readouterr().err)
     assert {c["uniqueRefNo"] for c in server.created_customers} == {"IMP-0001", "IMP-0005"}
 
@@ -774,15 +805,16 @@ async def test_import_bad_jsonl_lines_reject_their_row_only(
     assert await cli("customers", "import", str(source)) == 1
 
     (reject,) = read_jsonl(tmp_path / "customers.jsonl.rejects.jsonl")
-    assert reject["row"] == 2
+    assert reject["line"] == 2
     assert complaint in json.dumps(reject)
     assert no_traceback(capsys.readouterr().err)
     assert {c["uniqueRefNo"] for c in server.created_customers} == {"IMP-0001", "IMP-0003"}
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
-async def test_import_a_row_that_is_not_utf8_is_rejected_by_number(
+@pytest.mark.parametrize(("suffix", "line"), [(".csv", 3), (".jsonl", 2)])
+async def test_import_a_row_that_is_not_utf8_is_rejected_by_its_line(
     suffix: str,
+    line: int,
     cli: Run,
     server: FakeEnkash,
     tmp_path: Path,
@@ -799,8 +831,8 @@ async def test_import_a_row_that_is_not_utf8_is_rejected_by_number(
     assert await cli("customers", "import", str(source)) == 1
 
     (reject,) = read_jsonl(tmp_path / f"customers{suffix}.rejects.jsonl")
-    assert reject["row"] == 2
-    assert "not UTF-8" in reject["reason"]
+    assert reject["line"] == line
+    assert "not UTF-8" in reject["reasons"][0]
     assert no_traceback(capsys.readouterr().err)
     assert {c["uniqueRefNo"] for c in server.created_customers} == {"IMP-0001", "IMP-0003"}
 
@@ -822,48 +854,56 @@ def test_import_of_an_unusable_file_says_so_and_leaves_no_files_behind(
     err = capsys.readouterr().err
     assert complaint in err
     assert str(source) in err
-    assert "row 0" not in err
     assert no_traceback(err)
     assert listing(tmp_path) == ([name] if source.exists() else [])
 
 
-def test_import_with_fake_runs_against_an_embedded_server(
+def test_import_of_a_missing_file_without_credentials_names_the_file_not_the_environment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["customers", "import", str(tmp_path / "missing.csv")]) == 2
+
+    err = capsys.readouterr().err
+    assert "missing.csv" in err
+    assert "ENKASH_" not in err
+
+
+def test_import_with_fake_runs_against_an_embedded_server_and_keeps_no_checkpoint(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source = write_jsonl(tmp_path / "customers.jsonl", [wire_row(i) for i in range(1, 6)])
 
     assert main(["customers", "import", "--fake", str(source)]) == 0
 
-    assert "5 created, 0 rejected" in capsys.readouterr().err
-    states = checkpoint_states(tmp_path / "customers.jsonl.checkpoint.jsonl")
-    assert states == {i: {"sent", "done"} for i in range(1, 6)}
+    assert "5 created, 0 found, 0 rejected, 0 failed" in capsys.readouterr().err
+    assert listing(tmp_path) == ["customers.jsonl"]
 
 
-async def test_import_rerun_after_a_crash_creates_only_what_is_missing(
+async def test_import_rerun_after_a_crash_looks_up_intended_refs_and_creates_only_the_rest(
     cli: Run, server: FakeEnkash, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rows = [wire_row(i) for i in range(1, 11)]
     source = write_jsonl(tmp_path / "customers.jsonl", rows)
-    # The crashed run: rows 1-7 were sent; EnKash has 1-5 but the run only heard back
-    # about 1-3; it died writing row 8's line. Rows 6 and 7 never reached EnKash.
+    # The crashed run: refs 1-7 were marked intended; EnKash has 1-5 but the run only
+    # recorded 1-3 as done. Refs 6 and 7 never reached EnKash.
     ids = await create_directly(server, rows[:5])
-    entries = [{"row": i, "state": "sent", "uniqueRefNo": f"IMP-{i:04d}"} for i in range(1, 8)]
-    entries += [{"row": i, "state": "done", "customerId": ids[i - 1]} for i in range(1, 4)]
-    checkpoint = tmp_path / "customers.jsonl.checkpoint.jsonl"
-    checkpoint.write_text("".join(json.dumps(e) + "\n" for e in entries) + '{"row": 8, "st',
-                          encoding="utf-8")  # fmt: skip
+    checkpoint = tmp_path / "customers.jsonl.checkpoint.sqlite"
+    store = SqliteCheckpoint(checkpoint, target_of(server))
+    await store.mark_intended([f"IMP-{i:04d}" for i in range(1, 8)])
+    for i in range(1, 4):
+        await store.mark_done(f"IMP-{i:04d}", ids[i - 1])
+    await store.aclose()
     before = server.stats.created
 
-    assert await cli("customers", "import", str(source), "--concurrency", "3") == 0
+    # --no-scan: only the checkpoint and the lookups tell what EnKash has.
+    assert await cli("customers", "import", str(source), "--concurrency", "3", "--no-scan") == 0
 
-    assert server.stats.created - before == 5  # rows 6 to 10
+    assert server.stats.created - before == 5  # refs 6 to 10
     for i in range(1, 11):
         stored_once(server, f"IMP-{i:04d}")
-    assert "5 created, 0 rejected" in capsys.readouterr().err
-    done = {row for row, states in checkpoint_states(checkpoint).items() if "done" in states}
-    assert done == set(range(1, 11))
-    recorded = {e["row"]: e["customerId"] for e in _whole_lines(checkpoint) if "customerId" in e}
-    assert [recorded[i] for i in (4, 5)] == ids[3:5]  # found again, not made anew
+    assert "5 created, 5 found, 0 rejected, 0 failed" in capsys.readouterr().err
+    assert checkpoint_states(checkpoint) == {f"IMP-{i:04d}": "done" for i in range(1, 11)}
+    assert checkpoint_ids(checkpoint)[4:5] + checkpoint_ids(checkpoint)[3:4] == [ids[4], ids[3]]
 
 
 async def test_import_rerun_after_a_checkpoint_write_fails_mid_import_duplicates_nothing(
@@ -875,80 +915,90 @@ async def test_import_rerun_after_a_checkpoint_write_fails_mid_import_duplicates
     server = await start(latency={"create": 0.02})
     use(server, monkeypatch)
     source = write_jsonl(tmp_path / "customers.jsonl", [wire_row(i) for i in range(1, 21)])
-    original = Checkpoint.mark_done
+    original = SqliteCheckpoint.mark_done
     calls = Counter[str]()
 
-    def disk_fills_up(self: Checkpoint, row: int, customer_id: str | None) -> None:
+    async def disk_fills_up(self: SqliteCheckpoint, ref: str, customer_id: str | None) -> None:
         calls["done"] += 1
         if calls["done"] == 6:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        original(self, row, customer_id)
+            raise CheckpointError("database or disk is full", path=self.path)
+        await original(self, ref, customer_id)
 
-    monkeypatch.setattr(Checkpoint, "mark_done", disk_fills_up)
-    assert await run("customers", "import", str(source), "--concurrency", "4") == 2
-    assert "No space left on device" in capsys.readouterr().err
-    checkpoint = tmp_path / "customers.jsonl.checkpoint.jsonl"
-    uncertain = [row for row, states in checkpoint_states(checkpoint).items()
-                 if states == {"sent"}]  # fmt: skip
-    assert uncertain, "the crash should leave rows sent but not known to be done"
+    monkeypatch.setattr(SqliteCheckpoint, "mark_done", disk_fills_up)
+    assert await run("customers", "import", str(source), "--concurrency", "4") == 1
+    assert "disk is full" in capsys.readouterr().err
+    checkpoint = tmp_path / "customers.jsonl.checkpoint.sqlite"
+    assert "intended" in checkpoint_states(checkpoint).values()
     for _ in range(500):  # let the creates the crashed run left in flight land
         if server.stats.in_flight == 0:
             break
         await asyncio.sleep(0.01)
 
-    monkeypatch.setattr(Checkpoint, "mark_done", original)
-    assert await run("customers", "import", str(source), "--concurrency", "4") == 0
+    monkeypatch.setattr(SqliteCheckpoint, "mark_done", original)
+    assert await run("customers", "import", str(source), "--concurrency", "4", "--no-scan") == 0
 
     for i in range(1, 21):
         stored_once(server, f"IMP-{i:04d}")
     assert server.stats.created == 20
 
 
-async def test_import_does_not_resend_an_uncertain_row_without_unique_ref_no(
+async def test_import_rejects_a_row_without_unique_ref_no_unsent(
     cli: Run, server: FakeEnkash, tmp_path: Path
 ) -> None:
-    source = write_jsonl(tmp_path / "customers.jsonl", [wire_row(i, ref=False) for i in (1, 2)])
-    checkpoint = tmp_path / "customers.jsonl.checkpoint.jsonl"
-    checkpoint.write_text('{"row": 1, "state": "sent", "uniqueRefNo": null}\n', encoding="utf-8")
+    source = write_jsonl(tmp_path / "customers.jsonl", [wire_row(1, ref=False), wire_row(2)])
 
     assert await cli("customers", "import", str(source)) == 1
 
     (reject,) = read_jsonl(tmp_path / "customers.jsonl.rejects.jsonl")
-    assert reject["row"] == 1
-    assert "uniqueRefNo" in reject["reason"]
-    assert [c["legalName"] for c in server.created_customers] == ["Row 2 Traders Pvt Ltd"]
+    assert (reject["line"], reject["outcome"]) == (1, "rejected")
+    assert "uniqueRefNo" in reject["reasons"][0]
+    assert [c["uniqueRefNo"] for c in server.created_customers] == ["IMP-0002"]
 
 
-async def test_import_rerun_sends_again_a_row_enkash_refused_without_unique_ref_no(
+async def test_import_rerun_sends_again_a_row_enkash_refused(
     cli: Run, server: FakeEnkash, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    source = write_jsonl(tmp_path / "customers.jsonl", [wire_row(i, ref=False) for i in (1, 2)])
+    source = write_jsonl(tmp_path / "customers.jsonl", [wire_row(i) for i in (1, 2)])
     server.inject(Fault.status(400, error_type="VALIDATION_ERROR"), route="create", times=1)
     assert await cli("customers", "import", str(source), "--concurrency", "1") == 1
-    assert [c["legalName"] for c in server.created_customers] == ["Row 2 Traders Pvt Ltd"]
+    assert [c["uniqueRefNo"] for c in server.created_customers] == ["IMP-0002"]
 
-    # EnKash answered "no" to row 1, so it surely does not have it: sending it again is safe.
     assert await cli("customers", "import", str(source)) == 0
 
-    assert sorted(c["legalName"] for c in server.created_customers) == [
-        "Row 1 Traders Pvt Ltd",
-        "Row 2 Traders Pvt Ltd",
-    ]
-    assert "1 created, 0 rejected" in capsys.readouterr().err.splitlines()[-1]
+    assert sorted(c["uniqueRefNo"] for c in server.created_customers) == ["IMP-0001", "IMP-0002"]
+    assert "1 created, 1 found, 0 rejected, 0 failed" in capsys.readouterr().err.splitlines()[-1]
 
 
-async def test_import_rerun_rewrites_the_rejects_file_instead_of_appending(
+async def test_import_a_ref_repeated_in_the_file_is_created_once(
+    cli: Run, server: FakeEnkash, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    edited = wire_row(1)
+    edited["legalName"] = "Row 1 Traders (edited) Pvt Ltd"
+    source = write_jsonl(tmp_path / "customers.jsonl", [wire_row(1), wire_row(2), edited])
+
+    assert await cli("customers", "import", str(source), "--concurrency", "8") == 0
+
+    assert stored_once(server, "IMP-0001")["legalName"] == "Row 1 Traders Pvt Ltd"
+    assert server.stats.created == 2
+    assert "2 created, 1 found" in capsys.readouterr().err
+
+
+async def test_import_rerun_replaces_the_rejects_file_and_removes_it_once_clean(
     cli: Run, server: FakeEnkash, tmp_path: Path
 ) -> None:
     bad = wire_row(2)
     bad["customerKeyContacts"][0]["mobile"] = "12"
     source = write_jsonl(tmp_path / "customers.jsonl", [wire_row(1), bad])
+    rejects = tmp_path / "customers.jsonl.rejects.jsonl"
 
     assert await cli("customers", "import", str(source)) == 1
     assert await cli("customers", "import", str(source)) == 1
+    assert [r["line"] for r in read_jsonl(rejects)] == [2]
 
-    assert [r["row"] for r in read_jsonl(tmp_path / "customers.jsonl.rejects.jsonl")] == [2]
-    assert server.stats.created == 1
+    write_jsonl(source, [wire_row(1), wire_row(2)])
+    assert await cli("customers", "import", str(source)) == 0
+    assert not rejects.exists()
+    assert server.stats.created == 2
 
 
 async def test_import_writes_rejects_and_checkpoint_where_told(
@@ -957,14 +1007,34 @@ async def test_import_writes_rejects_and_checkpoint_where_told(
     bad = wire_row(2)
     del bad["customerKeyContacts"]
     source = write_jsonl(tmp_path / "customers.jsonl", [wire_row(1), bad])
-    rejects, checkpoint = tmp_path / "refused.jsonl", tmp_path / "progress.jsonl"
+    rejects, checkpoint = tmp_path / "refused.jsonl", tmp_path / "progress.sqlite"
 
     assert await cli("customers", "import", str(source), "--rejects", str(rejects),
                      "--checkpoint", str(checkpoint)) == 1  # fmt: skip
 
-    assert [r["row"] for r in read_jsonl(rejects)] == [2]
-    assert checkpoint_states(checkpoint) == {1: {"sent", "done"}}
-    assert listing(tmp_path) == ["customers.jsonl", "progress.jsonl", "refused.jsonl"]
+    assert [r["line"] for r in read_jsonl(rejects)] == [2]
+    assert checkpoint_states(checkpoint) == {"IMP-0001": "done"}
+    assert [n for n in listing(tmp_path) if "-" not in n] == [
+        "customers.jsonl", "progress.sqlite", "refused.jsonl"]  # fmt: skip
+
+
+async def test_import_dry_run_creates_nothing_and_counts_what_it_would_do(
+    cli: Run, server: FakeEnkash, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await create_directly(server, [wire_row(1)])
+    bad = wire_row(4)
+    del bad["legalName"]
+    rows = [wire_row(1), wire_row(2), wire_row(3), bad, wire_row(2)]
+    source = write_jsonl(tmp_path / "customers.jsonl", rows)
+    before = server.stats.created
+
+    assert await cli("customers", "import", str(source), "--dry-run") == 1
+
+    assert server.stats.created == before
+    assert server.stats.requests["create"] == 1  # create_directly's only
+    err = capsys.readouterr().err
+    assert "2 would be created, 2 already in EnKash, 1 rejected" in err
+    assert not (tmp_path / "customers.jsonl.checkpoint.sqlite").exists()
 
 
 # --------------------------------------------------------------------------- serve
@@ -995,6 +1065,98 @@ async def test_serve_on_port_0_prints_a_url_that_answers_and_stops_on_sigint() -
     assert process.returncode == 0, errors.decode()
     assert info["url"] in errors.decode()
     assert no_traceback(errors.decode())
+
+
+async def test_serve_prints_the_export_lines_that_connect_the_cli_to_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "enkash_async", "serve", "--port", "0", "--customers", "3",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        await asyncio.wait_for(process.stdout.readline(), timeout=30)
+        exports = {}
+        while len(exports) < 5:
+            line = (await asyncio.wait_for(process.stderr.readline(), timeout=30)).decode()
+            assert line, "serve printed no export lines"
+            if line.startswith("export "):
+                name, _, value = line.removeprefix("export ").strip().partition("=")
+                exports[name] = value
+        for name, value in exports.items():  # as the pasted lines would
+            monkeypatch.setenv(name, value)
+
+        assert await run("customers", "search", "--max-items", "1") == 0
+    finally:
+        process.send_signal(signal.SIGINT)
+        await asyncio.wait_for(process.communicate(), timeout=30)
+
+
+def _options(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.Action]]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from ((f"{name} {where}", a) for where, a in _options(sub))
+        elif action.dest not in ("help", "version"):
+            yield "/".join(action.option_strings) or action.dest, action
+
+
+def test_every_option_says_what_it_does_and_its_default() -> None:
+    from enkash_async.cli import _parser
+
+    for where, action in _options(_parser()):
+        assert action.help, f"{where} has no help"
+        if action.default not in (None, False) and action.option_strings:
+            assert "default" in action.help, f"{where} does not give its default"
+
+
+def test_customers_help_describes_each_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["customers", "--help"])
+
+    out = capsys.readouterr().out
+    for action in ("create", "search", "import"):
+        assert re.search(rf"^\s+{action}\s+\w+", out, re.MULTILINE), f"{action} undescribed"
+
+
+def test_page_size_help_gives_its_range(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["customers", "search", "--help"])
+
+    assert "1-5000" in capsys.readouterr().out
+
+
+async def test_search_table_shows_an_empty_field_as_blank_and_counts_in_words(
+    start: Start, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = await start(customers=0)
+    use(server, monkeypatch)
+    no_pan = {k: v for k, v in wire_row(1).items()}
+    await create_directly(server, [no_pan])
+
+    assert await run("customers", "search", "--format", "table") == 0
+
+    out = capsys.readouterr().out
+    assert "None" not in out
+    assert out.rstrip().endswith("1 customer")
+
+
+async def test_a_refused_login_counts_refusals_and_warns_of_the_lock(
+    cli: Run, server: FakeEnkash, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("ENKASH_PASSWORD", "wrong")
+
+    assert await run("customers", "search") == 1
+    first = capsys.readouterr().err
+    assert await run("customers", "search") == 1
+    second = capsys.readouterr().err
+
+    assert "refusal 1 of 3" in first
+    assert "refusal 2 of 3" in second
+    assert "1 more and EnKash locks the account" in second
+    assert "ENKASH_PASSWORD" in second
 
 
 @pytest.mark.parametrize(
@@ -1136,9 +1298,10 @@ async def test_secrets_from_the_environment_are_never_echoed(
 
     assert codes == [exit_code, exit_code]
     out, err = capfd.readouterr()
-    files = "".join((tmp_path / name).read_text(encoding="utf-8") for name in listing(tmp_path))
+    files = b"".join((tmp_path / name).read_bytes() for name in listing(tmp_path))
     for secret in (SECRET_PASSWORD, SECRET_TOKEN, SECRET_CLIENT):
-        assert secret not in out + err + files
+        assert secret not in out + err
+        assert secret.encode() not in files
     assert no_traceback(err)
 
 

@@ -4,13 +4,24 @@ requests from wire JSON with every problem reported by its Python path."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import traceback
 from decimal import Decimal
 from typing import Any
 
 import attrs
+import msgspec
 import pytest
 
 from enkash_async._convert import customer_from_wire, page_from_wire, wire_name
+from enkash_async._wire import (
+    page_records_from_wire,
+    read_record_reply,
+    read_search_reply,
+    record_key,
+    record_reader,
+)
+from enkash_async._wire._stream import _struct_and_builder
 from enkash_async.errors import EnkashError, UnexpectedResponseError, ValidationError
 from enkash_async.models import (
     Customer,
@@ -594,3 +605,156 @@ def test_from_dict_never_raises_anything_but_validation_error_for_odd_values() -
                 CustomerCreate.from_dict({"legalName": "A", "customerKeyContacts": [], key: value})
             except ValidationError as exc:
                 assert exc.fields
+
+
+# --------------------------------------------------------------------------- search replies
+
+
+def search_body(records: list[Any], count: Any = None) -> bytes:
+    """A search reply written the way the fake server writes one."""
+    return json.dumps(
+        {
+            "payload": {"data": records, "recordsCount": count},
+            "response_code": 0,
+            "errorResponse": None,
+        }
+    ).encode()
+
+
+def read_raw(record: dict[str, Any]) -> Customer:
+    """One record read the way a streamed search reads it: from a raw view into the body."""
+    (raw,) = read_search_reply(search_body([record]))["payload"]["data"]
+    assert isinstance(raw, msgspec.Raw)
+    customer: Customer = READ_CUSTOMER(raw)
+    return customer
+
+
+READ_CUSTOMER = record_reader(Customer, "CustomerResponse")
+
+
+def test_a_search_reply_keeps_its_records_as_raw_views_into_the_body() -> None:
+    records = [{"customerId": f"C{n}", "legalName": "Acme"} for n in range(3)]
+    envelope = read_search_reply(search_body(records, 3))
+    assert envelope["response_code"] == 0
+    assert envelope["payload"]["recordsCount"] == 3
+    assert [type(r) for r in envelope["payload"]["data"]] == [msgspec.Raw] * 3
+
+
+def test_a_search_reply_of_another_shape_is_parsed_whole_like_any_reply() -> None:
+    body = b'{"payload": ["not", "a", "page"], "response_code": 0}'
+    assert read_search_reply(body) == json.loads(body)
+
+
+def test_a_search_reply_with_nan_is_read_as_the_standard_parser_reads_it() -> None:
+    body = b'{"payload": {"data": [{"netAmount": NaN}]}}'
+    (record,) = read_search_reply(body)["payload"]["data"]
+    assert record["netAmount"] != record["netAmount"]
+
+
+@pytest.mark.parametrize("body", [b"", b"<html>", b'{"payload": {"data": [', b"[" * 100_000])
+def test_a_search_reply_that_is_not_json_raises_value_error(body: bytes) -> None:
+    with pytest.raises(ValueError):
+        read_search_reply(body)
+
+
+def test_a_raw_record_reads_the_same_customer_as_the_liberal_reader() -> None:
+    record = {
+        "customerId": "C1",
+        "id": 7,
+        "active": True,
+        "createdOn": "2019-08-24T14:15:22Z",
+        "netAmount": 12.5,
+        "branchCodes": ["B1"],
+        "customerKeyContacts": [{"name": "Asha", "deleted": "false", "mail_enabled": True}],
+        "customerReminders": [{"reminderType": "ONCE", "reminderTime": "15:00"}],
+    }
+    assert read_raw(record) == customer_from_wire(record)
+    assert read_raw(record).customer_key_contacts[0].deleted is False
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"legalName": 12},  # a number where a string belongs
+        {"branchCodes": ["A", None]},  # null list items
+        {"customerKeyContacts": [{"deleted": "yes"}]},
+        {"customerReminders": [{"reminderTime": {"hour": 9, "minute": 30}}]},
+        {"customerReminders": [{"reminderType": "WEEKLY"}]},  # unknown enum value kept
+        {"createdOn": 1566656122000},  # epoch millis
+        {"createdOn": "24/08/2019"},  # odd date: unknown
+        {"id": "42"},
+        {"unknownKey": {"deep": [1, 2]}},
+    ],
+)
+def test_a_raw_record_with_a_quirk_reads_as_the_liberal_reader_reads_it(
+    record: dict[str, Any],
+) -> None:
+    assert read_raw(record) == customer_from_wire(record)
+
+
+def test_fractional_seconds_beyond_microseconds_are_truncated() -> None:
+    record = {"createdOn": "2019-08-24T14:15:22.9999999Z"}
+    expected = dt.datetime(2019, 8, 24, 14, 15, 22, 999999, tzinfo=UTC)
+    assert read_raw(record).created_on == expected
+    assert customer_from_wire(record).created_on == expected
+
+
+def test_an_amount_in_exponent_notation_reads_as_the_float_it_is() -> None:
+    amount = read_raw({"netAmount": 1e5}).net_amount
+    assert amount == Decimal("100000.0")
+    assert str(amount) == "100000.0"  # as the liberal reader gives it, not 1E+5
+
+
+def test_an_unreadable_field_is_named_by_its_wire_path() -> None:
+    record = {"customerId": "C1", "customerKeyContacts": [{"name": "A"}, {"mobile": {"a": 1}}]}
+    with pytest.raises(UnexpectedResponseError, match=r"\$\.customerKeyContacts\[1\]\.mobile"):
+        read_raw(record)
+    with pytest.raises(UnexpectedResponseError, match=r"\$\.customerKeyContacts\[1\]\.mobile"):
+        customer_from_wire(record)
+
+
+def test_a_record_that_is_not_an_object_is_refused_by_the_page_check() -> None:
+    envelope = read_search_reply(search_body([{"customerId": "C1"}, 5]))
+    with pytest.raises(UnexpectedResponseError, match=r"\$\.data\[1\]"):
+        page_records_from_wire(envelope["payload"], Customer)
+
+
+def test_a_raw_record_key_is_its_customer_id_else_its_id() -> None:
+    body = search_body([{"customerId": "C1", "id": 1}, {"id": 2}, {}])
+    keys = [record_key(raw) for raw in read_search_reply(body)["payload"]["data"]]
+    assert keys == ["C1", 2, None]
+
+
+def test_a_traceback_through_generated_code_shows_its_source() -> None:
+    (raw,) = read_search_reply(search_body([{"netAmount": True}]))["payload"]["data"]
+    _, build = _struct_and_builder(Customer)
+    struct = msgspec.json.Decoder(_struct_and_builder(Customer)[0]).decode(raw)
+    with pytest.raises(Exception) as caught:
+        build(struct)
+    frames = traceback.extract_tb(caught.value.__traceback__)
+    generated = [frame for frame in frames if frame.filename.startswith("<enkash_async generated")]
+    assert generated and "net_amount" in (generated[0].line or "")
+
+
+def test_a_record_reply_keeps_its_payload_as_a_raw_view_read_like_any_record() -> None:
+    record = {"customerId": "C1", "createdOn": "2019-08-24T14:15:22Z", "netAmount": 1}
+    body = json.dumps({"payload": record, "response_code": 0}).encode()
+    envelope = read_record_reply(body)
+    assert isinstance(envelope["payload"], msgspec.Raw)
+    assert READ_CUSTOMER(envelope["payload"]) == customer_from_wire(record)
+
+
+@pytest.mark.parametrize("body", [b'{"payload": null}', b"{}", b'{"payload" :  null }'])
+def test_a_record_reply_without_a_payload_has_none(body: bytes) -> None:
+    assert read_record_reply(body)["payload"] is None
+
+
+def test_a_record_reply_payload_that_is_no_object_is_refused_when_read() -> None:
+    envelope = read_record_reply(b'{"payload": [1, 2]}')
+    with pytest.raises(UnexpectedResponseError, match="CustomerResponse"):
+        READ_CUSTOMER(envelope["payload"])
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b'"text"', b'{"payload": {"a": NaN}}'])
+def test_a_record_reply_of_another_shape_is_parsed_whole_like_any_reply(body: bytes) -> None:
+    assert repr(read_record_reply(body)) == repr(json.loads(body))

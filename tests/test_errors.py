@@ -40,7 +40,7 @@ from enkash_async import (
     TransportError,
     UnexpectedResponseError,
 )
-from enkash_async._transport import _decode, raise_for_envelope
+from enkash_async._transport import Reply, raise_for_envelope
 
 BASE = "https://api.enkash.test"
 SEARCH = re.compile(r"^https://api\.enkash\.test/api/v0/customer/search\?")
@@ -351,13 +351,13 @@ def test_any_reply_yields_a_payload_or_an_enkash_error(
 ) -> None:
     headers = {"Retry-After": retry_after} if retry_after else {}
     with contextlib.suppress(EnkashError):  # anything else fails the test
-        raise_for_envelope(status, headers, _decode(body, status, content_type, headers, "r"), "r")
+        Reply(status, {**headers, "Content-Type": content_type}, body, "r").payload()
 
 
 def test_deeply_nested_json_reply_is_unexpected_response() -> None:
     body = b"[" * 100_000 + b"]" * 100_000
     with pytest.raises(UnexpectedResponseError):
-        _decode(body, 200, "application/json", {}, "rid")
+        Reply(200, {"Content-Type": "application/json"}, body, "rid").payload()
 
 
 # --------------------------------------------------------------------------- transport

@@ -12,7 +12,7 @@ from enkash_async import _fast
 
 
 def test_loads_accepts_what_only_the_standard_parser_accepts() -> None:
-    body = b'{"netAmount": NaN}'  # Java's Jackson can write it; orjson refuses it
+    body = b'{"netAmount": NaN}'  # Java's Jackson can write it; msgspec refuses it
     assert math.isnan(_fast.loads(body)["netAmount"])
 
 
@@ -26,9 +26,26 @@ def test_loads_raises_value_error_for_a_truncated_body() -> None:
         _fast.loads(b'{"payload": {"data": [')
 
 
-def test_loads_works_without_orjson(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_fast, "_orjson_loads", None)
-    assert _fast.loads(b'{"a": [1, 2.5, null]}') == {"a": [1, 2.5, None]}
+def test_loads_reads_plain_json_values() -> None:
+    assert _fast.loads(b'{"a": [1, 2.5, null, "x", true]}') == {"a": [1, 2.5, None, "x", True]}
+
+
+@pytest.mark.parametrize("depth", [100_000, 1_000_000])
+def test_loads_refuses_deep_nesting_with_a_value_error(depth: int) -> None:
+    with pytest.raises(_fast.JSONDepthError) as caught:
+        _fast.loads(b"[" * depth + b"]" * depth)
+    assert isinstance(caught.value, ValueError)
+
+
+def test_loads_refuses_deep_nesting_the_standard_parser_would_also_read() -> None:
+    body = b'{"x": NaN, "y": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(_fast.JSONDepthError):
+        _fast.loads(body)
+
+
+def test_loads_raises_value_error_for_bytes_that_are_not_utf8() -> None:
+    with pytest.raises(ValueError):
+        _fast.loads(b'{"legalName": "' + bytes([0xFF, 0xFE]) + b'"}')
 
 
 def test_paused_gc_restores_an_enabled_collector() -> None:
@@ -54,12 +71,7 @@ def test_paused_gc_restores_the_collector_when_the_block_raises() -> None:
     assert gc.isenabled()
 
 
-@pytest.mark.parametrize("with_orjson", [True, False], ids=["orjson", "stdlib"])
-def test_dumps_writes_compact_utf8_json_either_way(
-    monkeypatch: pytest.MonkeyPatch, with_orjson: bool
-) -> None:
-    if not with_orjson:
-        monkeypatch.setattr(_fast, "_orjson_dumps", None)
+def test_dumps_writes_compact_utf8_json() -> None:
     data = {"legalName": "Śrī Traders", "amount": 12.5, "ok": True, "none": None, "xs": [1]}
     written = _fast.dumps(data)
     assert json.loads(written) == data

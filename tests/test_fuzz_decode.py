@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from enkash_async import _convert
 from enkash_async._validation import gstin_check_character
+from enkash_async._wire import read_search_reply
 from enkash_async.errors import EnkashError, UnexpectedResponseError, ValidationError
 from enkash_async.models import (
     Customer,
@@ -475,3 +476,23 @@ def test_every_valid_customer_create_survives_json_unchanged(customer: CustomerC
 def test_a_reminder_time_given_as_a_time_survives_the_round_trip() -> None:
     reminder = ReminderCreate(reminder_time=dt.time(9, 30))
     assert ReminderCreate.from_dict(json.loads(json.dumps(reminder.to_dict()))) == reminder
+
+
+@FUZZ
+@given(st.lists(customer_like | json_values, max_size=3))
+def test_records_read_from_raw_views_equal_the_liberal_reading_of_the_same_json(
+    records: list[Any],
+) -> None:
+    body = json.dumps({"payload": {"data": records}}).encode()
+    raws = read_search_reply(body)["payload"]["data"]  # dicts, when msgspec refuses (NaN)
+    for raw, plain in zip(raws, json.loads(body)["payload"]["data"], strict=True):
+        assert _outcome(lambda raw=raw: _convert.customer_from_record(raw)) == _outcome(
+            lambda plain=plain: _convert.customer_from_wire(plain)
+        )
+
+
+def _outcome(read: Any) -> Any:
+    try:
+        return read()
+    except UnexpectedResponseError:
+        return UnexpectedResponseError

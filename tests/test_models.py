@@ -10,8 +10,10 @@ from typing import Any
 import attrs
 import pytest
 
+from enkash_async import models
 from enkash_async.errors import EnkashError, FieldError, ValidationError
 from enkash_async.models import (
+    CHECK,
     Customer,
     CustomerCreate,
     CustomerLevel,
@@ -24,6 +26,9 @@ from enkash_async.models import (
     Reminder,
     ReminderCreate,
     ReminderType,
+    csv_cell_types,
+    csv_columns,
+    to_row,
 )
 
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
@@ -444,3 +449,49 @@ def test_to_rows_keeps_the_customers_own_contact_email_apart_from_its_key_contac
 
 def test_page_length_is_its_item_count() -> None:
     assert len(page_of(Customer(), Customer())) == 2
+
+
+# --------------------------------------------------------------------------- fields declared once
+
+REQUEST_MODELS = (CustomerCreate, KeyContactCreate, ReminderCreate, CustomerSearch)
+
+
+@pytest.mark.parametrize("model", REQUEST_MODELS)
+def test_every_request_field_declares_its_check(model: type[Any]) -> None:
+    assert [a.name for a in attrs.fields(model) if CHECK not in a.metadata] == []
+
+
+def test_a_field_declared_with_its_check_and_wire_name_is_validated_and_named_by_them() -> None:
+    @attrs.frozen(kw_only=True)
+    class Probe(models._Request):
+        odd_name: str | None = models._field(
+            models._text(pattern="pinCode"), default=None, wire="odd"
+        )
+
+    assert Probe(odd_name="123456").to_dict() == {"odd": "123456"}
+    assert Probe.from_dict({"odd": "123456"}) == Probe(odd_name="123456")
+    with pytest.raises(ValidationError) as caught:
+        Probe(odd_name="12")
+    assert [e.path for e in caught.value.errors] == ["odd_name"]
+
+
+def test_csv_columns_are_the_keys_of_every_row() -> None:
+    full = Customer(customer_key_contacts=[KeyContact()], customer_reminders=[Reminder()])
+    assert list(to_row(full)) == csv_columns(Customer)
+    assert list(to_row(Customer())) == csv_columns(Customer)
+
+
+def test_csv_cell_types_name_the_wire_keys_whose_cells_are_not_text() -> None:
+    cells = csv_cell_types(CustomerCreate)
+    assert {key for key, kind in cells.items() if kind is bool} == {
+        "deleted",
+        "mail_enabled",
+        "sms_enabled",
+        "whatsapp_enabled",
+        "externalSource",
+    }
+    assert {key for key, kind in cells.items() if kind is int} == {
+        "dueDateDifference",
+        "reminderInterval",
+    }
+    assert cells["legalName"] is str

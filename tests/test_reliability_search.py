@@ -326,3 +326,12 @@ async def test_an_attempt_is_cut_short_so_the_call_keeps_its_deadline() -> None:
                 await client.customers.search().first()
     # Given the default 60 s per attempt, it would have waited out the 30 s and succeeded.
     assert "within 60s" not in str(info.value)
+
+
+async def test_a_drift_warning_points_at_the_caller_not_at_the_library(
+    client: EnkashClient, table: Table
+) -> None:
+    table.changes[1] = insert_three_at_the_top
+    with pytest.warns(PaginationDriftWarning) as caught:
+        await client.customers.search(page_size=10).collect()  # one frame deeper than async for
+    assert caught[0].filename == __file__

@@ -1,22 +1,26 @@
 """The seed pages (EnKash's own API docs) as the specification: their example payloads
 decode, their field lists are the models' wire names, their enums are the models' enums.
 
-Everything is parsed from the captured page text; nothing is copied from it.
+Everything comes from tests/fixtures/seeds/, which tests/fixtures/extract_seeds.py parses
+from the captured pages; nothing is copied from them by hand.
 """
 
 from __future__ import annotations
 
 import copy
 import datetime as dt
-import itertools
 import json
+import os
 import re
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
-from _seeds import seed_dir
+from _seeds import fixture, rules
 
 from enkash_async._convert import customer_from_wire, page_from_wire, wire_name
 from enkash_async._validation import is_valid_gstin
@@ -37,113 +41,38 @@ from enkash_async.models import (
     SortDirection,
 )
 
-SEEDS = seed_dir()
-
-
-def seed(prefix: str) -> str:
-    assert SEEDS is not None
-    return next(SEEDS.glob(f"{prefix}_*.txt")).read_text(encoding="utf-8")
-
-
-CREATE_REFERENCE, CREATE_PORTAL, SEARCH_REFERENCE = seed("000"), seed("001"), seed("002")
-
-
-def json_examples(text: str) -> list[Any]:
-    """Every JSON value that starts at the beginning of a line of ``text``."""
-    decoder = json.JSONDecoder()
-    found = []
-    for match in re.finditer(r"^[{\[]", text, re.MULTILINE):
-        try:
-            value, _ = decoder.raw_decode(text, match.start())
-        except ValueError:
-            continue
-        found.append(value)
-    return found
-
-
-def _only(examples: list[Any], has: str, lacks: str = "\0") -> Any:
-    chosen = [e for e in examples if has in e and lacks not in e]
-    assert chosen, f"no example with {has!r}"
-    assert all(e == chosen[0] for e in chosen)
-    return copy.deepcopy(chosen[0])
-
-
-RESPONSE_EXAMPLE = _only(json_examples(CREATE_REFERENCE), "payload")
-REQUEST_EXAMPLE = _only(json_examples(CREATE_PORTAL), "customerKeyContacts", lacks="payload")
-SEARCH_EXAMPLE = _only(json_examples(SEARCH_REFERENCE), "payload")
-
-_TYPE_LINE = re.compile(r"(string|boolean|number|object|integer|array)\b|enum<string>")
-
-
-def _lines(text: str) -> list[str]:
-    return [line.strip() for line in text.splitlines()]
-
-
-def documented_patterns(text: str) -> dict[str, re.Pattern[str]]:
-    """Wire field -> its "Match pattern:" from a seed page, compiled as Java would use it."""
-    lines = _lines(text)
-    patterns = {}
-    for index, line in enumerate(lines):
-        if line == "Match pattern:":
-            name = index - 1
-            while lines[name + 1] != "string":
-                name -= 1
-            patterns[lines[name]] = re.compile(lines[index + 1], re.ASCII)
-    return patterns
-
-
-def allowed_values(text: str) -> dict[str, str]:
-    """Wire field -> the captured (separator-less) text under its "Allowed values:"."""
-    lines = _lines(text)
-    found = {}
-    for index, line in enumerate(lines):
-        if line == "Allowed values:":
-            name = index - 1
-            while not lines[name + 1].startswith("enum<string>"):
-                name -= 1
-            found[lines[name]] = lines[index + 1]
-    return found
-
-
-def body_params(text: str) -> list[str]:
-    """The field names listed under "Body Params" up to the first "Example"."""
-    lines = _lines(text)
-    start = lines.index("Body Params application/json") + 1
-    end = lines.index("Example", start)
-    section = lines[start:end]
-    return [
-        name
-        for name, after in itertools.pairwise(section)
-        if re.fullmatch(r"\w+", name) and _TYPE_LINE.match(after)
-    ]
-
-
-def readme_enums() -> dict[str, list[str]]:
-    """The README's repair of lost separators: captured text -> the enum's values."""
-    assert SEEDS is not None
-    readme = (SEEDS / "README.md").read_text(encoding="utf-8")
-    lists = re.findall(r"`[A-Z0-9_]+`(?:, `[A-Z0-9_]+`)+", readme)
-    return {"".join(values): values for values in (re.findall(r"`(\w+)`", x) for x in lists)}
-
-
-PATTERNS = documented_patterns(CREATE_PORTAL)
+REQUEST_EXAMPLE = fixture("create_customer.request.json")
+RESPONSE_EXAMPLE = fixture("create_customer.reply.json")
+SEARCH_EXAMPLE = fixture("search_customer.reply.json")
+RULES = rules()
+ROOT = Path(__file__).resolve().parents[1]
+PATTERNS = {name: re.compile(rx, re.ASCII) for name, rx in RULES["patterns"].items()}
 
 
 def wire_names(model: type[Any]) -> set[str]:
     return {wire_name(a.name) for a in attrs.fields(model)}
 
 
-# --------------------------------------------------------------------------- the parsers
+# --------------------------------------------------------------------------- the fixtures
 
 
-def test_both_create_pages_document_the_same_patterns() -> None:
-    assert documented_patterns(CREATE_REFERENCE) == PATTERNS
-    assert len(PATTERNS) == 8
+def _seed_pages() -> Path | None:
+    """``$ENKASH_SEEDS``, else ``../shared/seeds`` beside the repository, if present."""
+    for candidate in (os.environ.get("ENKASH_SEEDS"), ROOT.parent / "shared" / "seeds"):
+        if candidate and Path(candidate, "README.md").is_file():
+            return Path(candidate)
+    return None
 
 
-def test_the_two_captures_of_the_request_example_agree() -> None:
-    examples = [e for e in json_examples(CREATE_PORTAL) if "payload" not in e]
-    assert len(examples) >= 1 and all(e == REQUEST_EXAMPLE for e in examples)
+def test_the_fixtures_are_what_the_seed_pages_say() -> None:
+    pages = _seed_pages()
+    if pages is None:
+        pytest.skip("the seed pages are not here (set ENKASH_SEEDS to check the fixtures)")
+    script = ROOT / "tests" / "fixtures" / "extract_seeds.py"
+    checked = subprocess.run(
+        [sys.executable, str(script), str(pages), "--check"], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stderr
 
 
 # --------------------------------------------------------------------------- wire names
@@ -169,13 +98,13 @@ def test_model_wire_names_are_the_keys_of_the_seed_example(
 
 
 def test_create_wire_names_are_the_fields_the_create_schema_lists() -> None:
-    listed = set(body_params(CREATE_REFERENCE))
+    listed = set(RULES["body_params"]["createCustomer"])
     nested = wire_names(CustomerCreate) | wire_names(KeyContactCreate) | wire_names(ReminderCreate)
     assert nested == listed
 
 
 def test_search_wire_names_are_the_body_params_of_search_customer() -> None:
-    assert wire_names(CustomerSearch) == set(body_params(SEARCH_REFERENCE))
+    assert wire_names(CustomerSearch) == set(RULES["body_params"]["searchCustomer"])
 
 
 @pytest.mark.parametrize(
@@ -189,10 +118,7 @@ def test_search_wire_names_are_the_body_params_of_search_customer() -> None:
     ],
 )
 def test_models_have_as_many_fields_as_the_seed_schema_counts(schema: str, model: Any) -> None:
-    counts = set(
-        re.findall(rf"object \({schema}\) \{{(\d+)\}}", CREATE_REFERENCE + SEARCH_REFERENCE)
-    )
-    assert counts == {str(len(attrs.fields(model)))}
+    assert RULES["schema_field_counts"][schema] == len(attrs.fields(model))
 
 
 # --------------------------------------------------------------------------- enums
@@ -201,20 +127,20 @@ def test_models_have_as_many_fields_as_the_seed_schema_counts(schema: str, model
 @pytest.mark.parametrize(
     ("field", "enum_type", "page"),
     [
-        ("reminderType", ReminderType, "create"),
-        ("source", CustomerSource, "create"),
-        ("errorType", ErrorType, "create"),
-        ("direction", SortDirection, "search"),
-        ("customerStatus", CustomerStatus, "search"),
-        ("level", CustomerLevel, "search"),
-        ("errorType", ErrorType, "search"),
+        ("reminderType", ReminderType, "createCustomer"),
+        ("source", CustomerSource, "createCustomer"),
+        ("errorType", ErrorType, "createCustomer"),
+        ("direction", SortDirection, "searchCustomer"),
+        ("customerStatus", CustomerStatus, "searchCustomer"),
+        ("level", CustomerLevel, "searchCustomer"),
+        ("errorType", ErrorType, "searchCustomer"),
     ],
 )
 def test_enum_values_are_the_documented_allowed_values(
     field: str, enum_type: Any, page: str
 ) -> None:
-    captured = allowed_values(CREATE_REFERENCE if page == "create" else SEARCH_REFERENCE)[field]
-    assert [member.value for member in enum_type] == readme_enums()[captured]
+    documented = RULES["allowed_values"][page][field]
+    assert [member.value for member in enum_type] == documented
 
 
 # --------------------------------------------------------------------------- replies

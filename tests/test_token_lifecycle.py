@@ -96,11 +96,11 @@ async def test_token_revoked_with_response_code_117_mid_export_is_renewed(
 
 
 async def test_short_lived_tokens_are_renewed_before_they_expire() -> None:
-    # Renewed halfway through its life (0.3 s), the token is never seen expired; the
-    # export takes at least 0.5 s, so it needs at least one renewal.
-    async with FakeEnkash(customers=60, seed=22, token_ttl=0.6, latency={"search": 0.05}) as s:
+    # Renewed halfway through its life (0.5 s), the token is never seen expired; the
+    # export takes at least 0.8 s (one page at a time), so it needs at least one renewal.
+    async with FakeEnkash(customers=60, seed=22, token_ttl=1.0, latency={"search": 0.08}) as s:
         async with login_client(s) as client:
-            seen = await client.customers.search(page_size=6).collect()
+            seen = await client.customers.search(page_size=6, prefetch=0).collect()
         assert [c.customer_id for c in seen] == all_ids(s)
         assert s.stats.logins >= 2  # renewed during the export ...
         assert s.stats.requests["search"] == 10  # ... before EnKash rejected anything

@@ -1,32 +1,304 @@
-"""What each CLI command does, on top of the public client."""
+"""The CLI's commands (``demo``, ``serve``, ``customers create|search``), each registered
+with its parser by a ``register_*`` function and run by its ``handler``."""
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
+import shlex
 import statistics
 import sys
+import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
 from enkash_async import (
-    AmbiguousCreateError,
-    Customer,
     CustomerCreate,
     CustomerSearch,
+    CustomerStatus,
     EnkashClient,
-    KeyContact,
-    Page,
-    Reminder,
     ValidationError,
 )
-from enkash_async.cli._files import Checkpoint, InputError, check_input, read_rows
-from enkash_async.cli._ui import err, progress, table
+from enkash_async.cli import _import
+from enkash_async.cli._connect import add_connection_flags, connect, count_words
+from enkash_async.cli._ui import CommandError, err, progress, table
+from enkash_async.sync import flatten, wire_path
 
-__all__ = ["create", "demo", "import_file", "search", "serve", "synthetic_creates"]
+__all__ = ["create", "demo", "register", "search", "serve", "synthetic_creates"]
+
+
+def register(commands: Any) -> None:
+    """Add ``demo``, ``serve`` and ``customers create|search|import`` to ``commands``."""
+    demo_parser = commands.add_parser(
+        "demo",
+        help="create customers on an embedded fake EnKash and read them back",
+        description="Create customers on an embedded fake EnKash, read them all back, and "
+        "check that none was lost or duplicated.",
+    )
+    demo_parser.add_argument(
+        "--customers",
+        type=_positive,
+        default=10_000,
+        metavar="N",
+        help="customers to create, 1 or more (default: %(default)s)",
+    )
+    demo_parser.add_argument(
+        "--concurrency",
+        type=_positive,
+        default=64,
+        metavar="N",
+        help="creates in flight at once, 1 or more (default: %(default)s)",
+    )
+    demo_parser.add_argument(
+        "--page-size",
+        type=_page_size,
+        default=5000,
+        metavar="N",
+        help="customers per search page, 1-5000 (default: %(default)s)",
+    )
+    demo_parser.add_argument(
+        "--seed",
+        type=int,
+        default=7,
+        metavar="N",
+        help="seed of the synthetic customers; the same seed makes the "
+        "same customers (default: %(default)s)",
+    )
+    demo_parser.add_argument(
+        "--fault-rate",
+        type=_fraction,
+        default=0.0,
+        metavar="RATE",
+        help="share of requests the fake server fails, 0 to 1, to watch "
+        "retries work (default: %(default)s)",
+    )
+    demo_parser.set_defaults(handler=_run_demo)
+
+    serve_parser = commands.add_parser(
+        "serve",
+        help="run a fake EnKash server until interrupted",
+        description="Run a fake EnKash on this machine until Ctrl-C. It prints its address "
+        "and credentials as one JSON line on stdout, and on stderr the `export` lines that "
+        "point this CLI at it.",
+    )
+    serve_parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    serve_parser.add_argument(
+        "--port",
+        type=_port,
+        default=8080,
+        metavar="N",
+        help="port, 0-65535; 0 picks a free one (default: %(default)s)",
+    )
+    serve_parser.add_argument(
+        "--customers",
+        type=_count,
+        default=1000,
+        metavar="N",
+        help="customers it starts with, 0 or more (default: %(default)s)",
+    )
+    serve_parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed of those customers (default: %(default)s)",
+    )
+    serve_parser.set_defaults(handler=_run_serve)
+
+    customers = commands.add_parser(
+        "customers",
+        help="create, search, export and import customers",
+        description="Customers in EnKash: `create` one from JSON, `search` and export them "
+        "(JSON lines, CSV or a table), `import` a CSV or JSONL file exactly once by "
+        "uniqueRefNo. What `search --format csv|jsonl` writes, `import` reads back.",
+    )
+    actions = customers.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create_parser = actions.add_parser(
+        "create",
+        help="create one customer from a JSON object in EnKash's wire format",
+        description="Create one customer from a JSON object in EnKash's wire format and "
+        "print EnKash's record of it as JSON.",
+    )
+    create_parser.add_argument(
+        "--json",
+        required=True,
+        metavar="FILE",
+        help="a JSON object in EnKash's wire format, or - for stdin",
+    )
+    add_connection_flags(create_parser)
+    create_parser.set_defaults(handler=_run_create)
+
+    search_parser = actions.add_parser(
+        "search",
+        help="stream matching customers as JSON lines, CSV or a table",
+        description="Stream the customers matching the filters (all when none is given).",
+    )
+    _search_flags(search_parser)
+    add_connection_flags(search_parser)
+    search_parser.set_defaults(handler=_run_search)
+    _import.register(actions)
+
+
+def _search_flags(sub: argparse.ArgumentParser) -> None:
+    filters = sub.add_argument_group("filters", "every filter given must match")
+    filters.add_argument(
+        "--legal-name", metavar="TEXT", help="case-insensitive part of the legal name"
+    )
+    filters.add_argument("--unique-ref-no", metavar="REF", help="your system's id")
+    filters.add_argument("--pan-or-gstin", metavar="ID", help="PAN or GSTIN")
+    filters.add_argument("--company-id", metavar="ID", help="EnKash company id")
+    filters.add_argument("--parent-company-id", metavar="ID", help="EnKash parent company id")
+    filters.add_argument("--ifsc", metavar="CODE", help="bank IFSC")
+    filters.add_argument("--account-number", metavar="NUMBER", help="bank account number")
+    filters.add_argument("--contact-number", metavar="NUMBER", help="contact phone number")
+    filters.add_argument(
+        "--customer-id",
+        action="append",
+        dest="customer_ids",
+        metavar="ID",
+        help="an EnKash customer id; repeat for several",
+    )
+    filters.add_argument(
+        "--status", choices=[s.value for s in CustomerStatus], help="customer status"
+    )
+    sub.add_argument(
+        "--order-by", metavar="FIELD", help="a customer field to sort by (default: EnKash's order)"
+    )
+    sub.add_argument(
+        "--direction", choices=["ASC", "DESC"], help="sort direction (default: EnKash's)"
+    )
+    sub.add_argument(
+        "--page-size",
+        type=_page_size,
+        default=5000,
+        metavar="N",
+        help="customers per request, 1-5000 (default: %(default)s)",
+    )
+    sub.add_argument(
+        "--max-items",
+        type=_count,
+        metavar="N",
+        help="stop after N customers, 0 or more (default: all)",
+    )
+    sub.add_argument(
+        "--format",
+        choices=["jsonl", "csv", "table"],
+        default="jsonl",
+        help="JSON lines and CSV in EnKash's wire names (both import back), or "
+        "a table streamed as rows arrive (default: %(default)s)",
+    )
+    sub.add_argument(
+        "--output",
+        default="-",
+        metavar="PATH",
+        help="a file, or - for stdout (default: %(default)s)",
+    )
+
+
+def _integer(text: str, low: int, high: int | None = None) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < low or (high is not None and value > high):
+        bounds = f"at least {low}" if high is None else f"from {low} to {high}"
+        raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    return _integer(text, 1)
+
+
+def _count(text: str) -> int:
+    return _integer(text, 0)
+
+
+def _page_size(text: str) -> int:
+    return _integer(text, 1, 5000)
+
+
+def _port(text: str) -> int:
+    return _integer(text, 0, 65535)
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1, got {text}")
+    return value
+
+
+async def _run_demo(args: argparse.Namespace) -> int:
+    return await demo(
+        customers=args.customers,
+        concurrency=args.concurrency,
+        page_size=args.page_size,
+        seed=args.seed,
+        fault_rate=args.fault_rate,
+    )
+
+
+async def _run_serve(args: argparse.Namespace) -> int:
+    return await serve(args.host, args.port, args.customers, args.seed)
+
+
+async def _run_create(args: argparse.Namespace) -> int:
+    data = _read_json(args.json)  # a bad file fails before credentials are looked at
+    async with connect(args) as connection:
+        return await create(connection.client, data)
+
+
+async def _run_search(args: argparse.Namespace) -> int:
+    try:  # bad flags fail before any connection is made
+        search_filter = CustomerSearch(
+            legal_name=args.legal_name,
+            unique_ref_no=args.unique_ref_no,
+            pan_or_gstin=args.pan_or_gstin,
+            company_id=args.company_id,
+            parent_company_id=args.parent_company_id,
+            ifsc=args.ifsc,
+            account_number=args.account_number,
+            contact_number=args.contact_number,
+            customer_ids=args.customer_ids,
+            customer_status=args.status,
+        )
+    except ValidationError as exc:
+        raise CommandError(flag_problems(exc)) from None
+    async with connect(args) as connection:
+        return await search(
+            connection.client,
+            search_filter,
+            order_by=args.order_by,
+            direction=args.direction,
+            page_size=args.page_size,
+            max_items=args.max_items,
+            fmt=args.format,
+            output=args.output,
+        )
+
+
+# The flags whose names are not their attribute's with dashes.
+_FLAGS = {"customer_ids": "--customer-id", "customer_status": "--status"}
+
+
+def flag_problems(exc: ValidationError) -> str:
+    """A validation failure of search arguments in the flags' names, one per line."""
+    lines = []
+    for problem in exc.errors:
+        name = problem.path.split("[")[0]
+        flag = _FLAGS.get(name, "--" + name.replace("_", "-"))
+        lines.append(f"  {flag}: {problem.message}")
+    return "invalid search flags:\n" + "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- demo
@@ -39,23 +311,32 @@ def synthetic_creates(count: int, seed: int) -> Iterator[CustomerCreate]:
     for number, wire in enumerate(synthetic_customers(count, seed), start=1):
         contacts = [
             {
-                "name": c["name"], "legalName": c["name"],
-                "mobile": c["mobile"], "email": c.get("email"), "deleted": False,
+                "name": c["name"],
+                "legalName": c["name"],
+                "mobile": c["mobile"],
+                "email": c.get("email"),
+                "deleted": False,
             }
             for c in wire.get("customerKeyContacts") or []
         ]
         fields = {
-            "legalName": wire["legalName"], "customerKeyContacts": contacts,
-            "panOrGstin": wire.get("panOrGstin"), "ifsc": wire.get("ifsc"),
-            "accountNumber": wire.get("accountNumber"), "pinCode": wire.get("pinCode"),
-            "state": wire.get("state"), "address": wire.get("address"),
-            "contactNumber": wire.get("contactNumber"), "uniqueRefNo": f"DEMO-{number:07d}",
+            "legalName": wire["legalName"],
+            "customerKeyContacts": contacts,
+            "panOrGstin": wire.get("panOrGstin"),
+            "ifsc": wire.get("ifsc"),
+            "accountNumber": wire.get("accountNumber"),
+            "pinCode": wire.get("pinCode"),
+            "state": wire.get("state"),
+            "address": wire.get("address"),
+            "contactNumber": wire.get("contactNumber"),
+            "uniqueRefNo": f"DEMO-{number:07d}",
         }
         yield CustomerCreate.from_dict({k: v for k, v in fields.items() if v is not None})
 
 
-async def demo(*, customers: int, concurrency: int, page_size: int, seed: int,
-               fault_rate: float) -> int:
+async def demo(
+    *, customers: int, concurrency: int, page_size: int, seed: int, fault_rate: float
+) -> int:
     """Create ``customers`` on an embedded fake EnKash, stream them back, check none was
     lost or duplicated, and print a summary. Returns 1 if any was lost or duplicated."""
     from enkash_async.testing import FakeEnkash, Fault
@@ -63,12 +344,15 @@ async def demo(*, customers: int, concurrency: int, page_size: int, seed: int,
     async with FakeEnkash(seed=seed) as server:
         if fault_rate > 0:
             for status in (429, 503):  # failures EnKash never processed: safe to retry
-                server.inject(Fault.status(status, retry_after=0), route="create",
-                              rate=fault_rate / 2)
+                server.inject(
+                    Fault.status(status, retry_after=0), route="create", rate=fault_rate / 2
+                )
             server.inject(Fault.status(502), route="search", rate=fault_rate)
         async with EnkashClient(
-            server.url, credentials=server.credentials,
-            max_concurrency=max(100, concurrency), max_connections=max(100, concurrency),
+            server.url,
+            credentials=server.credentials,
+            max_concurrency=max(100, concurrency),
+            max_connections=max(100, concurrency),
         ) as client:
             created: dict[str | None, str | None] = {}
             failures: Counter[str] = Counter()
@@ -115,7 +399,7 @@ async def demo(*, customers: int, concurrency: int, page_size: int, seed: int,
     ]
     table("enkash-async demo against the embedded fake EnKash", ("measure", "value"), rows)
     if lost or duplicated:
-        err(f"FAILED: {lost} customer(s) lost, {duplicated} duplicated")
+        err(f"FAILED: {count_words(lost, 'customer')} lost, {duplicated:,} duplicated")
         return 1
     return 0
 
@@ -131,86 +415,157 @@ def _ms(samples: list[float], quantile: float) -> str:
 
 
 async def serve(host: str, port: int, customers: int, seed: int) -> int:
-    """Run the fake EnKash until interrupted, printing its URL and credentials as JSON."""
+    """Run the fake EnKash until interrupted, printing its URL and credentials as JSON on
+    stdout, and on stderr the ``export`` lines that point the CLI at it."""
     from enkash_async.testing import FakeEnkash
     from enkash_async.testing import serve as serve_fake
 
     def ready(server: FakeEnkash) -> None:
         # The real address (a --port of 0 is replaced by the port picked), as one JSON
         # line a script can read; the credentials are the fake server's own, not secrets.
-        sys.stdout.write(json.dumps(server.connection_info()) + "\n")
+        info = server.connection_info()
+        sys.stdout.write(json.dumps(info) + "\n")
         sys.stdout.flush()
-        err(f"fake EnKash with {customers:,} customers listening on {server.url} "
-            "(Ctrl-C stops it)")
+        err(
+            f"fake EnKash with {count_words(customers, 'customer')} listening on "
+            f"{server.url} (Ctrl-C stops it). To point enkash-async at it, paste:"
+        )
+        err(export_lines(info))
 
     await serve_fake(host=host, port=port, customers=customers, seed=seed, ready=ready)
     return 0
 
 
+def export_lines(info: dict[str, str]) -> str:
+    """Shell ``export`` lines setting the ENKASH_* variables to a fake server's settings."""
+    names = {
+        "url": "ENKASH_BASE_URL",
+        "client_id": "ENKASH_CLIENT_ID",
+        "client_secret": "ENKASH_CLIENT_SECRET",
+        "username": "ENKASH_USERNAME",
+        "password": "ENKASH_PASSWORD",
+    }
+    return "\n".join(f"export {name}={shlex.quote(info[key])}" for key, name in names.items())
+
+
 # --------------------------------------------------------------------------- create
 
 
-async def create(client: EnkashClient, source: str) -> int:
-    """Create the customer in a JSON file (or stdin) and print EnKash's record as JSON."""
+def _read_json(source: str) -> Any:
     name = "stdin" if source == "-" else source
     try:
         text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise InputError(0, f"{name}: is not UTF-8 text") from None
+        raise CommandError(f"{name}: is not UTF-8 text") from None
+    except OSError as exc:
+        raise CommandError(f"{name}: {exc.strerror or exc}") from None
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except ValueError as exc:
-        raise InputError(0, f"{name}: not valid JSON ({exc})") from None
-    customer = await client.customers.create(CustomerCreate.from_dict(data))
-    print(json.dumps(customer.to_dict(), ensure_ascii=False, indent=2))
+        raise CommandError(f"{name}: not valid JSON ({exc})") from None
+
+
+async def create(client: EnkashClient, data: Any) -> int:
+    """Create the customer ``data`` (wire JSON) and print EnKash's record as JSON."""
+    if not isinstance(data, dict):
+        raise CommandError(f"the customer must be a JSON object, got {type(data).__name__}")
+    try:
+        customer = CustomerCreate.from_dict(data)
+    except ValidationError as exc:
+        raise CommandError(wire_problems(exc, dotted=False)) from None
+    record = await client.customers.create(customer)
+    print(json.dumps(record.to_dict(), ensure_ascii=False, indent=2))
     return 0
+
+
+def wire_problems(exc: ValidationError, *, dotted: bool) -> str:
+    """A validation failure in the wire names the caller used, one problem per line."""
+    lines = [f"  {wire_path(e.path, dotted=dotted)}: {e.message}" for e in exc.errors]
+    return f"the customer is invalid ({count_words(len(lines), 'problem')}):\n" + "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- search
 
-
-def _row_fields() -> list[str]:
-    template = Page(
-        items=[Customer(customer_key_contacts=[KeyContact()], customer_reminders=[Reminder()])],
-        offset=0, limit=1, records_count=1, next_offset=None,
-    )
-    return list(template.to_rows()[0])
+_TABLE_COLUMNS = (
+    ("customerId", 16),
+    ("legalName", 40),
+    ("uniqueRefNo", 16),
+    ("panOrGstin", 15),
+    ("active", 6),
+)
 
 
 async def search(
-    client: EnkashClient, search_filter: CustomerSearch, *, order_by: str | None,
-    direction: str | None, page_size: int, max_items: int | None, fmt: str, output: str,
+    client: EnkashClient,
+    search_filter: CustomerSearch,
+    *,
+    order_by: str | None,
+    direction: str | None,
+    page_size: int,
+    max_items: int | None,
+    fmt: str,
+    output: str,
 ) -> int:
-    """Stream matching customers to ``output`` as JSON lines, CSV or a table."""
-    results = client.customers.search(
-        search_filter, order_by=order_by, direction=direction, page_size=page_size,
-        max_items=max_items,
-    )
-    with _open_output(output) as stream:
-        writer: Any = None
-        if fmt == "csv":
-            writer = csv.DictWriter(stream, fieldnames=_row_fields(), extrasaction="ignore")
-            writer.writeheader()
-        shown: list[dict[str, Any]] = []
+    """Stream matching customers to ``output``: JSON lines or CSV in EnKash's wire names
+    (dotted paths into lists), or a table printed as rows arrive."""
+    try:
+        results = client.customers.search(
+            search_filter,
+            order_by=order_by,
+            direction=direction,
+            page_size=page_size,
+            max_items=max_items,
+        )
+    except ValidationError as exc:
+        raise CommandError(flag_problems(exc)) from None
+    shown = 0
+    with _open_output(output) as stream, tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+        columns: dict[str, None] = {}  # every CSV column seen, in order of first sight
+        if fmt == "table":
+            stream.write("  ".join(name.ljust(width) for name, width in _TABLE_COLUMNS) + "\n")
         with progress("exporting", None) as bar:
             async for page in results.pages():
                 total = page.records_count
                 if total is not None and max_items is not None:
                     total = min(total, max_items)
                 bar.set_total(total)
-                if fmt == "jsonl":
-                    for customer in page.items:
-                        stream.write(json.dumps(customer.to_dict(), ensure_ascii=False) + "\n")
-                elif fmt == "csv":
-                    writer.writerows(page.to_rows())
-                else:
-                    shown.extend(page.to_rows())
+                for customer in page.items:
+                    record = customer.to_dict()
+                    if fmt == "jsonl":
+                        stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    elif fmt == "csv":
+                        # Spooled to disk: the header needs every record's columns.
+                        cells = flatten(record)
+                        columns.update(dict.fromkeys(cells))
+                        spool.write(json.dumps(cells, ensure_ascii=False) + "\n")
+                    else:
+                        stream.write(_table_row(record) + "\n")
+                shown += len(page)
+                stream.flush()
                 bar.advance(len(page))
-        if fmt == "table":
-            columns = ["customer_id", "legal_name", "unique_ref_no", "pan_or_gstin", "active"]
-            table(f"{len(shown)} customers", columns,
-                  [[row.get(c) for c in columns] for row in shown], stream)
+        if fmt == "csv":
+            nested_last = sorted(columns, key=lambda name: "." in name)  # stable: else as seen
+            writer = csv.DictWriter(stream, fieldnames=nested_last, restval="")
+            writer.writeheader()
+            spool.seek(0)
+            for line in spool:
+                writer.writerow(json.loads(line))
+        elif fmt == "table":
+            stream.write(f"{count_words(shown, 'customer')}\n")
     return 0
+
+
+def _table_row(record: dict[str, Any]) -> str:
+    cells = []
+    for name, width in _TABLE_COLUMNS:
+        value = record.get(name)
+        text = (
+            ""
+            if value is None
+            else ("true" if value is True else "false" if value is False else str(value))
+        )
+        cells.append((text if len(text) <= width else text[: width - 1] + "…").ljust(width))
+    return "  ".join(cells).rstrip()
 
 
 class _open_output:
@@ -227,85 +582,3 @@ class _open_output:
     def __exit__(self, *exc: object) -> None:
         if self._stream is not None:
             self._stream.close()
-
-
-# --------------------------------------------------------------------------- import
-
-
-async def import_file(client: EnkashClient, path: str, *, concurrency: int, rejects: str,
-                      checkpoint: str) -> int:
-    """Create every row of a CSV/JSONL file, skipping rows a checkpoint says are done.
-
-    Rows that cannot be built or that EnKash refuses go to ``rejects`` with the reason
-    (rewritten each run: a rerun tries those rows again). Returns 1 if any row was rejected.
-    """
-    check_input(path)  # a missing or unusable file leaves no rejects or checkpoint behind
-    progress_file = Checkpoint(Path(checkpoint))
-    rows_of: dict[int, int] = {}  # create_many index -> file row
-    counts: Counter[str] = Counter()
-    with Path(rejects).open("w", encoding="utf-8") as rejected:
-
-        def reject(row: int, reason: str, errors: list[str] | None = None) -> None:
-            counts["rejected"] += 1
-            entry = {"row": row, "reason": reason, "errors": errors or []}
-            rejected.write(json.dumps(entry, ensure_ascii=False) + "\n")
-            rejected.flush()
-
-        async def inputs() -> AsyncIterator[CustomerCreate]:
-            for row, data in read_rows(path):
-                if row in progress_file.done:
-                    counts["skipped"] += 1
-                    continue
-                if isinstance(data, InputError):
-                    reject(row, data.message)
-                    continue
-                try:
-                    customer = CustomerCreate.from_dict(data)
-                except ValidationError as exc:
-                    reject(row, "invalid", [str(e) for e in exc.errors])
-                    continue
-                if row in progress_file.uncertain:
-                    if customer.unique_ref_no is None:
-                        reject(row, "an earlier run sent this row but stopped before EnKash "
-                               "answered; without a uniqueRefNo it cannot be checked, so it "
-                               "is not sent again")
-                        continue
-                    found = await _already_created(client, customer)
-                    if found is not None:
-                        counts["reconciled"] += 1
-                        progress_file.mark_done(row, found.customer_id)
-                        continue
-                progress_file.mark_sent(row, customer.unique_ref_no)
-                rows_of[counts["queued"]] = row
-                counts["queued"] += 1
-                yield customer
-
-        try:
-            with progress(f"importing {path}", None) as bar:
-                async for result in client.customers.create_many(
-                    inputs(), concurrency=concurrency, ordered=False
-                ):
-                    row = rows_of.pop(result.index)
-                    if result.customer is not None:
-                        counts["created"] += 1
-                        progress_file.mark_done(row, result.customer.customer_id)
-                    else:
-                        if not isinstance(result.error, AmbiguousCreateError):
-                            progress_file.mark_failed(row)  # EnKash surely does not have it
-                        reject(row, str(result.error))
-                    bar.advance()
-        finally:
-            progress_file.close()
-    err(
-        f"{counts['created']} created, {counts['rejected']} rejected (see {rejects}), "
-        f"{counts['skipped']} already done, {counts['reconciled']} found from an earlier run"
-    )
-    return 1 if counts["rejected"] else 0
-
-
-async def _already_created(client: EnkashClient, customer: CustomerCreate) -> Customer | None:
-    """The customer a row an earlier run sent without seeing the reply became, if any."""
-    return await client.customers.search(
-        CustomerSearch(unique_ref_no=customer.unique_ref_no), max_items=1
-    ).first()
-

@@ -26,7 +26,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
 
-from enkash_async import EnkashClient, EnkashError, FieldError, ValidationError
+from enkash_async import EnkashClient, EnkashError, FieldError, RequestLimiter, ValidationError
 from enkash_async.cli._ui import err, progress, table
 from enkash_async.sync._checkpoint import SyncTarget
 
@@ -137,10 +137,22 @@ def _sub_parser(form: str) -> argparse.ArgumentParser:
             help="checkpoint shared with earlier runs (default 'default')",
         )
         parser.add_argument("--base-url", help="overrides ENKASH_BASE_URL")
+        parser.add_argument(
+            "--lost-state",
+            action="store_true",
+            help="Redis lost the checkpoint: look every row up before creating it",
+        )
         _heartbeat_flag(parser)
     elif form == "worker":
         _budget_flags(parser)
         parser.add_argument("--base-url", help="overrides ENKASH_BASE_URL")
+        parser.add_argument(
+            "--budget",
+            choices=["shared", "local"],
+            default="shared",
+            help="shared (default): one budget in Redis for all workers; local: each worker "
+            "applies --max-concurrency and --rate-limit alone (for comparison only)",
+        )
         parser.add_argument(
             "--log-level",
             default="INFO",
@@ -238,6 +250,7 @@ async def _submit(args: argparse.Namespace) -> int:
         chunk_rows=args.chunk_rows,
         checkpoint=args.checkpoint,
         settings=WorkerSettings(heartbeat=args.heartbeat),
+        lost_state=args.lost_state,
     )
     err(
         f"{result.rows} rows in {result.chunks} chunks; {result.enqueued} chunks enqueued now, "
@@ -275,8 +288,14 @@ async def _worker(args: argparse.Namespace) -> int:
     environ = _environ(args)
     target = target_from_env(environ)
     settings = _settings(args)
-    limiter = _saq.shared_limiter(url, target, settings)
     width = max(100, settings.concurrency * settings.jobs)
+    if args.budget == "local":
+        # Each worker on its own limits: only to compare against the shared budget.
+        local = RequestLimiter(settings.max_concurrency, rate_limit=settings.rate_limit)
+        async with EnkashClient.from_env(environ, limiter=local, max_connections=width) as client:
+            await _saq.run_worker(url, client, target, settings)
+        return 0
+    limiter = _saq.shared_limiter(url, target, settings)
     try:
         async with EnkashClient.from_env(environ, limiter=limiter, max_connections=width) as client:
             err(f"worker {os.getpid()}: chunks for {target.base_url} from Redis")

@@ -16,12 +16,23 @@ try:
         TaskProgressColumn,
         TextColumn,
         TimeElapsedColumn,
+        TimeRemainingColumn,
     )
     from rich.table import Table
 except ImportError:  # pragma: no cover - exercised only without the cli extra
     Console = None  # type: ignore[assignment,misc]
 
-__all__ = ["Bar", "err", "progress", "table"]
+__all__ = ["Bar", "CommandError", "err", "progress", "table"]
+
+
+class CommandError(Exception):
+    """A command cannot go on; ``message`` says why, ``exit_code`` is 2 for bad input or
+    usage, 1 for a failure the message explains."""
+
+    def __init__(self, message: str, *, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
 
 
 def err(message: str) -> None:
@@ -57,13 +68,15 @@ def progress(description: str, total: int | None) -> Iterator[Bar]:
         MofNCompleteColumn(),
         TaskProgressColumn(),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
     )
     with Progress(*columns, console=Console(stderr=True), transient=False) as live:
         yield Bar(live, live.add_task(description, total=total))
 
 
-def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]],
-          stream: TextIO | None = None) -> None:
+def table(
+    title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]], stream: TextIO | None = None
+) -> None:
     """Print a table (rich's when available) to ``stream`` (stdout by default)."""
     out = stream or sys.stdout
     if Console is not None:
@@ -71,16 +84,25 @@ def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]],
         for header in headers:
             rendered.add_column(header)
         for row in rows:
-            rendered.add_row(*(str(cell) for cell in row))
+            rendered.add_row(*(_cell(cell) for cell in row))
         Console(file=out, width=max(60, min(160, _width(headers, rows)))).print(rendered)
         return
-    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
+    widths = [max(len(str(h)), *(len(_cell(r[i])) for r in rows)) for i, h in enumerate(headers)]
     print(title, file=out)
     print("  ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=True)), file=out)
     for row in rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)), file=out)
+        print("  ".join(_cell(c).ljust(w) for c, w in zip(row, widths, strict=True)), file=out)
+
+
+def _cell(value: Any) -> str:
+    """A table cell: empty for a missing value (never ``None``), ``true``/``false``."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _width(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
-    cells = [list(map(str, headers)), *[list(map(str, r)) for r in rows]]
+    cells = [list(map(str, headers)), *[list(map(_cell, r)) for r in rows]]
     return sum(max(len(row[i]) for row in cells) + 3 for i in range(len(headers))) + 4

@@ -122,18 +122,26 @@ class RedisCheckpoint:
 
     The hash ``enkash:ckpt:{target}:{run}`` maps each ``unique_ref_no`` to ``i``
     (intended) or ``d:<customerId>`` (done). Every call is one round trip and raises
-    ``SyncStoreError`` when Redis fails. ``lost_state`` (see
-    :meth:`state_lost`) makes every ref Redis no longer knows count as intended, so it is
-    looked up before it is created again.
+    ``SyncStoreError`` when Redis fails. ``lost_state`` (after Redis lost its data) makes
+    every ref Redis does not know count as intended, so it is looked up by exact
+    ``uniqueRefNo`` before it is created again.
     """
 
-    def __init__(self, redis: aioredis.Redis, url: str, target: SyncTarget, run: str) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        url: str,
+        target: SyncTarget,
+        run: str,
+        *,
+        lost_state: bool = False,
+    ) -> None:
         self._redis = redis
         self._url = url
         self.target = target
         self.run = run
         self.key = f"enkash:ckpt:{target_tag(target)}:{run}"
-        self.lost_state = False
+        self.lost_state = lost_state
 
     def __repr__(self) -> str:
         return f"RedisCheckpoint({self.key!r}, lost_state={self.lost_state})"

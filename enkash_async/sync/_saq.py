@@ -26,7 +26,9 @@ import hashlib
 import json
 import logging
 import math
+import os
 import secrets
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final
@@ -40,6 +42,7 @@ from saq.types import PartialTimersDict
 from enkash_async import CustomerCreate, EnkashClient, EnkashError
 from enkash_async.sync._budget import RedisLimiter
 from enkash_async.sync._checkpoint import SyncTarget
+from enkash_async.sync._core import SyncOutcome, _rejected_ref, sync_rows
 from enkash_async.sync._redis import (
     REDIS_TIMEOUT,
     RedisCheckpoint,
@@ -48,13 +51,8 @@ from enkash_async.sync._redis import (
     redis_errors,
     text,
 )
-from enkash_async.sync._redis_interim import (
-    SourceRow,
-    SyncOutcome,
-    read_file,
-    sync_rows,
-)
 from enkash_async.sync._redis_runs import RunStatus, RunStore, StoredOutcome
+from enkash_async.sync._sources import SourceRow, count_rows, read_file
 
 __all__ = [
     "JOB_FUNCTION",
@@ -162,14 +160,6 @@ class SubmitResult:
     rejected: int
 
 
-def _estimate_rows(path: str) -> int:
-    lines = 0
-    with open(path, "rb") as stream:
-        for line in stream:
-            lines += bool(line.strip())
-    return lines
-
-
 def _read_source(path: str) -> Iterator[SourceRow]:
     """The rows of ``path`` (the sync core's reader)."""
     return read_file(path)
@@ -184,13 +174,15 @@ async def submit(
     chunk_rows: int = 500,
     checkpoint: str = "default",
     settings: WorkerSettings | None = None,
+    lost_state: bool = False,
 ) -> SubmitResult:
     """Store the rows of ``path`` as run ``run`` (a new id when None) and enqueue its chunks.
 
     Resubmitting a run whose rows are stored enqueues only its unfinished chunks.
     ``checkpoint`` names the checkpoint the run shares with earlier runs of the target
-    (refs done there are not created again). Raises ``SyncStoreError`` when Redis fails,
-    and ``OSError`` or the reader's errors for an unreadable file.
+    (refs done there are not created again). ``lost_state``: Redis lost the checkpoint,
+    so every ref not done is looked up before it is created. Raises ``SyncStoreError``
+    when Redis fails, and ``OSError`` or the reader's errors for an unreadable file.
     """
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be at least 1")
@@ -215,6 +207,7 @@ async def submit(
                     "rejected": rejected,
                     "submitted": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "heartbeat": settings.heartbeat,
+                    "lost_state": int(lost_state),
                     "ready": "1",
                 }
             )
@@ -232,19 +225,20 @@ async def submit(
 
 async def _store_rows(store: RunStore, path: str, chunk_rows: int) -> tuple[int, int, int]:
     """Read ``path`` into its chunks; (rows, chunks, rows rejected unsent)."""
-    chunks = max(1, math.ceil(_estimate_rows(path) / chunk_rows))
+    chunks = max(1, math.ceil(count_rows(path) / chunk_rows))
     pending: dict[int, list[str]] = {}
     held = rows = rejected = 0
     refused: list[StoredOutcome] = []
     for row in _read_source(path):
         rows += 1
-        ref = row.customer.unique_ref_no if row.customer is not None else None
-        if row.customer is None or ref is None:
-            reasons = list(row.problems) or ["uniqueRefNo: is required for a sync"]
-            details = {"line": row.line, "ref": ref, "reasons": reasons}
+        refusal = _rejected_ref(row)  # the core's rule, so both paths reject alike
+        if refusal is not None or row.customer is None or not row.customer.unique_ref_no:
+            reasons = list(refusal.reasons) if refusal is not None else list(row.problems)
+            details = {"line": row.line, "ref": None, "reasons": reasons}
             refused.append(StoredOutcome(row.line, "rejected", details))
             rejected += 1
         else:
+            ref = row.customer.unique_ref_no
             item = json.dumps({"line": row.line, "row": row.customer.to_dict()})
             pending.setdefault(bucket_of(ref, chunks), []).append(item)
             held += 1
@@ -495,7 +489,13 @@ class _WorkerJob:
         for item in await store.rows(chunk):
             customer = CustomerCreate.from_dict(item["row"])
             rows.append(SourceRow(int(item["line"]), customer))
-        checkpoint = RedisCheckpoint(self.redis, self.url, self.target, meta["checkpoint"])
+        checkpoint = RedisCheckpoint(
+            self.redis,
+            self.url,
+            self.target,
+            meta["checkpoint"],
+            lost_state=meta.get("lost_state") == "1",
+        )
         work = _Chunk(store, chunk)
         flusher = asyncio.create_task(work.flush_often())
         pending = rows
@@ -555,6 +555,8 @@ async def run_worker(
         timers=timers,
         dequeue_timeout=1.0,
         shutdown_grace_period_s=2,
+        # Host and pid in the id, so a job's worker_id names the process that ran it.
+        id=f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}",
     )
     reviver = asyncio.create_task(
         _Reviver(queue, job.redis, url).forever(max(3.0, settings.sweep * 3.0))

@@ -1,0 +1,531 @@
+"""``client.customers``: create (with reconciliation) and search EnKash customers.
+
+Knows the customer routes and what a create's failure means; it reaches EnKash only
+through :class:`Api` (the client's ``_request``), never through the transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Awaitable,
+    Callable,
+    Hashable,
+    Iterable,
+    Mapping,
+)
+from typing import Any, Protocol, TypeVar
+
+import attrs
+
+from enkash_async import _convert
+from enkash_async._bulk import run_bounded
+from enkash_async._fast import dumps
+from enkash_async._pagination import DEFAULT_PREFETCH, MAX_PAGE_SIZE, SearchIterator
+from enkash_async._retry import AttemptBudget, RetryPolicy, failure_status
+from enkash_async.errors import (
+    AmbiguousCreateError,
+    APIError,
+    ConnectError,
+    EnkashError,
+    FieldError,
+    PaginationError,
+    TransportError,
+    UnexpectedResponseError,
+    ValidationError,
+)
+from enkash_async.models import (
+    CreateResult,
+    Customer,
+    CustomerCreate,
+    CustomerSearch,
+    SortDirection,
+)
+
+__all__ = ["CUSTOMER_PATH", "SEARCH_PATH", "Api", "Customers"]
+
+logger = logging.getLogger("enkash_async")
+
+T = TypeVar("T")
+
+CUSTOMER_PATH = "/api/v0/customer"
+SEARCH_PATH = "/api/v0/customer/search"
+
+_ORDER_FIELDS: dict[str, str] = {
+    **{a.name: _convert.wire_name(a.name) for a in attrs.fields(Customer)},
+    **{_convert.wire_name(a.name): _convert.wire_name(a.name) for a in attrs.fields(Customer)},
+}
+
+# How many customers one reconciliation lookup by unique_ref_no reads.
+_LOOKUP_PAGE = 20
+
+
+class Api(Protocol):
+    """What a resource needs of the client: its retry policy, one call, and a counter."""
+
+    retry: RetryPolicy
+
+    async def _request(
+        self,
+        path: str,
+        body: bytes,
+        *,
+        decode: Callable[[Any], T],
+        operation: str,
+        idempotent: bool,
+        params: Mapping[str, str] | None = None,
+        retry: RetryPolicy | None = None,
+        budget: AttemptBudget | None = None,
+        deadline_at: float | None = None,
+    ) -> T:
+        """POST ``body`` to ``path`` with auth and retries; ``decode`` the payload."""
+        ...
+
+    def _note_reconciled(self) -> None:
+        """Count a create found by reconciliation."""
+        ...
+
+
+class Customers:
+    """``client.customers``: create and search EnKash customers."""
+
+    def __init__(self, api: Api) -> None:
+        self._api = api
+
+    async def create(
+        self, customer: CustomerCreate, *, retry: RetryPolicy | None = None
+    ) -> Customer:
+        """Create ``customer`` and return it as EnKash stored it.
+
+        A create is resent at once only when it surely did not reach EnKash or was
+        refused unprocessed (429, 503). When it fails after it may have reached EnKash
+        (a timeout after sending, 500, 502, 504, a lost reply), a customer with a
+        ``unique_ref_no`` is looked up by it once the policy's ``settle_time`` has
+        passed: found, it is returned; surely absent, the create is sent again. Without
+        ``unique_ref_no`` that case raises ``AmbiguousCreateError`` and nothing is resent.
+
+        One create sends at most ``max_attempts`` create requests and ``max_attempts``
+        lookup requests (8 with the default policy), logins aside, and ends by the
+        policy's ``deadline``.
+
+        Raises ``ValidationError`` before sending anything invalid, ``APIError``
+        subclasses for EnKash's refusals, ``TransportError``, ``UnexpectedResponseError``
+        and ``AmbiguousCreateError``.
+        """
+        policy = retry or self._api.retry
+        return (await self._create(customer, policy, AttemptBudget(policy.max_attempts)))[0]
+
+    async def _create(
+        self, customer: CustomerCreate, policy: RetryPolicy, sends: AttemptBudget
+    ) -> tuple[Customer, bool]:
+        """The created (or found) customer, and whether it was found by reconciliation."""
+        if not isinstance(customer, CustomerCreate):
+            raise ValidationError(
+                [
+                    FieldError(
+                        "customer",
+                        f"must be a CustomerCreate, got {type(customer).__name__} "
+                        "(build one with CustomerCreate(...) or CustomerCreate.from_dict(...))",
+                    )
+                ]
+            )
+        deadline_at = None if policy.deadline is None else policy.clock() + policy.deadline
+        lookups = AttemptBudget(policy.max_attempts)
+        body = dumps(_convert.to_wire(customer))
+        ref = customer.unique_ref_no
+        while True:
+            try:
+                created = await self._api._request(
+                    CUSTOMER_PATH,
+                    body,
+                    idempotent=False,
+                    retry=policy,
+                    operation="create customer",
+                    decode=_created_customer,
+                    budget=sends,
+                    deadline_at=deadline_at,
+                )
+                return created, False
+            except EnkashError as exc:
+                if not _is_ambiguous(exc):
+                    raise
+                if ref is None:
+                    raise AmbiguousCreateError(
+                        f"create failed after the request may have reached EnKash ({exc}); "
+                        "the customer may or may not exist. Give every CustomerCreate a "
+                        "unique_ref_no so the client can look it up and retry safely",
+                        cause=exc,
+                    ) from exc
+                await self._settle(ref, exc, policy, sends.used, deadline_at)
+                found = await self._find_by_ref(ref, exc, policy, lookups, deadline_at)
+                if found is not None:
+                    self._api._note_reconciled()
+                    logger.info("create of %s: found after an ambiguous failure", ref)
+                    return found, True
+                if sends.spent:
+                    raise  # EnKash does not have it: the failure is the answer
+                logger.info(
+                    "create of %s failed (%s) and EnKash does not have it; sending again "
+                    "(request %d of at most %d)",
+                    ref,
+                    exc,
+                    sends.used + 1,
+                    sends.limit,
+                )
+
+    async def _settle(
+        self,
+        ref: str,
+        failure: EnkashError,
+        policy: RetryPolicy,
+        round_: int,
+        deadline_at: float | None,
+    ) -> None:
+        """Wait until a commit EnKash may still be making has had ``settle_time`` to land
+        (and the backoff has passed). Raises ``AmbiguousCreateError`` when the deadline
+        leaves no time to wait and look."""
+        wait = max(policy.settle_time, policy.backoff(round_, failure))
+        if deadline_at is not None and policy.clock() + wait >= deadline_at:
+            raise AmbiguousCreateError(
+                f"create of {ref!r} failed after it may have reached EnKash ({failure}), and "
+                "the deadline leaves no time to let a late commit land and look it up; the "
+                "customer may or may not exist",
+                cause=failure,
+            )
+        await policy.sleep(wait)
+
+    async def _find_by_ref(
+        self,
+        ref: str,
+        failure: EnkashError,
+        policy: RetryPolicy,
+        lookups: AttemptBudget,
+        deadline_at: float | None,
+    ) -> Customer | None:
+        """The customer stored with exactly ``unique_ref_no == ref``, or None when EnKash
+        surely has none. Raises ``AmbiguousCreateError`` when that cannot be told."""
+        if lookups.spent:
+            raise AmbiguousCreateError(
+                f"create of {ref!r} failed after it may have reached EnKash ({failure}), and "
+                "no lookup is left in this call's budget; the customer may or may not exist",
+                cause=failure,
+            )
+        try:
+            return await self._lookup(ref, policy, lookups, deadline_at)
+        except _TooManyMatches as exc:
+            raise AmbiguousCreateError(
+                f"create of {ref!r} failed after it may have reached EnKash ({failure}), and "
+                f"{exc}; the customer may or may not exist",
+                cause=failure,
+            ) from exc
+        except EnkashError as exc:
+            raise AmbiguousCreateError(
+                f"create of {ref!r} failed after it may have reached EnKash ({failure}), and "
+                f"looking it up failed too ({exc}); the customer may or may not exist",
+                cause=failure,
+            ) from exc
+
+    async def find_by_unique_ref(
+        self, unique_ref_no: str, *, retry: RetryPolicy | None = None
+    ) -> Customer | None:
+        """The customer stored with exactly this ``unique_ref_no``, or None when EnKash
+        has none: the lookup a create's reconciliation makes, for a rerun to use.
+
+        Only an exact match counts, whatever EnKash's filter matched. Raises
+        ``PaginationError`` when the filter matched more customers than one lookup
+        reads and none of them is this one (it cannot tell), and raises like
+        :meth:`search` otherwise.
+        """
+        policy = retry or self._api.retry
+        deadline_at = None if policy.deadline is None else policy.clock() + policy.deadline
+        return await self._lookup(
+            unique_ref_no, policy, AttemptBudget(policy.max_attempts), deadline_at
+        )
+
+    async def _lookup(
+        self,
+        ref: str,
+        policy: RetryPolicy,
+        budget: AttemptBudget,
+        deadline_at: float | None,
+    ) -> Customer | None:
+        records, records_count = await self._api._request(
+            SEARCH_PATH,
+            dumps(_convert.to_wire(CustomerSearch(unique_ref_no=ref))),
+            params={"offset": "0", "limit": str(_LOOKUP_PAGE)},
+            idempotent=True,
+            retry=policy,
+            operation=f"look up customer {ref!r}",
+            decode=_convert.page_records_from_wire,
+            budget=budget,
+            deadline_at=deadline_at,
+        )
+        # Only an exact match counts: a filter EnKash applied loosely (or ignored) must
+        # not pass another customer off as this one.
+        for customer in [_customer_from_record(record) for record in records]:
+            if customer.unique_ref_no == ref:
+                return customer
+        every_match_seen = (
+            len(records) < _LOOKUP_PAGE if records_count is None else records_count <= len(records)
+        )
+        if every_match_seen:
+            return None  # and none is this customer
+        raise _TooManyMatches(
+            f"looking it up by unique_ref_no matched {records_count or 'many'} customers, "
+            f"none of the first {len(records)} with exactly this reference"
+        )
+
+    def create_many(
+        self,
+        items: Iterable[CustomerCreate] | AsyncIterable[CustomerCreate],
+        *,
+        concurrency: int = 32,
+        ordered: bool = True,
+        require_unique_ref: bool = False,
+        retry: RetryPolicy | None = None,
+        on_result: Callable[[CreateResult], None] | None = None,
+    ) -> AsyncGenerator[CreateResult, None]:
+        """Create every customer of ``items`` and yield one :class:`CreateResult` per input.
+
+        ``items`` may be any iterable or async iterable; it is read lazily, so a
+        generator of a million customers is never held in memory. Up to ``concurrency``
+        creates run at once (within the client-wide limits). Results come in input
+        order, or as they complete with ``ordered=False``. A failure is reported in its
+        result, never raised, so no input is dropped or reported twice. With
+        ``require_unique_ref`` an input without ``unique_ref_no`` is refused unsent; an
+        input repeating an earlier input's ``unique_ref_no`` is always refused unsent
+        (``ValidationError`` naming the earlier index).
+
+        ``on_result`` is called with each result the moment it is known, before it
+        waits its turn to be yielded, so whatever the consumer does next nothing done is
+        left unrecorded; a create cut off by cancellation after it was sent is reported
+        there (only) with an ``AmbiguousCreateError``. An exception it raises stops the batch.
+        """
+        if not _is_int(concurrency) or concurrency < 1:
+            raise ValidationError([FieldError("concurrency", "must be an integer >= 1")])
+        policy = retry or self._api.retry
+        first_index: dict[str, int] = {}
+
+        def refusal(index: int, item: CustomerCreate) -> ValidationError | None:
+            # Checked when the input is read (in input order), never when its task runs.
+            if not isinstance(item, CustomerCreate):
+                return None  # refused by _create, for what it is
+            ref = item.unique_ref_no
+            if ref is None:
+                if require_unique_ref:
+                    return ValidationError(
+                        [FieldError("unique_ref_no", "is required (require_unique_ref=True)")]
+                    )
+                return None
+            earlier = first_index.setdefault(ref, index)
+            if earlier != index:
+                return ValidationError(
+                    [
+                        FieldError(
+                            "unique_ref_no",
+                            f"repeats input {earlier}'s unique_ref_no in this batch; "
+                            "not sent (one reference, one customer)",
+                        )
+                    ]
+                )
+            return None
+
+        def report(result: CreateResult) -> CreateResult:
+            if on_result is not None:
+                on_result(result)
+            return result
+
+        async def one(
+            index: int, item: CustomerCreate, refused: ValidationError | None
+        ) -> CreateResult:
+            sends = AttemptBudget(policy.max_attempts)
+            started = time.perf_counter()
+            customer = None
+            reconciled = False
+            error: EnkashError | None = refused
+            try:
+                if refused is None:
+                    customer, reconciled = await self._create(item, policy, sends)
+            except EnkashError as exc:
+                error = exc
+            except asyncio.CancelledError:
+                if sends.used:
+                    report(
+                        CreateResult(
+                            input=item,
+                            index=index,
+                            error=AmbiguousCreateError(
+                                "create_many was cancelled after this create was sent; the "
+                                "customer may or may not exist"
+                            ),
+                            attempts=sends.used,
+                            elapsed=time.perf_counter() - started,
+                        )
+                    )
+                raise
+            return report(
+                CreateResult(
+                    input=item,
+                    index=index,
+                    customer=customer,
+                    error=error,
+                    attempts=sends.used,
+                    reconciled=reconciled,
+                    elapsed=time.perf_counter() - started,
+                )
+            )
+
+        def work(index: int, item: CustomerCreate) -> Awaitable[CreateResult]:
+            return one(index, item, refusal(index, item))
+
+        return run_bounded(items, work, concurrency=concurrency, ordered=ordered)
+
+    def search(
+        self,
+        filter: CustomerSearch | None = None,
+        *,
+        page_size: int = MAX_PAGE_SIZE,
+        start_offset: int = 0,
+        max_items: int | None = None,
+        order_by: str | None = None,
+        direction: SortDirection | str | None = None,
+        prefetch: int = DEFAULT_PREFETCH,
+        dedupe: bool = False,
+        consistent: bool = False,
+        retry: RetryPolicy | None = None,
+    ) -> SearchIterator[Customer]:
+        """Customers matching ``filter``, streamed lazily page by page.
+
+        Returns at once; nothing is sent until the result is iterated. ``page_size`` is
+        1 to 5000; ``order_by`` a ``Customer`` attribute (or its wire name);
+        ``start_offset`` resumes; ``max_items`` caps; up to ``prefetch`` pages are fetched
+        ahead concurrently once the total is known (0: one page at a time; at most
+        ``prefetch + 1`` pages are held in memory). ``dedupe`` yields each customer once;
+        ``consistent`` raises ``PaginationError`` if the total changes mid-search (see
+        :class:`~enkash_async.SearchIterator` for what each mode guarantees).
+
+        Raises ``ValidationError`` at once for bad arguments; iteration raises like
+        :meth:`create`, and ``PaginationError`` when EnKash repeats a page.
+        """
+        problems = _search_problems(
+            filter, page_size, start_offset, max_items, order_by, direction, prefetch
+        )
+        if problems:
+            raise ValidationError(problems, model="search")
+        body = dumps(_convert.to_wire(filter) if filter is not None else {})
+        base: dict[str, str] = {}
+        if order_by is not None:
+            base["orderBy"] = _ORDER_FIELDS[order_by]
+        if direction is not None:
+            base["direction"] = SortDirection(direction).value
+        api = self._api
+
+        async def fetch(offset: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
+            params = {**base, "offset": str(offset), "limit": str(limit)}
+            return await api._request(
+                SEARCH_PATH,
+                body,
+                params=params,
+                idempotent=True,
+                retry=retry,
+                operation=f"search customers (offset {offset})",
+                decode=_convert.page_records_from_wire,
+            )
+
+        return SearchIterator(
+            fetch,
+            page_size=page_size,
+            start_offset=start_offset,
+            max_items=max_items,
+            prefetch=prefetch,
+            decode=_customer_from_record,
+            key=_record_key,
+            dedupe=dedupe,
+            consistent=consistent,
+        )
+
+
+class _TooManyMatches(PaginationError):
+    """A lookup's filter matched more customers than it read, none of them exact."""
+
+
+def _customer_from_record(record: Any) -> Customer:
+    """A record decoded; a record too deep or odd for the decoder is a typed error."""
+    try:
+        return _convert.customer_from_record(record)
+    except EnkashError:
+        raise
+    except (RecursionError, ValueError, TypeError) as exc:
+        raise UnexpectedResponseError(
+            f"a customer record could not be read ({type(exc).__name__})"
+        ) from exc
+
+
+def _record_key(record: Any) -> Hashable:
+    """A record's identity for dedupe and loop detection; one that is not a string or
+    number (a list, an object) is a typed error."""
+    key = _convert.record_key(record)
+    if key is None or (isinstance(key, (str, int)) and not isinstance(key, bool)):
+        return key
+    raise UnexpectedResponseError(
+        f"a customer record's customerId/id is a JSON {type(key).__name__}, not a string or number"
+    )
+
+
+def _created_customer(payload: Any) -> Customer:
+    if payload is None:
+        raise UnexpectedResponseError("create succeeded but the reply has no payload")
+    return _convert.customer_from_wire(payload)
+
+
+def _is_ambiguous(error: EnkashError) -> bool:
+    """Whether a failed create may have reached EnKash and been processed."""
+    if isinstance(error, APIError):
+        status = failure_status(error)  # a SYSTEM_ERROR envelope on HTTP 200 is a 500
+        return status is not None and (status == 408 or status >= 500) and status != 503
+    if isinstance(error, ConnectError):
+        return False
+    return isinstance(error, (TransportError, UnexpectedResponseError))
+
+
+def _search_problems(
+    filter: object,
+    page_size: object,
+    start_offset: object,
+    max_items: object,
+    order_by: object,
+    direction: object,
+    prefetch: object,
+) -> list[FieldError]:
+    problems = []
+    if filter is not None and not isinstance(filter, CustomerSearch):
+        problems.append(
+            FieldError("filter", f"must be a CustomerSearch, got {type(filter).__name__}")
+        )
+    if not _is_int(page_size) or not 1 <= page_size <= MAX_PAGE_SIZE:  # type: ignore[operator]
+        problems.append(
+            FieldError(
+                "page_size", f"must be an integer from 1 to {MAX_PAGE_SIZE}; got {page_size!r}"
+            )
+        )
+    if not _is_int(start_offset) or start_offset < 0:  # type: ignore[operator]
+        problems.append(
+            FieldError("start_offset", f"must be an integer >= 0; got {start_offset!r}")
+        )
+    if max_items is not None and (not _is_int(max_items) or max_items < 0):  # type: ignore[operator]
+        problems.append(FieldError("max_items", f"must be an integer >= 0; got {max_items!r}"))
+    if not _is_int(prefetch) or prefetch < 0:  # type: ignore[operator]
+        problems.append(FieldError("prefetch", f"must be an integer >= 0; got {prefetch!r}"))
+    if order_by is not None and (not isinstance(order_by, str) or order_by not in _ORDER_FIELDS):
+        problems.append(FieldError("order_by", f"must be a Customer field; got {order_by!r}"))
+    if direction is not None and direction not in ("ASC", "DESC"):
+        problems.append(FieldError("direction", f"must be ASC or DESC; got {direction!r}"))
+    return problems
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -1,0 +1,229 @@
+"""Reading search replies fast: the envelope now, each record only when it is reached.
+
+A search reply is decoded by msgspec with its records left as :class:`msgspec.Raw`
+views into the body, so a page held for streaming is its body plus one small view per
+record. A record is decoded when the paginator reaches it, into a msgspec ``Struct``
+whose fields are typed liberally, then onto the attrs reply model by a constructor
+generated once per class (``object.__new__`` and attribute stores). Whatever that
+cannot read (a number where a string belongs, ``null`` in a list, Jackson's time
+objects, ...) is read by the liberal reader of :mod:`._read`, record by record, so
+both paths give the same model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import typing
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import attrs
+import msgspec
+
+from enkash_async._fast import loads
+from enkash_async._wire._codegen import compile_function
+from enkash_async._wire._names import wire_name
+from enkash_async._wire._read import (
+    DECODE_ERRORS,
+    enum_of,
+    field_hook,
+    read_bool,
+    read_datetime,
+    record_from_wire,
+    record_list_of,
+)
+from enkash_async.errors import UnexpectedResponseError
+
+__all__ = ["read_record_reply", "read_search_reply", "record_reader"]
+
+T = TypeVar("T")
+
+Raw = msgspec.Raw
+
+
+class _Page(msgspec.Struct):
+    data: list[msgspec.Raw] | None = None
+    recordsCount: Any = None
+
+
+class _Envelope(msgspec.Struct):
+    payload: _Page | None = None
+    response_code: Any = None
+    errorResponse: Any = None
+
+
+_envelope_decoder = msgspec.json.Decoder(_Envelope)
+
+_NULL = b"null"
+
+
+class _RecordEnvelope(msgspec.Struct):
+    payload: msgspec.Raw = msgspec.Raw(_NULL)
+    response_code: Any = None
+    errorResponse: Any = None
+
+
+_record_envelope_decoder = msgspec.json.Decoder(_RecordEnvelope)
+
+
+def read_record_reply(body: bytes) -> Any:
+    """A one-record reply's envelope as a dict, its ``payload`` left as a raw view (read
+    by a :func:`record_reader` when wanted; None when absent or null).
+
+    Raises ``ValueError`` for a body that is not JSON or is nested too deeply.
+    """
+    try:
+        envelope = _record_envelope_decoder.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return loads(body)  # not an object, or not JSON: read (or refused) as any reply
+    payload: Any = envelope.payload
+    if bytes(memoryview(payload)[:4]) == _NULL:  # JSON null (msgspec strips the blanks)
+        payload = None
+    return {
+        "payload": payload,
+        "response_code": envelope.response_code,
+        "errorResponse": envelope.errorResponse,
+    }
+
+
+def read_search_reply(body: bytes) -> Any:
+    """A search reply's envelope as a dict, its ``payload.data`` records as raw views.
+
+    A body of another shape is parsed whole by :func:`enkash_async._fast.loads` (so its
+    problems are reported as for any reply). Raises ``ValueError`` for a body that is
+    not JSON or is nested too deeply.
+    """
+    try:
+        envelope = _envelope_decoder.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return loads(body)  # not this shape, or not JSON: read (or refused) as any reply
+    page = envelope.payload
+    return {
+        "payload": None if page is None else {"data": page.data, "recordsCount": page.recordsCount},
+        "response_code": envelope.response_code,
+        "errorResponse": envelope.errorResponse,
+    }
+
+
+# --------------------------------------------------------------------------- records
+
+_FALLBACK_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, *DECODE_ERRORS)
+
+
+def record_reader(model: type[T], what: str | None = None) -> Callable[[Any], T]:
+    """A function reading one record of ``model``: from a raw view (fast) or a mapping
+    of wire keys (liberal). It raises
+    :class:`~enkash_async.errors.UnexpectedResponseError` naming the field path that
+    cannot be read."""
+    what = what or model.__name__
+    struct, build = _struct_and_builder(model)
+    decode = msgspec.json.Decoder(struct).decode
+
+    def read(record: Any) -> T:
+        if record.__class__ is Raw:
+            try:
+                built: T = build(decode(record))
+                return built
+            except _FALLBACK_ERRORS:
+                try:
+                    record = msgspec.json.decode(record)
+                except (msgspec.DecodeError, RecursionError) as exc:
+                    raise_unreadable(what, exc)
+        return record_from_wire(record, model, what)
+
+    return read
+
+
+def raise_unreadable(what: str, exc: BaseException) -> typing.NoReturn:
+    """Raise :class:`UnexpectedResponseError` for a record that is not JSON at all."""
+    raise UnexpectedResponseError(f"reply is not a {what}: {exc}") from exc
+
+
+_BUILT: dict[type[Any], tuple[type[msgspec.Struct], Callable[[Any], Any]]] = {}
+
+
+def _struct_and_builder(model: type[Any]) -> tuple[type[msgspec.Struct], Callable[[Any], Any]]:
+    """The liberal Struct of ``model`` and the function building ``model`` from it."""
+    found = _BUILT.get(model)
+    if found is not None:
+        return found
+    hints = typing.get_type_hints(model)
+    struct_fields: list[tuple[str, Any, Any]] = []
+    namespace: dict[str, Any] = {"__new": object.__new__, "__cl": model}
+    lines = [f"def build_{model.__name__}(s):", "    o = __new(__cl)"]
+    for index, attribute in enumerate(attrs.fields(model)):
+        key = wire_name(attribute)
+        hint = hints[attribute.name]
+        struct_type, expression = _field_plan(hint, f"s.{key}", index, namespace)
+        struct_fields.append((key, struct_type, None))
+        lines.append(f"    o.{attribute.name} = {expression}")
+    lines.append("    return o")
+    # gc=False: decoded from JSON, a Struct holds no cycle, and lives for one record.
+    struct = msgspec.defstruct(f"Liberal{model.__name__}", struct_fields, gc=False)
+    setter: Any = model.__setattr__
+    if (
+        setter is not object.__setattr__
+    ):  # pragma: no cover - every reply model is a plain attrs.define class
+        raise TypeError(f"{model.__name__} runs hooks on setattr; cannot build it directly")
+    builder = compile_function(f"build_{model.__name__}", "\n".join(lines) + "\n", namespace)
+    _BUILT[model] = (struct, builder)
+    return struct, builder
+
+
+_FLAGS = {"true": True, "false": False}
+# Python 3.10's fromisoformat does not read EnKash's "Z": there the liberal reader parses.
+_fromisoformat = dt.datetime.fromisoformat if sys.version_info >= (3, 11) else read_datetime
+_PLAIN = {str | None: str, int | None: int, str: str, int: int}
+
+
+def _field_plan(hint: Any, source: str, index: int, namespace: dict[str, Any]) -> tuple[Any, str]:
+    """A field's type in the liberal Struct, and the expression that reads it off ``s``."""
+    if hint in _PLAIN:
+        return hint, source
+    hook = f"__h{index}"
+    if hint in (bool | None, bool):
+        namespace[hook] = read_bool
+        namespace["__flags"] = _FLAGS
+        # EnKash writes some flags as "true"/"false": read those without a call.
+        expression = (
+            f"(v if (v := {source}) is None or v.__class__ is bool"
+            f" else __flags[v] if v in __flags else {hook}(v))"
+        )
+        return bool | str | None, expression
+    if hint == dt.datetime | None:
+        # Not msgspec's datetime: it rounds nanoseconds, where Python (and the liberal
+        # reader) truncate. A string fromisoformat refuses sends the record to that reader.
+        namespace[hook] = _fromisoformat
+        return str | None, f"(None if (v := {source}) is None else {hook}(v))"
+    if hint == Decimal | None:
+        namespace[hook] = field_hook(hint)
+        namespace["__Decimal"] = Decimal
+        # Any, not Decimal: a float reads as the liberal reader reads it (``1e5`` ->
+        # Decimal('100000.0')); a finite float (v - v == 0) without a call.
+        expression = (
+            f"(None if (v := {source}) is None"
+            f" else __Decimal(repr(v)) if v.__class__ is float and v - v == 0 else {hook}(v))"
+        )
+        return Any, expression
+    enum_type = enum_of(hint)
+    if enum_type is not None:
+        namespace[hook] = {member.value: member for member in enum_type}.get
+        return str | None, f"(None if (v := {source}) is None else {hook}(v, v))"
+    if hint == list[str]:
+        return list[str] | None, f"([] if (v := {source}) is None else v)"
+    item_model = record_list_of(hint)
+    if item_model is not None:
+        item_struct, build_item = _struct_and_builder(item_model)
+        namespace[hook] = build_item
+        return (
+            list[item_struct] | None,  # type: ignore[valid-type]
+            f"([] if (v := {source}) is None else [{hook}(x) for x in v])",
+        )
+    if dt.time in typing.get_args(hint):
+        namespace[hook] = field_hook(hint)
+        # Jackson's time objects and lists take the liberal path.
+        return str | None, f"(None if (v := {source}) is None else {hook}(v))"
+    namespace[hook] = field_hook(hint)  # any other type: read as JSON, then liberally
+    return Any, f"(None if (v := {source}) is None else {hook}(v, None))"

@@ -1,0 +1,90 @@
+"""Writing models as EnKash's JSON: wire names, JSON values, unset optional fields left out.
+
+Hooks are found by predicate (any enum, any attrs class), so a new model or enum needs
+no registration here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import typing
+from decimal import Decimal
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_unstructure_fn, override
+
+from enkash_async._wire._names import wire_name
+from enkash_async._wire._read import members
+
+__all__ = ["to_wire", "write_datetime"]
+
+
+def write_datetime(value: dt.datetime) -> str:
+    """A datetime as EnKash writes one: UTC with a ``Z``, microseconds only when set."""
+    if value.tzinfo is not None:
+        try:
+            value = value.astimezone(dt.timezone.utc)
+        except OverflowError:  # the first or last day a datetime can hold
+            return value.isoformat()
+    # isoformat, not strftime: strftime drops the fraction and writes year 1 as "1".
+    timespec = "microseconds" if value.microsecond else "seconds"
+    return value.replace(tzinfo=None).isoformat(timespec=timespec) + "Z"
+
+
+def _write_time(value: dt.time | str) -> str:
+    return value.strftime("%H:%M") if isinstance(value, dt.time) else value
+
+
+def _enum_value(member: enum.Enum) -> Any:
+    return member.value
+
+
+def _write_decimal(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _is_enum(type_: Any) -> bool:
+    return isinstance(type_, type) and issubclass(type_, enum.Enum)
+
+
+def _is_tuple_type(type_: Any) -> bool:
+    return typing.get_origin(type_) is tuple
+
+
+def _build_converter() -> cattrs.Converter:
+    converter = cattrs.Converter()
+    converter.register_unstructure_hook(dt.datetime, write_datetime)
+    converter.register_unstructure_hook(dt.time, _write_time)
+    converter.register_unstructure_hook(Decimal, _write_decimal)
+    converter.register_unstructure_hook_func(
+        _is_tuple_type,
+        lambda items: [converter.unstructure(item) for item in items],
+    )
+
+    def model_hook(model: type[Any]) -> Any:
+        for hint in typing.get_type_hints(model).values():
+            for member in members(hint):
+                if _is_enum(member):
+                    # Each by class: a str-valued enum would dispatch as a str, stay a member.
+                    converter.register_unstructure_hook(member, _enum_value)
+        # Unset optional fields are left out; required and non-None defaults are always sent.
+        overrides = {
+            a.name: override(rename=wire_name(a), omit_if_default=a.default is None)
+            for a in attrs.fields(model)
+        }
+        return make_dict_unstructure_fn(model, converter, **overrides)  # type: ignore[arg-type]
+
+    converter.register_unstructure_hook_factory(attrs.has, model_hook)
+    return converter
+
+
+_converter = _build_converter()
+
+
+def to_wire(model: Any) -> dict[str, Any]:
+    """A model as EnKash's JSON object (wire names, JSON values)."""
+    result: dict[str, Any] = _converter.unstructure(model)
+    return result

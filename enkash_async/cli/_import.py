@@ -1,0 +1,235 @@
+"""``customers import FILE``: the CLI face of the sync core (:func:`enkash_async.sync.sync_rows`).
+
+This module adds only what a person at a terminal needs: the file check before any
+connection, the checkpoint file, a progress bar, the rejects file and the summary table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from enkash_async.cli._connect import add_connection_flags, connect, count_words
+from enkash_async.cli._ui import CommandError, err, progress, table
+from enkash_async.sync import (
+    KnownRefs,
+    Outcome,
+    SourceError,
+    SqliteCheckpoint,
+    SyncOutcome,
+    SyncSummary,
+    count_rows,
+    plan_rows,
+    read_file,
+    sync_rows,
+)
+from enkash_async.sync._sources import check_source
+
+__all__ = ["import_file", "register"]
+
+
+def register(actions: Any) -> None:
+    """Add ``import`` to the ``customers`` subcommands."""
+    sub = actions.add_parser(
+        "import",
+        help="create each customer of a CSV or JSONL file exactly once, by uniqueRefNo",
+        description="Create each customer of FILE in EnKash exactly once, identified by its "
+        "uniqueRefNo; rerunning after a crash, or on an edited file, never creates a "
+        "customer twice. FILE is what `customers search --format csv|jsonl` writes.",
+    )
+    sub.add_argument("file", metavar="FILE", help="a .csv or .jsonl file of customers")
+    sub.add_argument(
+        "--concurrency",
+        type=_positive,
+        default=32,
+        metavar="N",
+        help="creates in flight at once, 1 or more (default: %(default)s)",
+    )
+    sub.add_argument(
+        "--rejects",
+        metavar="PATH",
+        help="where rows not in EnKash afterwards (rejected or failed) are "
+        "listed (default: FILE.rejects.jsonl, written only when there are some)",
+    )
+    sub.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="SQLite file recording which uniqueRefNo are done, for safe "
+        "reruns; may be shared by several files (default: FILE.checkpoint.sqlite)",
+    )
+    sub.add_argument(
+        "--run",
+        default="default",
+        metavar="NAME",
+        help="name of this sync inside the checkpoint; a new name starts "
+        "afresh (default: %(default)s)",
+    )
+    sub.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="create nothing: read EnKash's customers once and report what "
+        "would be created, what EnKash already has, and what is invalid",
+    )
+    sub.add_argument(
+        "--no-scan",
+        action="store_true",
+        help="skip the one pass over EnKash's customers that finds refs it "
+        "already has; rely on the checkpoint and lookups (default: scan)",
+    )
+    add_connection_flags(sub)
+    sub.set_defaults(handler=run)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Handler of ``customers import``."""
+    return await import_file(
+        args,
+        args.file,
+        concurrency=args.concurrency,
+        rejects=args.rejects or f"{args.file}.rejects.jsonl",
+        checkpoint=args.checkpoint or f"{args.file}.checkpoint.sqlite",
+        run_name=args.run,
+        dry_run=args.dry_run,
+        scan=not args.no_scan,
+    )
+
+
+async def import_file(
+    args: argparse.Namespace,
+    path: str,
+    *,
+    concurrency: int,
+    rejects: str,
+    checkpoint: str,
+    run_name: str = "default",
+    dry_run: bool = False,
+    scan: bool = True,
+) -> int:
+    """Sync every row of ``path``; returns 0, or 1 when a row was rejected or failed."""
+    try:
+        check_source(path)  # before credentials: a missing file is the first thing to fix
+    except SourceError as exc:
+        raise CommandError(str(exc)) from None
+    total = count_rows(path)
+    started = time.monotonic()
+    rejected = _Rejects(Path(rejects))
+    async with connect(args, width=concurrency) as connection:
+        client = connection.client
+        summary: SyncSummary
+        with progress(f"importing {path}", total) as bar:
+
+            def record(outcome: SyncOutcome) -> None:
+                if outcome.outcome in (Outcome.REJECTED, Outcome.FAILED):
+                    rejected.write(outcome)
+                bar.advance()
+
+            known: KnownRefs | None = None
+            try:
+                if dry_run or scan:
+                    known = KnownRefs()
+                    await known.load(client)
+                if dry_run:
+                    summary = await plan_rows(read_file(path), known_refs=known, on_outcome=record)
+                else:
+                    # A fake EnKash dies with the command: its checkpoint must too.
+                    store = SqliteCheckpoint(
+                        ":memory:" if connection.fake else checkpoint,
+                        connection.target,
+                        run_name,
+                    )
+                    try:
+                        summary = await sync_rows(
+                            read_file(path),
+                            client=client,
+                            checkpoint=store,
+                            concurrency=concurrency,
+                            on_outcome=record,
+                            known_refs=known,
+                        )
+                    finally:
+                        await store.aclose()
+            finally:
+                rejected.close()
+                if known is not None:
+                    known.close()
+    summary.elapsed = time.monotonic() - started
+    _report(summary, rejected, dry_run=dry_run)
+    return 1 if summary.rejected or summary.failed else 0
+
+
+class _Rejects:
+    """The rejects file: written from its first row on, and replaced, not appended, on a
+    rerun (a stale one from an earlier run is removed)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows = 0
+        self._stream: IO[str] | None = None
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+    def write(self, outcome: SyncOutcome) -> None:
+        if self._stream is None:
+            self._stream = self.path.open("w", encoding="utf-8")
+        reasons = list(outcome.reasons) or [str(outcome.error or outcome.detail)]
+        entry = {
+            "line": outcome.line,
+            "uniqueRefNo": outcome.ref,
+            "outcome": outcome.outcome.value,
+            "reasons": reasons,
+        }
+        self._stream.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        self._stream.flush()
+        self.rows += 1
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+
+
+def _report(summary: SyncSummary, rejects: _Rejects, *, dry_run: bool) -> None:
+    rows: list[tuple[str, str]] = []
+    if dry_run:
+        rows += [
+            ("would create", f"{summary.would_create:,}"),
+            ("already in EnKash", f"{summary.found:,}"),
+        ]
+    else:
+        rows += [("created", f"{summary.created:,}"), ("found", f"{summary.found:,}")]
+    rows += [
+        ("rejected", f"{summary.rejected:,}"),
+        ("failed", f"{summary.failed:,}"),
+        ("read-only fields ignored", f"{summary.ignored_fields:,}"),
+        ("elapsed", f"{summary.elapsed:.1f} s"),
+        ("rate", f"{summary.rows / summary.elapsed:,.0f} rows/s" if summary.elapsed else "-"),
+    ]
+    title = "dry run: nothing was created" if dry_run else "import"
+    table(title, ("outcome", "rows"), rows, sys.stderr)
+    if dry_run:
+        line = (
+            f"{summary.would_create:,} would be created, {summary.found:,} already in "
+            f"EnKash, {summary.rejected:,} rejected"
+        )
+    else:
+        line = (
+            f"{summary.created:,} created, {summary.found:,} found, "
+            f"{summary.rejected:,} rejected, {summary.failed:,} failed"
+        )
+    if rejects.rows:
+        line += f"; {count_words(rejects.rows, 'row')} listed in {rejects.path}"
+    err(line)

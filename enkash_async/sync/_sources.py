@@ -1,0 +1,397 @@
+"""Sync sources: CSV and JSONL customer files read lazily, one :class:`SourceRow` per record.
+
+A file holds EnKash's wire format, as ``customers search --format csv|jsonl`` writes it:
+wire names (``legalName``), and in CSV dotted paths into lists
+(``customerKeyContacts.0.mobile``). Fields EnKash assigns itself (``customerId``,
+timestamps, ...) are ignored and counted, so an export imports back unchanged. Every
+row carries its line in the file; a row that cannot be read (bad CSV quoting, a short
+or long row, bad JSON) is an invalid row with that reason, never the end of the file
+and never merged into the next row.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import re
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import attrs
+
+from enkash_async import (
+    Customer,
+    CustomerCreate,
+    KeyContact,
+    KeyContactCreate,
+    Reminder,
+    ReminderCreate,
+    ValidationError,
+)
+from enkash_async._convert import wire_name
+
+__all__ = [
+    "READ_ONLY_FIELDS",
+    "SourceError",
+    "SourceRow",
+    "count_rows",
+    "flatten",
+    "iter_rows",
+    "read_csv",
+    "read_file",
+    "read_jsonl",
+    "wire_path",
+]
+
+# CSV cells are text; these wire fields are not.
+_BOOLEAN_FIELDS = frozenset(
+    {"deleted", "mail_enabled", "sms_enabled", "whatsapp_enabled", "externalSource", "active"}
+)
+_INTEGER_FIELDS = frozenset({"dueDateDifference", "reminderInterval"})
+# A dotted column's list index above this is a typo, not a list to build.
+_MAX_INDEX = 999
+# A quoted CSV cell running over more lines than this is an unclosed quote, not a cell.
+_MAX_RECORD_LINES = 50
+SUFFIXES = (".csv", ".jsonl", ".ndjson")
+
+
+def _wire_names(model: type[Any]) -> frozenset[str]:
+    return frozenset(wire_name(field.name) for field in attrs.fields(model))
+
+
+# What EnKash assigns (in a reply, never in a create): ignored on import, and counted.
+READ_ONLY_FIELDS: Mapping[str, frozenset[str]] = {
+    "": _wire_names(Customer) - _wire_names(CustomerCreate),
+    "customerKeyContacts": _wire_names(KeyContact) - _wire_names(KeyContactCreate),
+    "customerReminders": _wire_names(Reminder) - _wire_names(ReminderCreate),
+}
+
+
+class SourceError(Exception):
+    """A source that cannot be read at all (missing, not a .csv/.jsonl file, no header)."""
+
+
+@attrs.frozen
+class SourceRow:
+    """One record of a source: its ``line`` in the file (or 1-based position in an
+    iterable), the ``customer`` it makes, or every reason (``problems``) it is invalid.
+
+    ``ignored`` counts the read-only fields EnKash assigns that the row carried.
+    """
+
+    line: int
+    customer: CustomerCreate | None
+    problems: tuple[str, ...] = ()
+    ignored: int = 0
+
+
+def check_source(path: str) -> None:
+    """Raise ``SourceError`` or ``OSError`` now if ``path`` cannot be read as a source."""
+    if Path(path).suffix.lower() not in SUFFIXES:
+        raise SourceError(f"{path}: use a .csv or .jsonl file")
+    with Path(path).open("rb"):
+        pass
+
+
+def read_file(path: str) -> Iterator[SourceRow]:
+    """The rows of a ``.csv`` or ``.jsonl``/``.ndjson`` file, read lazily.
+
+    Raises ``SourceError`` or ``OSError`` at once (before the first row) when the file
+    cannot be read at all.
+    """
+    check_source(path)
+    return _read(Path(path))
+
+
+def _read(path: Path) -> Iterator[SourceRow]:
+    # surrogateescape keeps undecodable bytes so the row holding them can be named.
+    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as stream:
+        yield from read_csv(stream) if path.suffix.lower() == ".csv" else read_jsonl(stream)
+
+
+def count_rows(path: str) -> int:
+    """How many rows ``path`` holds, counted cheaply (lines, less the CSV header and
+    blank lines); an estimate when CSV cells hold line breaks."""
+    lines = 0
+    blank = 0
+    with Path(path).open("rb") as stream:
+        for line in stream:
+            lines += 1
+            blank += not line.strip()
+    header = 1 if Path(path).suffix.lower() == ".csv" and lines else 0
+    return max(0, lines - blank - header)
+
+
+async def iter_rows(
+    items: Iterable[CustomerCreate | SourceRow] | AsyncIterable[CustomerCreate | SourceRow],
+) -> AsyncIterator[SourceRow]:
+    """Rows of any iterable or async iterable of ``CustomerCreate`` (numbered from 1 by
+    position) or ready ``SourceRow``s."""
+    if isinstance(items, AsyncIterable):
+        position = 0
+        async for item in items:
+            position += 1
+            yield _as_row(position, item)
+    else:
+        for position, item in enumerate(items, start=1):
+            yield _as_row(position, item)
+
+
+def _as_row(position: int, item: object) -> SourceRow:
+    if isinstance(item, SourceRow):
+        return item
+    if isinstance(item, CustomerCreate):
+        return SourceRow(position, item)
+    return SourceRow(position, None, (f"must be a CustomerCreate, got {type(item).__name__}",))
+
+
+# --------------------------------------------------------------------------- JSONL
+
+
+def read_jsonl(stream: IO[str]) -> Iterator[SourceRow]:
+    """One row per non-blank line of JSON objects in EnKash's wire format."""
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        if not _is_text(line):
+            yield SourceRow(number, None, (_NOT_UTF8,))
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield SourceRow(number, None, (f"not valid JSON ({exc.msg} at column {exc.colno})",))
+            continue
+        if not isinstance(data, dict):
+            problem = f"must be a JSON object, got {type(data).__name__}"
+            yield SourceRow(number, None, (problem,))
+            continue
+        yield _build(number, data, dotted=False)
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def read_csv(stream: IO[str]) -> Iterator[SourceRow]:
+    """One row per CSV record under a header of wire names and dotted paths."""
+    width: list[int] = []  # the header's, once read
+    records = _records(stream, width)
+    header: list[str] | None = None
+    for line, cells in records:
+        if isinstance(cells, str):
+            if header is None:
+                raise SourceError(f"line {line}: the header {cells}")
+            yield SourceRow(line, None, (cells,))
+            continue
+        if header is None:
+            header = [cell.strip() for cell in cells]
+            width.append(len(header))
+            continue
+        if len(cells) != len(header):
+            what = "fewer" if len(cells) < len(header) else "more"
+            problem = f"has {len(cells)} cells, {what} than the header's {len(header)} columns"
+            yield SourceRow(line, None, (problem,))
+            continue
+        if not all(_is_text(cell) for cell in cells):
+            yield SourceRow(line, None, (_NOT_UTF8,))
+            continue
+        flat = {name: cell for name, cell in zip(header, cells, strict=True) if cell != ""}
+        try:
+            data = _nest(flat)
+        except ValueError as exc:
+            yield SourceRow(line, None, (str(exc),))
+            continue
+        yield _build(line, data, dotted=True)
+
+
+def _records(stream: IO[str], width: list[int]) -> Iterator[tuple[int, list[str] | str]]:
+    """``(first line, cells)`` per CSV record, or ``(line, problem)`` for one that cannot
+    be read; a quote left open is reported on its line and reading resumes on the next.
+
+    A record spanning lines (a quoted cell holding a line break) that does not come out
+    ``width[0]`` cells wide is taken for a quote left open, not a cell.
+    """
+    numbered: Iterator[tuple[int, str]] = enumerate(stream, start=1)
+    pushed: deque[tuple[int, str]] = deque()
+
+    def take() -> tuple[int, str] | None:
+        return pushed.popleft() if pushed else next(numbered, None)
+
+    while (first := take()) is not None:
+        start, text = first
+        if not text.strip():
+            continue
+        taken = [first]
+        # An odd number of quotes so far: a quoted cell goes on to the next line.
+        while text.count('"') % 2 and len(taken) < _MAX_RECORD_LINES:
+            following = take()
+            if following is None:
+                break
+            taken.append(following)
+            text += following[1]
+        cells: list[str] | None = None
+        problem = "has an unclosed quote"
+        if text.count('"') % 2 == 0:
+            try:
+                cells = next(csv.reader([text], strict=True), [])
+            except csv.Error as exc:
+                if len(taken) == 1:
+                    problem = f"is not valid CSV ({exc})"
+        spans = len(taken) > 1
+        if cells is None or (spans and width and len(cells) != width[0]):
+            pushed.extendleft(reversed(taken[1:]))  # the next line starts the next record
+            yield start, problem
+            continue
+        yield start, cells
+
+
+def _is_text(text: str) -> bool:
+    """False if ``text`` holds bytes that were not UTF-8 (kept as lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+_NOT_UTF8 = "is not UTF-8 text"
+
+
+def _nest(flat: Mapping[str, str]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for path, text in flat.items():
+        parts = path.split(".")
+        target: Any = result
+        for part, following in itertools.pairwise(parts):
+            kind: type[Any] = list if following.isdigit() else dict
+            if isinstance(target, list):
+                if not part.isdigit():
+                    raise ValueError(f"column {path!r}: {part!r} is not a list index")
+                index = int(part)
+                if index > _MAX_INDEX:
+                    raise ValueError(f"column {path!r}: list index {index} is too large")
+                while len(target) <= index:
+                    target.append(kind())
+                target = target[index]
+            else:
+                target = target.setdefault(part, kind())
+            if not isinstance(target, kind):
+                raise ValueError(f"column {path!r} clashes with another column")
+        leaf = parts[-1]
+        if isinstance(target, list):
+            if not leaf.isdigit() or int(leaf) > _MAX_INDEX:
+                raise ValueError(f"column {path!r}: {leaf!r} is not a list index")
+            while len(target) <= int(leaf):
+                target.append(None)
+            target[int(leaf)] = text
+            continue
+        if isinstance(target.get(leaf), (dict, list)):
+            raise ValueError(f"column {path!r} clashes with another column")
+        target[leaf] = _cell(path, leaf, text)
+    nested: dict[str, Any] = _drop_gaps(result)
+    return nested
+
+
+def _drop_gaps(value: Any) -> Any:
+    # Sparse columns (a contact 2 with no contact 1) leave empty places in a list.
+    if isinstance(value, dict):
+        return {key: _drop_gaps(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_drop_gaps(item) for item in value if item not in (None, {}, [])]
+    return value
+
+
+def _cell(path: str, field: str, text: str) -> Any:
+    if field in _BOOLEAN_FIELDS:
+        lowered = text.strip().lower()
+        if lowered in ("true", "yes", "1"):
+            return True
+        if lowered in ("false", "no", "0"):
+            return False
+        raise ValueError(f"{path}: must be true or false, got {text!r}")
+    if field in _INTEGER_FIELDS:
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"{path}: must be a whole number, got {text!r}") from None
+    return text
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _build(line: int, data: dict[str, Any], *, dotted: bool) -> SourceRow:
+    ignored = _drop_read_only(data)
+    try:
+        return SourceRow(line, CustomerCreate.from_dict(data), (), ignored)
+    except ValidationError as exc:
+        problems = tuple(f"{wire_path(e.path, dotted=dotted)}: {e.message}" for e in exc.errors)
+        return SourceRow(line, None, problems, ignored)
+
+
+def _drop_read_only(data: dict[str, Any]) -> int:
+    """Remove the fields EnKash assigns from ``data``; returns how many there were."""
+    ignored = 0
+    for name in READ_ONLY_FIELDS[""] & data.keys():
+        del data[name]
+        ignored += 1
+    for key in ("customerKeyContacts", "customerReminders"):
+        items = data.get(key)
+        if not isinstance(items, list):
+            continue
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            if key == "customerKeyContacts" and "legalName" not in item and "customerName" in item:
+                # A reply names the contact's legal name customerName.
+                item["legalName"] = item.pop("customerName")
+            for name in READ_ONLY_FIELDS[key] & item.keys():
+                del item[name]
+                ignored += 1
+    return ignored
+
+
+_SEGMENT = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
+
+
+def wire_path(path: str, *, dotted: bool) -> str:
+    """A problem's path in the caller's names: wire names, and ``.0.`` list steps for a
+    CSV's dotted columns (``customerKeyContacts.0.mobile``) or ``[0]`` for JSON."""
+    out = ""
+    for index, name in _SEGMENT.findall(path):
+        if index:
+            out += f".{index}" if dotted else f"[{index}]"
+        else:
+            out += ("." if out else "") + wire_name(name)
+    return out or path
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A wire record as CSV cells: dotted paths into lists, JSON values as text."""
+    cells: dict[str, Any] = {}
+    for key, value in record.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            cells.update(flatten(value, f"{path}."))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, dict):
+                    cells.update(flatten(item, f"{path}.{index}."))
+                else:
+                    cells[f"{path}.{index}"] = _text(item)
+        else:
+            cells[path] = _text(value)
+    return cells
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

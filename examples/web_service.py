@@ -1,0 +1,91 @@
+"""An aiohttp.web service that shares one EnkashClient across all its requests.
+
+The client is made when the app starts and closed when it shuts down (``cleanup_ctx``),
+so every request reuses its connection pool, login and limits::
+
+    export ENKASH_BASE_URL=... ENKASH_CLIENT_ID=... ENKASH_CLIENT_SECRET=... \\
+        ENKASH_USERNAME=... ENKASH_PASSWORD=...
+    python examples/web_service.py --port 8080
+    curl 'http://127.0.0.1:8080/customers?legal_name=Acme&limit=10'
+    curl -X POST http://127.0.0.1:8080/customers -d @customer.json   # EnKash's wire JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from enkash_async import (
+    APIError,
+    CustomerCreate,
+    CustomerSearch,
+    EnkashClient,
+    EnkashError,
+    ValidationError,
+)
+
+ENKASH = web.AppKey("enkash", EnkashClient)
+MAX_LIMIT = 100
+
+
+async def enkash_client(app: web.Application) -> AsyncIterator[None]:
+    """One client for the app's lifetime: made at startup, closed on shutdown."""
+    app[ENKASH] = EnkashClient.from_env()
+    yield
+    await app[ENKASH].aclose()
+
+
+def _problem(status: int, message: str, **extra: object) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+async def list_customers(request: web.Request) -> web.Response:
+    """GET /customers?legal_name=...&limit=N: the first N matching customers."""
+    try:
+        limit = int(request.query.get("limit", "20"))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_LIMIT:
+        return _problem(400, f"limit must be an integer from 1 to {MAX_LIMIT}")
+    search = CustomerSearch(legal_name=request.query.get("legal_name") or None)
+    try:
+        found = request.app[ENKASH].customers.search(search, page_size=limit, max_items=limit)
+        customers = [customer.to_dict() async for customer in found]
+    except EnkashError as exc:
+        return _problem(502, f"EnKash: {exc}")
+    return web.json_response({"customers": customers})
+
+
+async def create_customer(request: web.Request) -> web.Response:
+    """POST /customers with EnKash's wire JSON: 201 and the stored customer."""
+    try:
+        customer = CustomerCreate.from_dict(await request.json())
+    except ValueError as exc:  # ValidationError, or a body that is not JSON
+        fields = exc.fields if isinstance(exc, ValidationError) else []
+        return _problem(422, "invalid customer", fields=list(fields))
+    try:
+        created = await request.app[ENKASH].customers.create(customer)
+    except APIError as exc:
+        return _problem(502, f"EnKash refused it: {exc.api_message}")
+    except EnkashError as exc:
+        return _problem(502, f"EnKash: {exc}")
+    return web.json_response(created.to_dict(), status=201)
+
+
+def make_app() -> web.Application:
+    """The service: its routes, and the shared client in its lifespan."""
+    app = web.Application()
+    app.cleanup_ctx.append(enkash_client)
+    app.router.add_get("/customers", list_customers)
+    app.router.add_post("/customers", create_customer)
+    return app
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on")
+    args = parser.parse_args()
+    web.run_app(make_app(), host=args.host, port=args.port)
