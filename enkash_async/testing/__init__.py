@@ -34,7 +34,14 @@ if TYPE_CHECKING:
     )
     from ._envelope import ERROR_TYPES, ErrorType
     from ._faults import ROUTES, Fault, FaultKind, Injection, RetryAfter, Route
-    from ._server import DEFAULT_CREDENTIALS, FakeEnkash, ServerStats, TokenStyle, serve
+    from ._server import (
+        DEFAULT_CREDENTIALS,
+        FakeEnkash,
+        ServerStats,
+        TokenStyle,
+        inject_fault_mix,
+        serve,
+    )
     from ._validate import DEFAULT_LIMIT, MAX_LIMIT, SORTABLE_FIELDS
 
 __all__ = [
@@ -58,6 +65,7 @@ __all__ = [
     "Route",
     "ServerStats",
     "TokenStyle",
+    "inject_fault_mix",
     "level_of",
     "serve",
     "synthetic_customers",
@@ -82,7 +90,15 @@ _HOMES: dict[str, str] = {
         ("ROUTES", "Fault", "FaultKind", "Injection", "RetryAfter", "Route"), "._faults"
     ),
     **dict.fromkeys(
-        ("DEFAULT_CREDENTIALS", "FakeEnkash", "ServerStats", "TokenStyle", "serve"), "._server"
+        (
+            "DEFAULT_CREDENTIALS",
+            "FakeEnkash",
+            "ServerStats",
+            "TokenStyle",
+            "inject_fault_mix",
+            "serve",
+        ),
+        "._server",
     ),
     **dict.fromkeys(("DEFAULT_LIMIT", "MAX_LIMIT", "SORTABLE_FIELDS"), "._validate"),
 }

@@ -31,6 +31,14 @@ def _parser() -> argparse.ArgumentParser:
             help=f"delay added to every {route} request",
         )  # fmt: skip
     parser.add_argument("--max-in-flight", type=int, default=None, help="429 beyond this")
+    parser.add_argument(
+        "--rate-limit", type=float, default=None, metavar="RPS",
+        help="429 to create/search requests beyond this many per second",
+    )  # fmt: skip
+    parser.add_argument(
+        "--fault-rate", type=float, default=0.0, metavar="SHARE",
+        help="inject a mix of faults (after-commit included) into this share of requests",
+    )  # fmt: skip
     return parser
 
 
@@ -62,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             token_style=args.token_style,
             latency=latency,
             max_in_flight=args.max_in_flight,
+            rate_limit=args.rate_limit,
+            fault_rate=args.fault_rate,
             ready=print_connection_info,
         )
     )

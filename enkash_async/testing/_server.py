@@ -37,7 +37,14 @@ from ._faults import ROUTES, Fault, Injection, Route, make_injection, retry_afte
 from ._store import Record, Store
 from ._validate import DEFAULT_LIMIT, validate_create, validate_filter, validate_paging
 
-__all__ = ["DEFAULT_CREDENTIALS", "FakeEnkash", "ServerStats", "TokenStyle", "serve"]
+__all__ = [
+    "DEFAULT_CREDENTIALS",
+    "FakeEnkash",
+    "ServerStats",
+    "TokenStyle",
+    "inject_fault_mix",
+    "serve",
+]
 
 TokenStyle = Literal["old", "new"]
 
@@ -70,13 +77,34 @@ class ServerStats:
     failed_logins: int = 0
     #: Faults that fired, per kind (``status``, ``disconnect``, ``after_commit``, ...).
     faults_injected: Counter[str] = attrs.Factory(Counter)
-    #: Requests refused with 429 because more than ``max_in_flight`` were in flight.
+    #: Requests refused with 429: more than ``max_in_flight`` in flight, or over ``rate_limit``.
     rate_limited: int = 0
+    #: Of those, the ones refused for going over ``rate_limit``.
+    over_rate: int = 0
     #: Customers stored through ``POST /api/v0/customer`` (after-commit faults included).
     created: int = 0
     #: Requests being handled right now, and the most there ever were at once.
     in_flight: int = 0
     peak_in_flight: int = 0
+    #: ``time.monotonic()`` of the first and the latest customer stored (0.0: none yet).
+    first_created_at: float = 0.0
+    last_created_at: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        """These counters as a JSON-ready dict (what ``GET /_fake/stats`` serves)."""
+        return {
+            "requests": dict(self.requests),
+            "logins": self.logins,
+            "failed_logins": self.failed_logins,
+            "faults_injected": dict(self.faults_injected),
+            "rate_limited": self.rate_limited,
+            "over_rate": self.over_rate,
+            "created": self.created,
+            "in_flight": self.in_flight,
+            "peak_in_flight": self.peak_in_flight,
+            "first_created_at": self.first_created_at,
+            "last_created_at": self.last_created_at,
+        }
 
     def reset(self) -> None:
         """Zero every counter (``in_flight`` keeps counting what is still running)."""
@@ -177,9 +205,11 @@ class FakeEnkash:
     ``token_style`` picks the login reply's keys: "old" ``access_token``/``expires_in``,
     "new" ``accessToken``/``expiresIn``. ``latency`` adds a delay per route;
     ``max_in_flight`` answers 429 (``Retry-After: 1``) to requests beyond that many at
-    once. ``lockout_after`` failed logins lock a username (None: never). ``strict``
-    rejects body fields the schema does not have. ``default_limit`` is the page size
-    when a search gives no ``limit``.
+    once; ``rate_limit`` answers 429 to create and search requests beyond that many per
+    second (a token bucket holding ``rate_burst`` requests, default a tenth of a
+    second's worth), as a hidden server-side cap would. ``lockout_after`` failed
+    logins lock a username (None: never). ``strict`` rejects body fields the schema
+    does not have. ``default_limit`` is the page size when a search gives no ``limit``.
     """
 
     def __init__(
@@ -193,6 +223,8 @@ class FakeEnkash:
         token_style: TokenStyle = "old",
         latency: Mapping[str, float] | None = None,
         max_in_flight: int | None = None,
+        rate_limit: float | None = None,
+        rate_burst: float | None = None,
         lockout_after: int | None = 3,
         strict: bool = True,
         default_limit: int = DEFAULT_LIMIT,
@@ -210,6 +242,8 @@ class FakeEnkash:
             raise ValueError("latency must not be negative")
         if max_in_flight is not None and max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1; got {max_in_flight!r}")
+        if rate_limit is not None and rate_limit <= 0:
+            raise ValueError(f"rate_limit must be positive; got {rate_limit!r}")
         if not 1 <= default_limit <= 5000:
             raise ValueError(f"default_limit must be in 1..5000; got {default_limit!r}")
         self._seed = seed
@@ -219,6 +253,12 @@ class FakeEnkash:
         self._token_style = token_style
         self._latency = latency
         self._max_in_flight = max_in_flight
+        self._rate_limit = rate_limit
+        self._rate_burst = (
+            max(1.0, rate_limit / 10 if rate_burst is None else rate_burst) if rate_limit else 0.0
+        )
+        self._rate_tokens = self._rate_burst
+        self._rate_checked = time.monotonic()
         self._lockout_after = lockout_after
         self._strict = strict
         self._default_limit = default_limit
@@ -240,6 +280,7 @@ class FakeEnkash:
         self._app.router.add_post("/oauth/token", self._serve, name="token")
         self._app.router.add_post("/api/v0/customer", self._serve, name="create")
         self._app.router.add_post("/api/v0/customer/search", self._serve, name="search")
+        self._app.router.add_get("/_fake/stats", self._stats_page, name="fake_stats")
         self._runner: web.AppRunner | None = None
         self._closed = False
         self._url: str | None = None
@@ -441,8 +482,12 @@ class FakeEnkash:
         response: web.StreamResponse
         try:
             exception = request.match_info.http_exception
-            if self._max_in_flight is not None and stats.in_flight > self._max_in_flight:
+            over_rate = self._over_rate(request)
+            if over_rate or (
+                self._max_in_flight is not None and stats.in_flight > self._max_in_flight
+            ):
                 stats.rate_limited += 1
+                stats.over_rate += over_rate
                 response = self._respond(
                     _error(429, "UNKNOWN_ERROR", "Too Many Requests", headers={"Retry-After": "1"})
                 )
@@ -455,6 +500,31 @@ class FakeEnkash:
         if not response.prepared:
             response.headers["X-Request-Id"] = request_id
         return response
+
+    def _over_rate(self, request: web.Request) -> bool:
+        """Whether this request goes over ``rate_limit`` (token bucket; takes a token if not)."""
+        if self._rate_limit is None or request.match_info.route.name not in ("create", "search"):
+            return False
+        now = time.monotonic()
+        elapsed, self._rate_checked = now - self._rate_checked, now
+        self._rate_tokens = min(self._rate_burst, self._rate_tokens + elapsed * self._rate_limit)
+        if self._rate_tokens < 1.0:
+            return True
+        self._rate_tokens -= 1.0
+        return False
+
+    async def _stats_page(self, request: web.Request) -> web.Response:
+        """``GET /_fake/stats``: the counters, and the stored customers' duplicate refs, as
+        JSON; for a test that runs the fake as a process of its own."""
+        refs = Counter(record.wire.get("uniqueRefNo") for record in self._store.records)
+        refs.pop(None, None)
+        body = {
+            **self.stats.as_json(),
+            "stored": len(self._store),
+            "unique_refs": len(refs),
+            "duplicate_refs": sum(1 for count in refs.values() if count > 1),
+        }
+        return web.json_response(body)
 
     @staticmethod
     def _no_route(request: web.Request, exception: web.HTTPException) -> _Reply:
@@ -624,6 +694,9 @@ class FakeEnkash:
             self._store.add([wire])
             self._created.append(self._store.records[-1])
             self.stats.created += 1
+            self.stats.last_created_at = time.monotonic()
+            if not self.stats.first_created_at:
+                self.stats.first_created_at = self.stats.last_created_at
         return _Reply(200, success_body(wire))
 
     def _new_customer(self, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -728,10 +801,13 @@ async def serve(
     token_style: TokenStyle = "old",
     latency: Mapping[str, float] | None = None,
     max_in_flight: int | None = None,
+    rate_limit: float | None = None,
+    fault_rate: float = 0.0,
     ready: Callable[[FakeEnkash], None] | None = None,
 ) -> None:
     """Run a :class:`FakeEnkash` until SIGINT or SIGTERM (or until cancelled).
 
+    ``fault_rate`` injects :func:`inject_fault_mix` at that total rate.
     ``ready`` is called once the server listens, e.g. to print its connection details.
     """
     async with FakeEnkash(
@@ -743,10 +819,36 @@ async def serve(
         token_style=token_style,
         latency=latency,
         max_in_flight=max_in_flight,
+        rate_limit=rate_limit,
     ) as server:
+        if fault_rate:
+            inject_fault_mix(server, fault_rate)
         if ready is not None:
             ready(server)
         await _until_signalled()
+
+
+def inject_fault_mix(server: FakeEnkash, rate: float) -> list[Injection]:
+    """Make about ``rate`` of create and search requests fail, in equal shares: 503,
+    500, a dropped connection, and (creates only) a 500 or a lost reply after the
+    customer was stored; the injections, in the order they are tried."""
+    if not 0.0 < rate <= 1.0:
+        raise ValueError(f"rate must be in (0, 1]; got {rate!r}")
+    share = rate / 5
+    kinds: list[tuple[Fault, tuple[Route, ...]]] = [
+        (Fault.after_commit(status=500), ("create",)),
+        (Fault.after_commit(disconnect=True), ("create",)),
+        (Fault.status(503, retry_after=0.05), ("create", "search")),
+        (Fault.status(500), ("create", "search")),
+        (Fault.drop(), ("create", "search")),
+    ]
+    # Each rule sees only requests the earlier rules let through: scale to keep shares equal.
+    injections = []
+    left = 1.0
+    for fault, routes in kinds:
+        injections.append(server.inject(fault, route=routes, rate=min(1.0, share / left)))
+        left -= share
+    return injections
 
 
 async def _until_signalled() -> None:

@@ -1,0 +1,549 @@
+"""``enkash-async sync``: a customer sync run by many workers sharing Redis.
+
+    enkash-async sync submit FILE      store FILE as a run; prints the run id last
+    enkash-async sync worker           run chunks until SIGINT/SIGTERM (one per process/host)
+    enkash-async sync status RUN       outcome counts; a live bar on a terminal
+    enkash-async sync report RUN       rejected and failed rows as JSONL
+    enkash-async sync FILE --workers 4 --fake
+                                       everything on this machine: a Redis server, the
+                                       fake EnKash, 4 worker processes; prints the summary
+
+Each takes ``--redis URL`` (default ``REDIS_URL``); EnKash is configured as for every
+other command (``ENKASH_*``). Also runnable as ``python -m enkash_async.cli._sync``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Final
+
+from enkash_async import EnkashClient, EnkashError, FieldError, RequestLimiter, ValidationError
+from enkash_async.cli._ui import err, progress, table
+from enkash_async.sync._checkpoint import SyncTarget
+
+__all__ = ["main", "register", "run"]
+
+_FORMS: Final = ("submit", "worker", "status", "report")
+_POLL: Final = 0.25
+
+
+def register(commands: Any) -> None:
+    """Add the ``sync`` command to the CLI's top-level subparsers."""
+    parser = commands.add_parser(
+        "sync",
+        help="distributed customer sync on Redis: submit, worker, status, report, FILE --fake",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("form", metavar="submit|worker|status|report|FILE")
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.set_defaults(handler=run)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--redis", help="Redis URL (default: REDIS_URL)")
+
+
+def _budget_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--concurrency",
+        type=_positive,
+        default=16,
+        help="requests in flight per worker (default 16)",
+    )
+    parser.add_argument(
+        "--jobs", type=_positive, default=1, help="chunks a worker runs at once (default 1)"
+    )
+    parser.add_argument(
+        "--max-concurrency",
+        type=_positive,
+        default=64,
+        help="requests in flight across all workers (default 64)",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=_rate,
+        default=None,
+        metavar="RPS",
+        help="requests per second across all workers (default: none)",
+    )
+    parser.add_argument(
+        "--sweep",
+        type=_positive,
+        default=5,
+        help="seconds between checks for chunks of dead workers",
+    )
+    parser.add_argument(
+        "--lease-ttl",
+        type=_rate,
+        default=90.0,
+        help="seconds before a dead worker's request slots come back",
+    )
+
+
+def _heartbeat_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--heartbeat",
+        type=_positive,
+        default=10,
+        help="seconds a chunk may go without its worker's heartbeat before it is redone",
+    )
+
+
+def _sub_parser(form: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"enkash-async sync {form}")
+    _common(parser)
+    if form == "submit":
+        parser.add_argument("file", help="a .csv or .jsonl file of customers")
+        parser.add_argument("--run", help="the run id (default: a new one); resubmit to resume")
+        parser.add_argument(
+            "--chunk-rows",
+            type=_positive,
+            default=500,
+            help="rows per chunk (one job each), on average",
+        )
+        parser.add_argument(
+            "--checkpoint",
+            default="default",
+            help="checkpoint shared with earlier runs (default 'default')",
+        )
+        parser.add_argument("--base-url", help="overrides ENKASH_BASE_URL")
+        parser.add_argument(
+            "--lost-state",
+            action="store_true",
+            help="Redis lost the checkpoint: look every row up before creating it",
+        )
+        _heartbeat_flag(parser)
+    elif form == "worker":
+        _budget_flags(parser)
+        parser.add_argument("--base-url", help="overrides ENKASH_BASE_URL")
+        parser.add_argument(
+            "--budget",
+            choices=["shared", "local"],
+            default="shared",
+            help="shared (default): one budget in Redis for all workers; local: each worker "
+            "applies --max-concurrency and --rate-limit alone (for comparison only)",
+        )
+        parser.add_argument(
+            "--log-level",
+            default="INFO",
+            choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+            help="what the worker logs to stderr (default INFO: each chunk started, finished, "
+            "redone)",
+        )
+    elif form == "status":
+        parser.add_argument("run")
+        parser.add_argument("--wait", action="store_true", help="wait until the run completes")
+    elif form == "report":
+        parser.add_argument("run")
+        parser.add_argument("--output", default="-", help="a file, or - for stdout")
+    else:
+        parser.prog = "enkash-async sync FILE"
+        parser.add_argument("file", help="a .csv or .jsonl file of customers")
+        parser.add_argument("--workers", type=_positive, default=4)
+        parser.add_argument(
+            "--fake", action="store_true", help="run against a fake EnKash on this machine"
+        )
+        parser.add_argument(
+            "--fault-rate",
+            type=float,
+            default=0.0,
+            help="with --fake: share of requests the fake fails",
+        )
+        parser.add_argument("--chunk-rows", type=_positive, default=500)
+        parser.add_argument("--base-url", help="overrides ENKASH_BASE_URL")
+        _budget_flags(parser)
+        _heartbeat_flag(parser)
+    return parser
+
+
+def _config_error(name: str, message: str) -> ValidationError:
+    return ValidationError([FieldError(name, message)], model="sync configuration")
+
+
+def _redis_url(args: argparse.Namespace) -> str | None:
+    return args.redis or os.environ.get("REDIS_URL") or None
+
+
+def _require_redis(args: argparse.Namespace) -> str:
+    url = _redis_url(args)
+    if url is None:
+        raise _config_error("redis", "give --redis URL or set REDIS_URL")
+    return url
+
+
+def _environ(args: argparse.Namespace) -> dict[str, str]:
+    environ = dict(os.environ)
+    if getattr(args, "base_url", None):
+        environ["ENKASH_BASE_URL"] = args.base_url
+    return environ
+
+
+def target_from_env(environ: dict[str, str]) -> SyncTarget:
+    """The EnKash target the ``ENKASH_*`` variables name (no secret in it)."""
+    base_url = environ.get("ENKASH_BASE_URL")
+    if not base_url:
+        raise _config_error("ENKASH_BASE_URL", "is not set")
+    token = environ.get("ENKASH_TOKEN")
+    if token:
+        return SyncTarget.for_token(base_url, token)
+    username = environ.get("ENKASH_USERNAME")
+    if not username:
+        raise _config_error("ENKASH_USERNAME", "is not set (nor is ENKASH_TOKEN)")
+    return SyncTarget.for_user(base_url, username)
+
+
+async def run(args: argparse.Namespace) -> int:
+    """The ``sync`` command's handler: dispatch on its first word."""
+    form = args.form if args.form in _FORMS else "run"
+    rest = list(args.rest) if form != "run" else [args.form, *args.rest]
+    sub = _sub_parser(form).parse_args(rest)
+    if form == "submit":
+        return await _submit(sub)
+    if form == "worker":
+        return await _worker(sub)
+    if form == "status":
+        return await _status(sub)
+    if form == "report":
+        return await _report(sub)
+    return await _run_here(sub)
+
+
+async def _submit(args: argparse.Namespace) -> int:
+    from enkash_async.sync import _saq
+    from enkash_async.sync._saq import WorkerSettings
+
+    result = await _saq.submit(
+        _require_redis(args),
+        args.file,
+        target=target_from_env(_environ(args)),
+        run=args.run,
+        chunk_rows=args.chunk_rows,
+        checkpoint=args.checkpoint,
+        settings=WorkerSettings(heartbeat=args.heartbeat),
+        lost_state=args.lost_state,
+    )
+    err(
+        f"{result.rows} rows in {result.chunks} chunks; {result.enqueued} chunks enqueued now, "
+        f"{result.rejected} rows rejected unsent"
+    )
+    print(result.run, flush=True)
+    return 0
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from enkash_async.sync._saq import WorkerSettings
+
+    return WorkerSettings(
+        concurrency=args.concurrency,
+        jobs=args.jobs,
+        max_concurrency=args.max_concurrency,
+        rate_limit=args.rate_limit,
+        heartbeat=getattr(args, "heartbeat", 10),
+        sweep=args.sweep,
+        lease_ttl=args.lease_ttl,
+    )
+
+
+async def _worker(args: argparse.Namespace) -> int:
+    from enkash_async.sync import _saq
+
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s worker %(process)d %(name)s %(levelname)s %(message)s",
+    )
+    if args.log_level != "DEBUG":  # each retry of each request is too much for a worker log
+        logging.getLogger("enkash_async").setLevel(logging.WARNING)
+        logging.getLogger("enkash_async.sync").setLevel(args.log_level)
+    url = _require_redis(args)
+    environ = _environ(args)
+    target = target_from_env(environ)
+    settings = _settings(args)
+    width = max(100, settings.concurrency * settings.jobs)
+    if args.budget == "local":
+        # Each worker on its own limits: only to compare against the shared budget.
+        local = RequestLimiter(settings.max_concurrency, rate_limit=settings.rate_limit)
+        async with EnkashClient.from_env(environ, limiter=local, max_connections=width) as client:
+            await _saq.run_worker(url, client, target, settings)
+        return 0
+    limiter = _saq.shared_limiter(url, target, settings)
+    try:
+        async with EnkashClient.from_env(environ, limiter=limiter, max_connections=width) as client:
+            err(f"worker {os.getpid()}: chunks for {target.base_url} from Redis")
+            await _saq.run_worker(url, client, target, settings)
+    finally:
+        await limiter.aclose()
+    return 0
+
+
+def _dump_tasks() -> None:
+    """SIGUSR1: print where each of the worker's tasks is waiting (for a stuck worker)."""
+    for task in asyncio.all_tasks():
+        task.print_stack(limit=12, file=sys.stderr)
+    sys.stderr.flush()
+
+
+def _counts_line(status: Any) -> str:
+    counts = status.counts
+    kinds = ("created", "found", "rejected", "failed")
+    return ", ".join(f"{counts.get(kind, 0)} {kind}" for kind in kinds)
+
+
+async def _watch(url: str, run_id: str, *, live: bool, wait: bool) -> Any:
+    """Poll the run's status (with a live bar when ``live``) until complete or not ``wait``."""
+    from enkash_async.sync._saq import run_status
+
+    status = await run_status(url, run_id)
+    if status.chunks == 0:
+        raise EnkashError(f"Redis has no run {run_id!r}")
+    if not (live or wait):
+        return status
+    with progress(f"run {run_id}", status.rows if live else None) as bar:
+        shown = 0
+        while True:
+            bar.advance(status.settled - shown)
+            shown = status.settled
+            if status.complete:
+                return status
+            await asyncio.sleep(_POLL)
+            status = await run_status(url, run_id)
+
+
+def _print_status(status: Any, elapsed: float | None = None) -> None:
+    rows = [
+        [kind, status.counts.get(kind, 0)] for kind in ("created", "found", "rejected", "failed")
+    ]
+    rows.append(["rows", status.rows])
+    rows.append(["chunks done", f"{status.chunks_done} of {status.chunks}"])
+    if elapsed is not None:
+        rows.append(["elapsed", f"{elapsed:.1f}s"])
+        rows.append(["rate", f"{status.settled / elapsed:.0f} rows/s" if elapsed else "-"])
+    table(f"sync run {status.run}", ["", "rows"], rows)
+    if status.complete:
+        print(f"run {status.run} is complete: {_counts_line(status)}", flush=True)
+    else:
+        print(
+            f"run {status.run} is in progress: {status.settled} of {status.rows} rows "
+            f"settled, {status.chunks_done} of {status.chunks} chunks done",
+            flush=True,
+        )
+
+
+async def _status(args: argparse.Namespace) -> int:
+    url = _require_redis(args)
+    live = sys.stderr.isatty() and sys.stdout.isatty()
+    try:
+        status = await _watch(url, args.run, live=live, wait=args.wait)
+    except KeyboardInterrupt:  # pragma: no cover - a person stopped watching
+        from enkash_async.sync._saq import run_status
+
+        status = await run_status(url, args.run)
+    _print_status(status)
+    return 0
+
+
+async def _report(args: argparse.Namespace) -> int:
+    from enkash_async.sync._redis import connect
+    from enkash_async.sync._redis_runs import RunStore
+
+    url = _require_redis(args)
+    redis = connect(url)
+    written = 0
+    try:
+        store = RunStore(redis, url, args.run)
+        if not (await store.meta()):
+            raise EnkashError(f"Redis has no run {args.run!r}")
+        with contextlib.ExitStack() as stack:
+            out = (
+                sys.stdout
+                if args.output == "-"
+                else stack.enter_context(open(args.output, "w", encoding="utf-8"))
+            )
+            async for item in store.outcomes():
+                if item.outcome in ("rejected", "failed"):
+                    record = {"outcome": item.outcome, **item.details, "line": item.line}
+                    out.write(json.dumps(record) + "\n")
+                    written += 1
+            out.flush()
+    finally:
+        await redis.aclose()
+    err(f"{written} rejected or failed rows")
+    return 0
+
+
+# ---- everything on this machine -------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _local_redis(url: str | None) -> AsyncIterator[str]:
+    if url is not None:
+        yield url
+        return
+    from enkash_async.sync._redis_server import RedisServer
+
+    server = RedisServer()
+    await asyncio.to_thread(server.start)
+    try:
+        yield server.url
+    finally:
+        await asyncio.to_thread(server.close)
+
+
+@contextlib.asynccontextmanager
+async def _enkash_env(args: argparse.Namespace) -> AsyncIterator[dict[str, str]]:
+    """The worker environment: the real EnKash's, or an embedded fake's."""
+    if not args.fake:
+        yield _environ(args)
+        return
+    from enkash_async.testing import FakeEnkash, inject_fault_mix
+
+    async with FakeEnkash() as server:
+        if args.fault_rate:
+            inject_fault_mix(server, args.fault_rate)
+        credentials = server.credentials
+        environ = {key: value for key, value in os.environ.items() if not key.startswith("ENKASH_")}
+        environ.update(
+            ENKASH_BASE_URL=server.url,
+            ENKASH_CLIENT_ID=credentials.client_id,
+            ENKASH_CLIENT_SECRET=credentials.client_secret,
+            ENKASH_USERNAME=credentials.username,
+            ENKASH_PASSWORD=credentials.password,
+        )
+        yield environ
+
+
+def worker_command(url: str, args: argparse.Namespace) -> list[str]:
+    """The command line of one worker process for ``sync FILE``."""
+    command = [
+        sys.executable,
+        "-m",
+        "enkash_async.cli._sync",
+        "worker",
+        "--redis",
+        url,
+        "--concurrency",
+        str(args.concurrency),
+        "--jobs",
+        str(args.jobs),
+        "--max-concurrency",
+        str(args.max_concurrency),
+        "--sweep",
+        str(args.sweep),
+        "--lease-ttl",
+        str(args.lease_ttl),
+    ]
+    if args.rate_limit:
+        command += ["--rate-limit", str(args.rate_limit)]
+    return command
+
+
+async def _stop(processes: Sequence[asyncio.subprocess.Process]) -> None:
+    for process in processes:
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            await asyncio.wait_for(process.wait(), 10)
+        except asyncio.TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+
+
+async def _run_here(args: argparse.Namespace) -> int:
+    from enkash_async.sync import _saq
+
+    started = time.monotonic()
+    async with _local_redis(_redis_url(args)) as url, _enkash_env(args) as environ:
+        target = target_from_env(environ)
+        result = await _saq.submit(
+            url, args.file, target=target, chunk_rows=args.chunk_rows, settings=_settings(args)
+        )
+        err(
+            f"run {result.run}: {result.rows} rows in {result.chunks} chunks, "
+            f"{args.workers} workers"
+        )
+        processes = [
+            await asyncio.create_subprocess_exec(
+                *worker_command(url, args), env=environ, stdin=asyncio.subprocess.DEVNULL
+            )
+            for _ in range(args.workers)
+        ]
+        try:
+            status = await _until_complete(url, result.run, processes)
+        finally:
+            await _stop(processes)
+    _print_status(status, time.monotonic() - started)
+    return 0 if status.complete and not status.counts.get("failed") else 1
+
+
+async def _until_complete(
+    url: str, run_id: str, processes: Sequence[asyncio.subprocess.Process]
+) -> Any:
+    from enkash_async.sync._saq import run_status
+
+    live = sys.stderr.isatty()
+    status = await run_status(url, run_id)
+    with progress(f"run {run_id}", status.rows if live else None) as bar:
+        shown = 0
+        while not status.complete:
+            if all(process.returncode is not None for process in processes):
+                raise EnkashError("every worker process exited before the run completed")
+            await asyncio.sleep(_POLL)
+            status = await run_status(url, run_id)
+            bar.advance(status.settled - shown)
+            shown = status.settled
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m enkash_async.cli._sync ...``: the ``sync`` command alone."""
+    parser = argparse.ArgumentParser(prog="enkash-async sync")
+    parser.add_argument("form")
+    parser.add_argument("rest", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    try:
+        return asyncio.run(run(args))
+    except EnkashError as exc:
+        err(f"error: {exc}")
+        return 2 if isinstance(exc, ValidationError) else 1
+    except OSError as exc:
+        err(f"error: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        err("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

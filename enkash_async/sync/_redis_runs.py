@@ -1,0 +1,197 @@
+"""A distributed sync run's records in Redis: its rows, per-row outcomes and progress.
+
+Keys of run ``R`` (``enkash:run:R:...``): ``meta`` (a hash: target, checkpoint name,
+rows, chunks, file, ``ready`` once every row is stored), ``rows:N`` (a list of the
+chunk's rows as JSON, deleted when the chunk is done), ``out:N`` (a hash: file line to
+outcome; ``out:rejects`` for rows refused at submit), ``counts`` (a hash: outcome to
+rows) and ``done`` (a set of the chunks finished). Outcomes and counts change together
+in one Lua script, so the counts always equal the stored outcomes, and a chunk redone
+after a crash replaces its rows' outcomes instead of adding to them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Final, cast
+
+import attrs
+import redis.asyncio as aioredis
+
+from enkash_async.sync._redis import redis_errors, text
+
+__all__ = ["OUTCOMES", "RunStatus", "RunStore", "StoredOutcome"]
+
+#: Every outcome a row can end with.
+OUTCOMES: Final = ("created", "found", "rejected", "failed")
+
+# Per item: line, value, keep (1: a "found in the checkpoint" that must not replace
+# the outcome an earlier attempt recorded for the row, unless that one failed).
+_RECORD: Final = """
+for i = 1, #ARGV, 3 do
+  local line, value, keep = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local kind = string.match(value, '^(%a+)')
+  local old = redis.call('HGET', KEYS[1], line)
+  local write = true
+  if old then
+    local old_kind = string.match(old, '^(%a+)')
+    if keep == '1' and old_kind ~= 'failed' then
+      write = false
+    else
+      redis.call('HINCRBY', KEYS[2], old_kind, -1)
+    end
+  end
+  if write then
+    redis.call('HSET', KEYS[1], line, value)
+    redis.call('HINCRBY', KEYS[2], kind, 1)
+  end
+end
+return 1
+"""
+
+
+@attrs.frozen
+class StoredOutcome:
+    """One row's outcome as the run records it: ``details`` (ref, reasons, error) are
+    kept for rejected and failed rows only."""
+
+    line: int
+    outcome: str
+    details: Mapping[str, Any] = attrs.Factory(dict)
+    #: A "found in the checkpoint" that keeps an earlier attempt's outcome of the row.
+    keep_existing: bool = False
+
+
+@attrs.frozen
+class RunStatus:
+    """Progress of a run: outcome counts, rows, chunks finished, and the run's meta."""
+
+    run: str
+    rows: int
+    chunks: int
+    chunks_done: int
+    counts: Mapping[str, int]
+    meta: Mapping[str, str]
+
+    @property
+    def settled(self) -> int:
+        """Rows with an outcome."""
+        return sum(self.counts.get(kind, 0) for kind in OUTCOMES)
+
+    @property
+    def complete(self) -> bool:
+        """Every chunk finished."""
+        return self.chunks_done >= self.chunks
+
+
+class RunStore:
+    """Reads and writes the records of run ``run``; every call raises ``SyncStoreError``
+    when Redis fails."""
+
+    def __init__(self, redis: aioredis.Redis, url: str, run: str) -> None:
+        self._redis = redis
+        self._url = url
+        self.run = run
+        self.prefix = f"enkash:run:{run}"
+        self._record = redis.register_script(_RECORD)
+
+    def key(self, name: str) -> str:
+        """The Redis key ``name`` of this run."""
+        return f"{self.prefix}:{name}"
+
+    async def meta(self) -> dict[str, str]:
+        """The run's meta hash (empty when Redis has no such run)."""
+        async with redis_errors(self._url, f"reading run {self.run}"):
+            raw = await self._redis.hgetall(self.key("meta"))
+        return {text(k): text(v) for k, v in raw.items()}
+
+    async def reset(self) -> None:
+        """Delete every key of the run (before storing its rows anew)."""
+        async with redis_errors(self._url, f"clearing run {self.run}"):
+            keys = [key async for key in self._redis.scan_iter(match=f"{self.prefix}:*")]
+            for start in range(0, len(keys), 500):
+                await self._redis.delete(*keys[start : start + 500])
+
+    async def store_rows(self, rows: Mapping[int, Sequence[str]]) -> None:
+        """Append JSON rows to their chunks' lists, in one pipeline."""
+        async with (
+            redis_errors(self._url, f"storing rows of run {self.run}"),
+            self._redis.pipeline(transaction=False) as pipe,
+        ):
+            for chunk, items in rows.items():
+                if items:
+                    pipe.rpush(self.key(f"rows:{chunk}"), *items)
+            await pipe.execute()
+
+    async def write_meta(self, meta: Mapping[str, str | int]) -> None:
+        """Set fields of the meta hash."""
+        async with redis_errors(self._url, f"writing run {self.run}"):
+            await self._redis.hset(self.key("meta"), mapping=cast(Any, dict(meta)))
+
+    async def rows(self, chunk: int) -> list[dict[str, Any]]:
+        """The stored rows of ``chunk`` (empty once the chunk is done)."""
+        async with redis_errors(self._url, f"reading chunk {chunk} of run {self.run}"):
+            raw = await self._redis.lrange(self.key(f"rows:{chunk}"), 0, -1)
+        return [json.loads(item) for item in raw]
+
+    async def record(self, chunk: int | str, outcomes: Sequence[StoredOutcome]) -> None:
+        """Record ``outcomes`` of ``chunk``'s rows (replacing earlier ones), counts too."""
+        if not outcomes:
+            return
+        args: list[str | int] = []
+        for item in outcomes:
+            value = item.outcome
+            if item.details:
+                value += "\t" + json.dumps(dict(item.details), separators=(",", ":"))
+            args += [item.line, value, int(item.keep_existing)]
+        async with redis_errors(self._url, f"recording outcomes of run {self.run}"):
+            await self._record(keys=[self.key(f"out:{chunk}"), self.key("counts")], args=args)
+
+    async def finish_chunk(self, chunk: int) -> None:
+        """Mark ``chunk`` done and drop its stored rows, atomically."""
+        async with (
+            redis_errors(self._url, f"finishing chunk {chunk} of run {self.run}"),
+            self._redis.pipeline(transaction=True) as pipe,
+        ):
+            pipe.sadd(self.key("done"), chunk)
+            pipe.delete(self.key(f"rows:{chunk}"))
+            await pipe.execute()
+
+    async def chunks_done(self) -> set[int]:
+        """The chunks finished so far."""
+        async with redis_errors(self._url, f"reading run {self.run}"):
+            members = await self._redis.smembers(self.key("done"))
+        return {int(text(member)) for member in members}
+
+    async def status(self) -> RunStatus:
+        """The run's progress now; ``rows`` and ``chunks`` are 0 for an unknown run."""
+        async with (
+            redis_errors(self._url, f"reading run {self.run}"),
+            self._redis.pipeline(transaction=True) as pipe,
+        ):
+            pipe.hgetall(self.key("meta"))
+            pipe.hgetall(self.key("counts"))
+            pipe.scard(self.key("done"))
+            meta_raw, counts_raw, done = await pipe.execute()
+        meta = {text(k): text(v) for k, v in meta_raw.items()}
+        counts = {kind: 0 for kind in OUTCOMES}
+        counts.update({text(k): int(v) for k, v in counts_raw.items()})
+        return RunStatus(
+            run=self.run,
+            rows=int(meta.get("rows", 0)),
+            chunks=int(meta.get("chunks", 0)),
+            chunks_done=int(done),
+            counts=counts,
+            meta=meta,
+        )
+
+    async def outcomes(self) -> AsyncIterator[StoredOutcome]:
+        """Every recorded outcome, chunk by chunk (rows refused at submit first)."""
+        meta = await self.meta()
+        chunks = ["rejects", *range(int(meta.get("chunks", 0)))]
+        for chunk in chunks:
+            async with redis_errors(self._url, f"reading outcomes of run {self.run}"):
+                raw = await self._redis.hgetall(self.key(f"out:{chunk}"))
+            for line, value in sorted(raw.items(), key=lambda item: int(item[0])):
+                kind, _, details = text(value).partition("\t")
+                yield StoredOutcome(int(line), kind, json.loads(details) if details else {})

@@ -1,0 +1,590 @@
+"""The distributed sync on SAQ: a run split into chunks, one SAQ job per chunk.
+
+``submit`` reads a file once, puts each valid row in a bucket by a hash of its
+``unique_ref_no`` (so rows repeating a ref meet in one chunk, and one worker) and
+stores each chunk's rows in Redis, then enqueues one job per chunk under the key
+``RUN:CHUNK``: SAQ enqueues a key at most once while it is unfinished, and a finished
+chunk is never enqueued again, so resubmitting a run enqueues only what is left.
+
+Rows live in Redis, not in a shared file read by byte ranges: workers on other machines
+need no shared filesystem, a file edited after submit cannot change a run under way,
+and a bucket's rows are scattered through the file anyway. The cost is Redis memory of
+about the file's size while a chunk is pending (its rows are deleted when it is done).
+
+A worker runs each job through :func:`_sync_chunk_rows`, the one call into the
+engine-independent sync core. Its heartbeat touches the job every few seconds; a
+worker that dies stops touching it, SAQ's sweep (run by every worker) finds the job
+stale and queues it again, and the checkpoint makes redoing it safe: rows done are
+skipped, rows intended are looked up before any create.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Final
+
+import attrs
+from redis.exceptions import RedisError
+from saq import Job, Worker
+from saq.queue.redis import RedisQueue
+from saq.types import PartialTimersDict
+
+from enkash_async import CustomerCreate, EnkashClient, EnkashError
+from enkash_async.sync._budget import RedisLimiter
+from enkash_async.sync._checkpoint import SyncTarget
+from enkash_async.sync._core import SyncOutcome, _rejected_ref, sync_rows
+from enkash_async.sync._redis import (
+    REDIS_TIMEOUT,
+    RedisCheckpoint,
+    SyncStoreError,
+    connect,
+    redis_errors,
+    text,
+)
+from enkash_async.sync._redis_runs import RunStatus, RunStore, StoredOutcome
+from enkash_async.sync._sources import SourceRow, count_rows, read_file
+
+__all__ = [
+    "JOB_FUNCTION",
+    "QUEUE_NAME",
+    "SubmitResult",
+    "SyncRunError",
+    "WorkerSettings",
+    "bucket_of",
+    "run_status",
+    "run_worker",
+    "submit",
+]
+
+logger = logging.getLogger("enkash_async.sync")
+
+QUEUE_NAME: Final = "enkash-sync"
+# The set of runs with chunks not done, and the lock of the worker reviving lost chunks.
+_RUNS: Final = "enkash:runs"
+_REVIVE_LOCK: Final = "enkash:runs:revive-lock"
+# A job failing (Redis unreachable) is retried this often, with backoff up to 30 s.
+_JOB_RETRIES: Final = 1000
+JOB_FUNCTION: Final = "enkash_sync_chunk"
+# Rows buffered at submit before one pipeline writes them.
+_STORE_BATCH: Final = 2000
+# Seconds between flushes of a job's buffered outcomes to Redis.
+_FLUSH_EVERY: Final = 0.1
+
+
+def bucket_of(ref: str, chunks: int) -> int:
+    """The chunk of ``unique_ref_no`` ``ref`` among ``chunks`` (stable across machines)."""
+    digest = hashlib.blake2b(ref.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % chunks
+
+
+def new_run_id() -> str:
+    """A fresh run id: UTC time and a random suffix, e.g. ``20261130-041500-3fa2c1``."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+@attrs.frozen
+class WorkerSettings:
+    """How a worker runs chunks and shares the request budget.
+
+    ``concurrency`` requests in flight per worker, ``jobs`` chunks at once per worker;
+    the budget shared by all workers of the target: ``max_concurrency`` in flight and
+    ``rate_limit`` per second (None: no rate limit), AIMD on both. A job not touched for
+    ``heartbeat`` seconds is stale; every ``sweep`` seconds a worker queues stale jobs
+    again after waiting ``sweep_wait`` seconds for their worker to let go. ``lease_ttl``:
+    seconds after which a dead worker's request slots come back. A chunk's failed rows
+    are tried again, ``pass_delay`` seconds later, for up to ``passes`` passes in all.
+    """
+
+    concurrency: int = 16
+    jobs: int = 1
+    max_concurrency: int = 64
+    rate_limit: float | None = None
+    heartbeat: int = 10
+    sweep: int = 5
+    sweep_wait: float = 2.0
+    lease_ttl: float = 90.0
+    passes: int = 3
+    pass_delay: float = 1.0
+
+
+class _SyncQueue(RedisQueue):
+    """SAQ's Redis queue, waiting ``sweep_wait`` for a stale job's worker (not SAQ's
+    fixed 5 s), and riding out a Redis outage in ``dequeue`` instead of spinning."""
+
+    def __init__(self, *args: Any, sweep_wait: float = 2.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sweep_wait = sweep_wait
+
+    async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
+        return await super().sweep(lock, abort=self.sweep_wait)
+
+    async def dequeue(self, timeout: float = 0.0, poll_interval: float = 0.0) -> Job | None:
+        try:
+            return await super().dequeue(timeout, poll_interval)
+        except (RedisError, OSError) as exc:
+            logger.warning("Redis unreachable while waiting for a chunk (%s); retrying", exc)
+            await asyncio.sleep(1.0)
+            return None
+
+
+def make_queue(url: str, *, sweep_wait: float = 2.0) -> RedisQueue:
+    """The SAQ queue of distributed syncs on the Redis at ``url``."""
+    return _SyncQueue(connect(url), name=QUEUE_NAME, sweep_wait=sweep_wait)
+
+
+class SyncRunError(EnkashError):
+    """A worker cannot work on a run: Redis does not know it, or it is for another target."""
+
+
+# ---- submit -----------------------------------------------------------------------
+
+
+@attrs.frozen
+class SubmitResult:
+    """What ``submit`` did: the run id, rows read, chunks, and jobs enqueued now."""
+
+    run: str
+    rows: int
+    chunks: int
+    enqueued: int
+    rejected: int
+
+
+def _read_source(path: str) -> Iterator[SourceRow]:
+    """The rows of ``path`` (the sync core's reader)."""
+    return read_file(path)
+
+
+async def submit(
+    url: str,
+    path: str,
+    *,
+    target: SyncTarget,
+    run: str | None = None,
+    chunk_rows: int = 500,
+    checkpoint: str = "default",
+    settings: WorkerSettings | None = None,
+    lost_state: bool = False,
+) -> SubmitResult:
+    """Store the rows of ``path`` as run ``run`` (a new id when None) and enqueue its chunks.
+
+    Resubmitting a run whose rows are stored enqueues only its unfinished chunks.
+    ``checkpoint`` names the checkpoint the run shares with earlier runs of the target
+    (refs done there are not created again). ``lost_state``: Redis lost the checkpoint,
+    so every ref not done is looked up before it is created. Raises ``SyncStoreError``
+    when Redis fails, and ``OSError`` or the reader's errors for an unreadable file.
+    """
+    if chunk_rows < 1:
+        raise ValueError("chunk_rows must be at least 1")
+    settings = settings or WorkerSettings()
+    run = run or new_run_id()
+    redis = connect(url)
+    queue = make_queue(url)
+    try:
+        store = RunStore(redis, url, run)
+        meta = await store.meta()
+        rejected = 0
+        if meta.get("ready") != "1":
+            await store.reset()
+            rows, chunks, rejected = await _store_rows(store, path, chunk_rows)
+            await store.write_meta(
+                {
+                    "target": target.key,
+                    "checkpoint": checkpoint,
+                    "file": path,
+                    "rows": rows,
+                    "chunks": chunks,
+                    "rejected": rejected,
+                    "submitted": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "heartbeat": settings.heartbeat,
+                    "lost_state": int(lost_state),
+                    "ready": "1",
+                }
+            )
+        else:
+            rows, chunks = int(meta["rows"]), int(meta["chunks"])
+            rejected = int(meta.get("rejected", 0))
+        enqueued = await _enqueue(queue, store, run, range(chunks), settings.heartbeat)
+        async with redis_errors(url, "listing the run"):
+            await redis.sadd(_RUNS, run)
+    finally:
+        await queue.disconnect()
+        await redis.aclose()
+    return SubmitResult(run, rows, chunks, enqueued, rejected)
+
+
+async def _store_rows(store: RunStore, path: str, chunk_rows: int) -> tuple[int, int, int]:
+    """Read ``path`` into its chunks; (rows, chunks, rows rejected unsent)."""
+    chunks = max(1, math.ceil(count_rows(path) / chunk_rows))
+    pending: dict[int, list[str]] = {}
+    held = rows = rejected = 0
+    refused: list[StoredOutcome] = []
+    for row in _read_source(path):
+        rows += 1
+        refusal = _rejected_ref(row)  # the core's rule, so both paths reject alike
+        if refusal is not None or row.customer is None or not row.customer.unique_ref_no:
+            reasons = list(refusal.reasons) if refusal is not None else list(row.problems)
+            details = {"line": row.line, "ref": None, "reasons": reasons}
+            refused.append(StoredOutcome(row.line, "rejected", details))
+            rejected += 1
+        else:
+            ref = row.customer.unique_ref_no
+            item = json.dumps({"line": row.line, "row": row.customer.to_dict()})
+            pending.setdefault(bucket_of(ref, chunks), []).append(item)
+            held += 1
+        if held >= _STORE_BATCH or len(refused) >= _STORE_BATCH:
+            await store.store_rows(pending)
+            await store.record("rejects", refused)
+            pending, refused, held = {}, [], 0
+    await store.store_rows(pending)
+    await store.record("rejects", refused)
+    return rows, chunks, rejected
+
+
+async def _enqueue(
+    queue: RedisQueue, store: RunStore, run: str, chunks: Iterable[int], heartbeat: int
+) -> int:
+    """Enqueue the jobs of ``chunks`` not done yet; how many SAQ took (it refuses a key
+    it holds unfinished)."""
+    done = await store.chunks_done()
+    enqueued = 0
+    async with redis_errors(store._url, f"enqueuing the chunks of run {run}"):
+        for chunk in chunks:
+            if chunk in done:
+                continue
+            job = await queue.enqueue(
+                JOB_FUNCTION,
+                key=f"{run}:{chunk}",
+                timeout=0,  # a chunk takes as long as it takes; the heartbeat tells a dead one
+                heartbeat=heartbeat,
+                retries=_JOB_RETRIES,
+                retry_delay=1.0,
+                retry_backoff=30.0,
+                ttl=7 * 86400,
+                run=run,
+                chunk=chunk,
+            )
+            enqueued += job is not None
+    return enqueued
+
+
+class _Reviver:
+    """A safety net under SAQ's sweep: a chunk not done whose job SAQ no longer holds
+    (queued, scheduled or active), seen so twice in a row, is enqueued again.
+
+    SAQ's sweep aborts a stale job, waits, then requeues it in a separate call; if Redis
+    fails between the two, the job is dropped. Only one worker revives at a time.
+    """
+
+    def __init__(self, queue: RedisQueue, redis: Any, url: str) -> None:
+        self.queue = queue
+        self.redis = redis
+        self.url = url
+        self.suspects: set[str] = set()
+
+    async def once(self, lock_seconds: int) -> int:
+        """One pass over the runs under way; how many chunks were enqueued again."""
+        async with redis_errors(self.url, "looking for lost chunks"):
+            if not await self.redis.set(_REVIVE_LOCK, 1, nx=True, ex=lock_seconds):
+                return 0
+            runs = [text(run) for run in await self.redis.smembers(_RUNS)]
+        revived = 0
+        lost_now: set[str] = set()
+        for run in runs:
+            store = RunStore(self.redis, self.url, run)
+            status = await store.status()
+            if status.meta.get("ready") != "1":
+                continue
+            if status.complete:
+                async with redis_errors(self.url, "listing the run"):
+                    await self.redis.srem(_RUNS, run)
+                continue
+            done = await store.chunks_done()
+            missing = [chunk for chunk in range(status.chunks) if chunk not in done]
+            async with (
+                redis_errors(self.url, "looking for lost chunks"),
+                self.redis.pipeline(transaction=False) as pipe,
+            ):
+                for chunk in missing:
+                    pipe.zscore(
+                        self.queue.namespace("incomplete"), self.queue.job_id(f"{run}:{chunk}")
+                    )
+                scores = await pipe.execute()
+            lost = [chunk for chunk, score in zip(missing, scores, strict=True) if score is None]
+            again = [chunk for chunk in lost if f"{run}:{chunk}" in self.suspects]
+            lost_now.update(f"{run}:{chunk}" for chunk in lost if chunk not in again)
+            if again:
+                heartbeat = int(status.meta.get("heartbeat", 10))
+                count = await _enqueue(self.queue, store, run, again, heartbeat)
+                if count:
+                    logger.warning("run %s: chunks %s were lost by the queue; enqueued again",
+                                   run, again)  # fmt: skip
+                revived += count
+        self.suspects = lost_now
+        return revived
+
+    async def forever(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.once(max(1, int(every)))
+            except SyncStoreError as exc:
+                logger.warning("%s; will look for lost chunks again later", exc)
+
+
+async def run_status(url: str, run: str) -> RunStatus:
+    """The progress of ``run``. Raises ``SyncStoreError`` when Redis fails."""
+    redis = connect(url)
+    try:
+        return await RunStore(redis, url, run).status()
+    finally:
+        await redis.aclose()
+
+
+# ---- worker -----------------------------------------------------------------------
+
+
+async def _sync_chunk_rows(
+    rows: Iterable[SourceRow],
+    *,
+    client: EnkashClient,
+    checkpoint: RedisCheckpoint,
+    concurrency: int,
+    on_outcome: Callable[[SyncOutcome], None],
+) -> None:
+    """The one call into the engine-independent sync core."""
+    await sync_rows(
+        rows, client=client, checkpoint=checkpoint, concurrency=concurrency, on_outcome=on_outcome
+    )
+
+
+def _stored(outcome: SyncOutcome) -> StoredOutcome:
+    kind = outcome.outcome.value
+    if kind in ("created", "found"):
+        return StoredOutcome(outcome.line, kind, keep_existing=outcome.detail == "checkpoint")
+    details: dict[str, Any] = {"line": outcome.line, "ref": outcome.ref}
+    if outcome.reasons:
+        details["reasons"] = list(outcome.reasons)
+    if outcome.error is not None:
+        details["error"] = f"{type(outcome.error).__name__}: {outcome.error}"[:500]
+    return StoredOutcome(outcome.line, kind, details)
+
+
+class _Chunk:
+    """One job's run of one chunk: rows in, outcomes out (buffered, flushed often)."""
+
+    def __init__(self, store: RunStore, chunk: int) -> None:
+        self.store = store
+        self.chunk = chunk
+        self.buffer: list[StoredOutcome] = []
+        self.store_failure: EnkashError | None = None
+        self.failed_lines: set[int] = set()
+        self.stopped = asyncio.Event()
+
+    def on_outcome(self, outcome: SyncOutcome) -> None:
+        if isinstance(outcome.error, SyncStoreError):
+            # Redis failed, not the row: the chunk is redone once Redis is back.
+            self.store_failure = self.store_failure or outcome.error
+            return
+        if outcome.outcome.value == "failed":
+            self.failed_lines.add(outcome.line)
+        self.buffer.append(_stored(outcome))
+
+    async def flush(self) -> None:
+        batch, self.buffer = self.buffer, []
+        try:
+            await self.store.record(self.chunk, batch)
+        except BaseException:
+            self.buffer[:0] = batch
+            raise
+
+    async def flush_often(self) -> None:
+        """Flush every ``_FLUSH_EVERY`` s until ``stopped``; never cancelled mid-write."""
+        while not self.stopped.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stopped.wait(), _FLUSH_EVERY)
+            if self.buffer and not self.stopped.is_set():
+                with contextlib.suppress(SyncStoreError):  # kept, flushed at the end
+                    await self.flush()
+
+
+async def _heartbeat(job: Job, every: float, stopped: asyncio.Event) -> None:
+    """Touch ``job`` every ``every`` s until ``stopped`` (a write is never cut short)."""
+    while not stopped.is_set():
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stopped.wait(), every)
+        if stopped.is_set():
+            return
+        try:
+            await job.update()
+        except (RedisError, OSError) as exc:
+            logger.warning("heartbeat of %s failed: %s", job.key, exc)
+
+
+async def _join(task: asyncio.Task[None], stopped: asyncio.Event) -> None:
+    """Stop a helper task by its event and wait for it; on our own cancellation, cancel it."""
+    stopped.set()
+    try:
+        await asyncio.wait({task}, timeout=2 * REDIS_TIMEOUT)
+    finally:
+        if not task.done():
+            task.cancel()
+
+
+class _WorkerJob:
+    """The job function, bound to one worker's client, Redis and settings."""
+
+    def __init__(
+        self,
+        url: str,
+        client: EnkashClient,
+        target: SyncTarget,
+        settings: WorkerSettings,
+    ) -> None:
+        self.url = url
+        self.client = client
+        self.target = target
+        self.settings = settings
+        self.redis = connect(url, max_connections=max(128, settings.concurrency * 4))
+
+    async def __call__(self, ctx: Any, *, run: str, chunk: int) -> dict[str, int]:
+        job: Job = ctx["job"]
+        # The submitter set the job's heartbeat; touch it three times per period.
+        stopped = asyncio.Event()
+        beat = asyncio.create_task(_heartbeat(job, max(0.2, (job.heartbeat or 10) / 3), stopped))
+        logger.info("chunk %s of run %s: attempt %d", chunk, run, job.attempts)
+        try:
+            result = await self.sync_chunk(run, chunk)
+            logger.info("chunk %s of run %s: done (%s)", chunk, run, result)
+            return result
+        finally:
+            await _join(beat, stopped)
+
+    async def sync_chunk(self, run: str, chunk: int) -> dict[str, int]:
+        store = RunStore(self.redis, self.url, run)
+        meta = await store.meta()
+        if meta.get("ready") != "1":
+            raise SyncRunError(
+                f"Redis has no run {run!r} (never submitted, or Redis lost its data: "
+                "submit the file again)"
+            )
+        if meta["target"] != self.target.key:
+            raise SyncRunError(
+                f"run {run!r} is for {meta['target']}, but this worker is set up for "
+                f"{self.target.key}"
+            )
+        if chunk in await store.chunks_done():
+            return {"rows": 0}
+        rows = []
+        for item in await store.rows(chunk):
+            customer = CustomerCreate.from_dict(item["row"])
+            rows.append(SourceRow(int(item["line"]), customer))
+        checkpoint = RedisCheckpoint(
+            self.redis,
+            self.url,
+            self.target,
+            meta["checkpoint"],
+            lost_state=meta.get("lost_state") == "1",
+        )
+        work = _Chunk(store, chunk)
+        flusher = asyncio.create_task(work.flush_often())
+        pending = rows
+        try:
+            for attempt in range(1, self.settings.passes + 1):
+                work.failed_lines.clear()
+                await _sync_chunk_rows(
+                    pending,
+                    client=self.client,
+                    checkpoint=checkpoint,
+                    concurrency=self.settings.concurrency,
+                    on_outcome=work.on_outcome,
+                )
+                if work.store_failure is not None:
+                    raise work.store_failure
+                if not work.failed_lines or attempt == self.settings.passes:
+                    break
+                # Failures are mostly passing (an outage, a lost reply): try those rows again.
+                pending = [row for row in rows if row.line in work.failed_lines]
+                await asyncio.sleep(self.settings.pass_delay)
+        finally:
+            await _join(flusher, work.stopped)
+        await work.flush()
+        await store.finish_chunk(chunk)
+        return {"rows": len(rows), "failed": len(work.failed_lines)}
+
+
+async def run_worker(
+    url: str,
+    client: EnkashClient,
+    target: SyncTarget,
+    settings: WorkerSettings | None = None,
+    *,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run chunks of every run for ``target`` from the Redis at ``url`` until ``stop`` is
+    set (or SIGINT/SIGTERM). ``client`` must use a limiter from :func:`shared_limiter`
+    for the budget to be shared."""
+    settings = settings or WorkerSettings()
+    queue = make_queue(url, sweep_wait=settings.sweep_wait)
+    job = _WorkerJob(url, client, target, settings)
+
+    # A plain coroutine function: SAQ runs any other callable in a thread.
+    async def enkash_sync_chunk(ctx: Any, *, run: str, chunk: int) -> dict[str, int]:
+        return await job(ctx, run=run, chunk=chunk)
+
+    timers: PartialTimersDict = {
+        "sweep": settings.sweep,
+        "schedule": 1,
+        "abort": 1,
+        "worker_info": 10,
+    }
+    worker = Worker(
+        queue,
+        functions=[(JOB_FUNCTION, enkash_sync_chunk)],
+        concurrency=settings.jobs,
+        timers=timers,
+        dequeue_timeout=1.0,
+        shutdown_grace_period_s=2,
+        # Host and pid in the id, so a job's worker_id names the process that ran it.
+        id=f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}",
+    )
+    reviver = asyncio.create_task(
+        _Reviver(queue, job.redis, url).forever(max(3.0, settings.sweep * 3.0))
+    )
+    await queue.connect()
+    try:
+        if stop is None:
+            await worker.start()
+        else:
+            running = asyncio.create_task(worker.start())
+            await stop.wait()
+            await worker.stop()
+            await running
+    finally:
+        reviver.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reviver
+        await queue.disconnect()
+        await job.redis.aclose()
+
+
+def shared_limiter(url: str, target: SyncTarget, settings: WorkerSettings) -> RedisLimiter:
+    """The Redis-backed limiter every worker of ``target`` shares."""
+    return RedisLimiter(
+        connect(url, max_connections=max(128, settings.concurrency * settings.jobs * 2)),
+        url,
+        target,
+        max_concurrency=settings.max_concurrency,
+        rate_limit=settings.rate_limit,
+        lease_ttl=settings.lease_ttl,
+    )

@@ -1,0 +1,92 @@
+"""RedisCheckpoint and the run records: intent and done per ref, outcomes per row."""
+
+from __future__ import annotations
+
+import pytest
+import redis.asyncio as aioredis
+
+from enkash_async.sync import CheckpointStore, RefState, SyncTarget
+from enkash_async.sync._redis import RedisCheckpoint, SyncStoreError, connect, redacted
+from enkash_async.sync._redis_runs import RunStore, StoredOutcome
+from enkash_async.sync._redis_server import RedisServer
+
+TARGET = SyncTarget.for_user("http://127.0.0.1:1", "api.user")
+
+
+def checkpoint(
+    redis: aioredis.Redis, url: str, target: SyncTarget = TARGET, run: str = "default"
+) -> RedisCheckpoint:
+    return RedisCheckpoint(redis, url, target, run)
+
+
+async def test_a_ref_is_intended_then_done(redis: aioredis.Redis, redis_url: str) -> None:
+    store: CheckpointStore = checkpoint(redis, redis_url)
+    await store.mark_intended(["A", "B"])
+    await store.mark_done("A", "CUST-1")
+    assert await store.states(["A", "B", "C"]) == {"A": RefState.DONE, "B": RefState.INTENDED}
+
+
+async def test_marking_a_done_ref_intended_keeps_it_done(
+    redis: aioredis.Redis, redis_url: str
+) -> None:
+    store = checkpoint(redis, redis_url)
+    await store.mark_done("A", "CUST-1")
+    await store.mark_intended(["A"])
+    assert await store.states(["A"]) == {"A": RefState.DONE}
+    assert await store.customer_ids(["A"]) == {"A": "CUST-1"}
+
+
+async def test_targets_and_runs_never_share_state(redis: aioredis.Redis, redis_url: str) -> None:
+    fake = SyncTarget.for_user("http://127.0.0.1:2", "api.user")
+    await checkpoint(redis, redis_url).mark_done("A", "CUST-1")
+    assert await checkpoint(redis, redis_url, target=fake).states(["A"]) == {}
+    assert await checkpoint(redis, redis_url, run="other").states(["A"]) == {}
+
+
+async def test_after_lost_state_every_unknown_ref_counts_as_intended(
+    redis: aioredis.Redis, redis_url: str
+) -> None:
+    store = checkpoint(redis, redis_url)
+    await store.mark_done("A", "CUST-1")
+    store.lost_state = True
+    assert await store.states(["A", "B"]) == {"A": RefState.DONE, "B": RefState.INTENDED}
+
+
+async def test_redis_down_is_a_sync_store_error_naming_redis() -> None:
+    server = RedisServer()
+    server.start()
+    url = server.url
+    server.close()
+    redis = connect(url)
+    with pytest.raises(SyncStoreError, match=r"Redis at redis://127\.0\.0\.1") as caught:
+        await checkpoint(redis, url).mark_intended(["A"])
+    await redis.aclose()
+    assert caught.value.operation == "recording intents in the checkpoint"
+
+
+def test_a_redis_url_password_never_appears_in_messages() -> None:
+    assert redacted("redis://user:s3cret@host:6380/0") == "redis://user:***@host:6380/0"
+
+
+async def test_a_redone_rows_outcome_replaces_its_first_and_counts_follow(
+    redis: aioredis.Redis, redis_url: str
+) -> None:
+    run = RunStore(redis, redis_url, "R")
+    await run.write_meta({"rows": 2, "chunks": 1, "ready": "1"})
+    failed = StoredOutcome(1, "failed", {"line": 1, "error": "ServerError"})
+    await run.record(0, [failed, StoredOutcome(2, "created")])
+    await run.record(0, [StoredOutcome(1, "created")])
+    status = await run.status()
+    assert status.counts == {"created": 2, "found": 0, "rejected": 0, "failed": 0}
+    assert [item.outcome async for item in run.outcomes()] == ["created", "created"]
+
+
+async def test_a_found_in_the_checkpoint_keeps_the_created_recorded_before_a_crash(
+    redis: aioredis.Redis, redis_url: str
+) -> None:
+    run = RunStore(redis, redis_url, "R")
+    await run.write_meta({"rows": 1, "chunks": 1, "ready": "1"})
+    await run.record(0, [StoredOutcome(1, "created")])
+    await run.record(0, [StoredOutcome(1, "found", keep_existing=True)])
+    assert (await run.status()).counts["created"] == 1
+    assert [item.outcome async for item in run.outcomes()] == ["created"]

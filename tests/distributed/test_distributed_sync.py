@@ -1,0 +1,164 @@
+"""The distributed sync end to end: worker processes, a real Redis, the fake EnKash as a
+process of its own; workers killed, Redis stopped, a hidden rate cap."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from _dist import FakeProcess, Workers, wire_row, write_rows
+
+from enkash_async.sync._redis_runs import RunStatus, RunStore
+from enkash_async.sync._redis_server import RedisServer
+from enkash_async.sync._saq import JOB_FUNCTION, WorkerSettings, make_queue, run_status, submit
+
+# Fast failure detection for tests: a chunk not touched for 2 s is redone.
+FAST = ("--sweep", "1", "--lease-ttl", "10")
+HEARTBEAT = WorkerSettings(heartbeat=2)
+# Bounds on a whole run (seconds): generous, the machine is shared.
+RUN_TIMEOUT = 150.0
+
+
+async def wait_for(
+    redis_url: str, run: str, done: Callable[[RunStatus], bool], timeout: float = RUN_TIMEOUT
+) -> RunStatus:
+    """Poll the run's status until ``done`` holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = await run_status(redis_url, run)
+        if done(status):
+            return status
+        assert time.monotonic() < deadline, f"run {run} stuck at {status}"
+        await asyncio.sleep(0.1)
+
+
+async def max_attempts(redis_url: str, run: str, chunks: int) -> int:
+    """The most times any chunk of ``run`` was started."""
+    queue = make_queue(redis_url)
+    try:
+        jobs = await queue.jobs(f"{run}:{chunk}" for chunk in range(chunks))
+    finally:
+        await queue.disconnect()
+    assert all(job is not None and job.function == JOB_FUNCTION for job in jobs)
+    return max(job.attempts for job in jobs if job is not None)
+
+
+async def test_a_killed_workers_chunk_is_redone_and_every_customer_exists_once(
+    redis_url: str, workers: Workers, tmp_path: Path
+) -> None:
+    fake = FakeProcess("--fault-rate", "0.1", "--latency-create", "0.005")
+    try:
+        rows = write_rows(tmp_path / "rows.jsonl", [wire_row(i) for i in range(5000)])
+        submitted = await submit(
+            redis_url, str(rows), target=fake.target(), chunk_rows=250, settings=HEARTBEAT
+        )
+        for _ in range(3):
+            workers.start(redis_url, fake.environ(), "--concurrency", "16", *FAST)
+        await wait_for(redis_url, submitted.run, lambda status: status.settled >= 1000)
+        victim = workers.processes[0]
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        status = await wait_for(redis_url, submitted.run, lambda status: status.complete)
+        stats = fake.stats()
+    finally:
+        fake.stop()
+
+    assert (stats["stored"], stats["unique_refs"], stats["duplicate_refs"]) == (5000, 5000, 0)
+    assert stats["faults_injected"].get("after_commit", 0) > 0
+    assert status.counts["failed"] == status.counts["rejected"] == 0
+    assert status.settled == 5000
+    redis = aioredis.Redis.from_url(redis_url)
+    lines = [item.line async for item in RunStore(redis, redis_url, submitted.run).outcomes()]
+    await redis.aclose()
+    assert sorted(lines) == list(range(1, 5001))
+    assert await max_attempts(redis_url, submitted.run, submitted.chunks) >= 2
+
+
+async def test_workers_sharing_a_budget_keep_under_a_hidden_rate_cap(
+    redis_url: str, workers: Workers, tmp_path: Path
+) -> None:
+    cap = 200
+    fake = FakeProcess("--rate-limit", str(cap))
+    try:
+        rows = write_rows(tmp_path / "rows.jsonl", [wire_row(i) for i in range(800)])
+        submitted = await submit(
+            redis_url, str(rows), target=fake.target(), chunk_rows=100, settings=HEARTBEAT
+        )
+        for _ in range(4):
+            workers.start(
+                redis_url, fake.environ(), "--concurrency", "8", "--rate-limit", str(cap * 0.95),
+                *FAST,
+            )  # fmt: skip
+        await wait_for(redis_url, submitted.run, lambda status: status.complete)
+        stats = fake.stats()
+    finally:
+        fake.stop()
+
+    accepted = (stats["created"] - 1) / (stats["last_created_at"] - stats["first_created_at"])
+    assert 0.9 * cap <= accepted <= 1.1 * cap
+    assert stats["rate_limited"] <= 800 * 5 / 1000
+    assert (stats["stored"], stats["duplicate_refs"]) == (800, 0)
+
+
+async def test_workers_sharing_max_concurrency_never_exceed_it_at_the_server(
+    redis_url: str, workers: Workers, tmp_path: Path
+) -> None:
+    fake = FakeProcess("--max-in-flight", "8", "--latency-create", "0.05")
+    try:
+        rows = write_rows(tmp_path / "rows.jsonl", [wire_row(i) for i in range(300)])
+        submitted = await submit(
+            redis_url, str(rows), target=fake.target(), chunk_rows=50, settings=HEARTBEAT
+        )
+        for _ in range(4):
+            workers.start(
+                redis_url, fake.environ(), "--concurrency", "8", "--max-concurrency", "8", *FAST
+            )
+        await wait_for(redis_url, submitted.run, lambda status: status.complete)
+        stats = fake.stats()
+    finally:
+        fake.stop()
+
+    assert stats["peak_in_flight"] <= 8
+    assert stats["rate_limited"] == 0
+    assert (stats["stored"], stats["duplicate_refs"]) == (300, 0)
+
+
+async def test_redis_stopped_mid_run_stops_every_request_and_the_run_resumes_after(
+    redis_server: RedisServer, redis_url: str, workers: Workers, tmp_path: Path
+) -> None:
+    fake = FakeProcess("--latency-create", "0.01")
+    try:
+        rows = write_rows(tmp_path / "rows.jsonl", [wire_row(i) for i in range(1200)])
+        submitted = await submit(
+            redis_url, str(rows), target=fake.target(), chunk_rows=100, settings=HEARTBEAT
+        )
+        for _ in range(2):
+            workers.start(redis_url, fake.environ(), "--concurrency", "8", *FAST)
+        await wait_for(redis_url, submitted.run, lambda status: status.settled >= 300)
+
+        redis_server.stop()
+        await asyncio.sleep(1.5)  # requests already admitted finish
+        sent_then = fake.stats()["requests"].get("create", 0)
+        await asyncio.sleep(2.0)
+        sent_later = fake.stats()["requests"].get("create", 0)
+        redis_server.start()
+
+        status = await wait_for(redis_url, submitted.run, lambda status: status.complete)
+        stats = fake.stats()
+    finally:
+        fake.stop()
+
+    assert sent_later == sent_then  # nothing sent while the budget was unreachable
+    assert "BudgetUnavailableError" in workers.logs() or "SyncStoreError" in workers.logs()
+    assert (stats["stored"], stats["unique_refs"], stats["duplicate_refs"]) == (1200, 1200, 0)
+    assert status.settled == 1200 and status.counts["failed"] == 0
+    redis = aioredis.Redis.from_url(redis_url)
+    budget = [key async for key in redis.scan_iter(match="enkash:budget:*") if b"leases" not in key]
+    admitted = int(await redis.hget(budget[0], "seq") or 0)
+    await redis.aclose()
+    sent = stats["requests"].get("create", 0) + stats["requests"].get("search", 0)
+    assert sent <= admitted  # every request EnKash saw was admitted by the shared budget

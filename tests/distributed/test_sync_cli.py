@@ -1,0 +1,91 @@
+"""``enkash-async sync``: submit, status, report, and the all-local ``sync FILE --fake``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from _dist import FakeProcess, Workers, wire_row, write_rows
+
+from enkash_async.cli import _sync
+
+SYNC = [sys.executable, "-m", "enkash_async.cli._sync"]
+
+
+def sync(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*SYNC, *args], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+
+
+def rows_with_one_reject(path: Path, count: int) -> Path:
+    rows = [wire_row(i) for i in range(count)]
+    del rows[3]["uniqueRefNo"]  # valid, but a sync needs it: rejected unsent
+    return write_rows(path, rows)
+
+
+def test_sync_fake_runs_a_file_on_local_workers_and_prints_the_summary(tmp_path: Path) -> None:
+    rows = rows_with_one_reject(tmp_path / "rows.jsonl", 60)
+    environ = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+
+    done = sync(str(rows), "--workers", "2", "--fake", "--chunk-rows", "20", env=environ)
+
+    assert done.returncode == 0, done.stderr
+    assert "is complete: 59 created, 0 found, 1 rejected, 0 failed" in done.stdout
+    assert "2 workers" in done.stderr
+
+
+def test_submit_prints_the_run_id_last_and_status_and_report_follow_it(
+    redis_url: str, workers: Workers, tmp_path: Path
+) -> None:
+    fake = FakeProcess()
+    try:
+        environ = fake.environ()
+        rows = rows_with_one_reject(tmp_path / "rows.jsonl", 30)
+        submitted = sync("submit", str(rows), "--redis", redis_url, env=environ)
+        assert submitted.returncode == 0, submitted.stderr
+        run = submitted.stdout.strip().splitlines()[-1]
+        workers.start(redis_url, environ)
+
+        status = sync("status", run, "--wait", "--redis", redis_url, env=environ)
+        report = sync("report", run, "--redis", redis_url, env=environ)
+    finally:
+        fake.stop()
+
+    assert status.returncode == 0, status.stderr
+    assert f"run {run} is complete: 29 created, 0 found, 1 rejected, 0 failed" in status.stdout
+    assert report.returncode == 0, report.stderr
+    (reject,) = [json.loads(line) for line in report.stdout.splitlines()]
+    assert (reject["outcome"], reject["line"]) == ("rejected", 4)
+    assert any("uniqueRefNo" in reason for reason in reject["reasons"])
+
+
+def test_status_of_an_unknown_run_says_so(redis_url: str) -> None:
+    done = sync("status", "no-such-run", "--redis", redis_url)
+
+    assert done.returncode == 1
+    assert "Redis has no run 'no-such-run'" in done.stderr
+
+
+def test_a_command_without_redis_says_how_to_give_one() -> None:
+    environ = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+
+    done = sync("status", "some-run", env=environ)
+
+    assert done.returncode == 2
+    assert "give --redis URL or set REDIS_URL" in done.stderr
+
+
+def test_register_adds_the_sync_command_with_its_handler() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    _sync.register(parser.add_subparsers(dest="command"))
+
+    args = parser.parse_args(["sync", "status", "RUN", "--wait"])
+
+    assert args.handler is _sync.run
+    assert (args.form, args.rest) == ("status", ["RUN", "--wait"])
