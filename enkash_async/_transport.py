@@ -121,6 +121,10 @@ def check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError([FieldError("base_url", f"must be an http(s) URL, got {base_url!r}")])
+    if not _is_host_name(parts.hostname):
+        raise ValidationError(
+            [FieldError("base_url", f"{parts.hostname!r} is not a host name a request can use")]
+        )
     if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
         raise ValidationError(
             [
@@ -132,6 +136,22 @@ def check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
             ]
         )
     return base_url.rstrip("/")
+
+
+def _is_host_name(host: str) -> bool:
+    # Checked when the client is built: aiohttp would raise a raw UnicodeError per request.
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        # NFKC maps characters such as "…" to dots, so check the labels after encoding.
+        encoded = host.encode("idna").removesuffix(b".")
+    except UnicodeError:
+        return False
+    labels = encoded.split(b".")
+    return len(encoded) <= 253 and all(0 < len(label) <= 63 for label in labels)
 
 
 def _is_loopback(host: str) -> bool:

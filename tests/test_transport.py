@@ -247,6 +247,12 @@ def test_base_url_must_be_an_http_url(url: str) -> None:
         EnkashClient(url, token="t")
 
 
+@pytest.mark.parametrize("url", ["https://…", "https://a..b", "https://" + "x" * 64 + ".com"])
+def test_base_url_with_a_host_no_request_can_name_is_refused_when_built(url: str) -> None:
+    with pytest.raises(ValidationError, match="base_url"):
+        EnkashClient(url, token="t")
+
+
 async def test_base_url_trailing_slash_is_dropped() -> None:
     async with EnkashClient(BASE + "/", token="t", retry=POLICY) as client:
         with aioresponses() as m:
