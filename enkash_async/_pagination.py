@@ -27,9 +27,9 @@ T = TypeVar("T")
 
 MAX_PAGE_SIZE = 5000
 
-# Measured on 2 cores with 20 ms pages of 1000 (customers/s): 0 -> 25k, 1 -> 32k,
-# 2 -> 58k, 4 -> 50k (more parses compete for the one thread), 8 -> 45k.
-DEFAULT_PREFETCH = 2
+# Measured on 2 cores with 50 ms pages of 1000 (customers/s, msgspec reader): 0 -> 16k,
+# 1 -> 17k, 2 -> 28k, 3 -> 37k, 4 -> 47k, 8 -> 38k (benchmarks/run.py --only sweep).
+DEFAULT_PREFETCH = 4
 
 # While decoding a page, give prefetched pages a turn of the event loop this often
 # (every 200 was too rare for a request to get out while a page of 1000 was consumed).

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import attrs
 
-from enkash_async._fast import loads, paused_gc
+from enkash_async._fast import loads
 from enkash_async._version import __version__
 from enkash_async.errors import (
     APIError,
@@ -388,9 +388,6 @@ def _tls_reason(exc: aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch)
     return getattr(cause, "reason", None) or type(cause).__name__
 
 
-# Above this size a reply is a page of records: parse it with the collector paused.
-_LARGE_BODY = 256 * 1024
-
 # How many redirect statuses are refused, and the few that are worth naming.
 _REDIRECT = range(300, 400)
 
@@ -425,12 +422,8 @@ class Reply:
                 status=self.status,
                 request_id=self.request_id,
             )
-        raw = self.body
         try:
-            if len(raw) < _LARGE_BODY:
-                return parse(raw)
-            with paused_gc():
-                return parse(raw)
+            return parse(self.body)
         except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
             raise self._unreadable(exc) from exc
 
