@@ -15,7 +15,6 @@ import csv
 import itertools
 import json
 import re
-import typing
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -33,6 +32,7 @@ from enkash_async import (
     ValidationError,
 )
 from enkash_async._wire import camel_case, wire_name
+from enkash_async.models import csv_cell_types
 
 __all__ = [
     "READ_ONLY_FIELDS",
@@ -64,22 +64,10 @@ def _wire_names(model: type[Any]) -> frozenset[str]:
     return frozenset(wire_name(field) for field in attrs.fields(model))
 
 
-def _typed(kind: type[Any]) -> frozenset[str]:
-    """The wire names of the create fields typed ``kind`` (or ``kind | None``); read-only
-    fields stay text, since they are dropped unread."""
-    names = set()
-    for model in _MODELS[:3]:
-        hints = typing.get_type_hints(model)
-        for field in attrs.fields(model):
-            hint = hints[field.name]
-            if hint is kind or any(arg is kind for arg in typing.get_args(hint)):
-                names.add(wire_name(field))
-    return frozenset(names)
-
-
-# CSV cells are text; these wire fields are not.
-_BOOLEAN_FIELDS = _typed(bool)
-_INTEGER_FIELDS = _typed(int)
+# CSV cells are text; these wire fields are not (read-only fields stay text: dropped unread).
+_CELL_TYPES = csv_cell_types(CustomerCreate)
+_BOOLEAN_FIELDS = frozenset(name for name, kind in _CELL_TYPES.items() if kind is bool)
+_INTEGER_FIELDS = frozenset(name for name, kind in _CELL_TYPES.items() if kind is int)
 
 
 # What EnKash assigns (in a reply, never in a create): ignored on import, and counted.
