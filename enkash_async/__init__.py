@@ -9,7 +9,7 @@ async with EnkashClient(base_url="https://…", token="…") as client:
 from enkash_async._limits import Limiter, RequestLimiter, RequestSlot
 from enkash_async._pagination import SearchIterator
 from enkash_async._retry import RetryEvent, RetryPolicy
-from enkash_async._transport import Timeouts
+from enkash_async._transport import AiohttpTransport, Reply, Timeouts, Transport
 from enkash_async._version import __version__
 from enkash_async.auth import PasswordCredentials
 from enkash_async.client import ClientStats, Customers, EnkashClient
@@ -54,6 +54,7 @@ from enkash_async.models import (
 
 __all__ = [
     "APIError",
+    "AiohttpTransport",
     "AmbiguousCreateError",
     "AuthenticationError",
     "BadRequestError",
@@ -85,6 +86,7 @@ __all__ = [
     "Reminder",
     "ReminderCreate",
     "ReminderType",
+    "Reply",
     "RequestLimiter",
     "RequestSlot",
     "RequestTimeout",
@@ -95,6 +97,7 @@ __all__ = [
     "SortDirection",
     "TLSError",
     "Timeouts",
+    "Transport",
     "TransportError",
     "UnexpectedResponseError",
     "ValidationError",

@@ -223,6 +223,8 @@ class PasswordLogin(TokenProvider):
                 error_type=getattr(exc, "error_type", None),
                 request_id=getattr(exc, "request_id", None) or reply.request_id,
             )
+            if isinstance(exc, UnexpectedResponseError) and exc.status in range(300, 400):
+                raise  # a redirect: said as such (and, not being a success, never sent again)
             raise self._rejected from exc
         token = data.get("access_token") or data.get("accessToken")
         return token, _lifetime(data.get("expires_in", data.get("expiresIn")))

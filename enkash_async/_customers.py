@@ -27,6 +27,7 @@ from enkash_async._bulk import run_bounded
 from enkash_async._fast import dumps
 from enkash_async._pagination import DEFAULT_PREFETCH, MAX_PAGE_SIZE, SearchIterator
 from enkash_async._retry import AttemptBudget, RetryPolicy, failure_status
+from enkash_async._wire import read_record_reply, read_search_reply
 from enkash_async.errors import (
     AmbiguousCreateError,
     APIError,
@@ -81,8 +82,10 @@ class Api(Protocol):
         retry: RetryPolicy | None = None,
         budget: AttemptBudget | None = None,
         deadline_at: float | None = None,
+        parse: Callable[[bytes], Any] = ...,
     ) -> T:
-        """POST ``body`` to ``path`` with auth and retries; ``decode`` the payload."""
+        """POST ``body`` to ``path`` with auth and retries; ``parse`` the body, ``decode``
+        the payload."""
         ...
 
     def _note_reconciled(self) -> None:
@@ -146,6 +149,7 @@ class Customers:
                     retry=policy,
                     operation="create customer",
                     decode=_created_customer,
+                    parse=read_record_reply,
                     budget=sends,
                     deadline_at=deadline_at,
                 )
@@ -261,6 +265,7 @@ class Customers:
             retry=policy,
             operation=f"look up customer {ref!r}",
             decode=_convert.page_records_from_wire,
+            parse=read_search_reply,
             budget=budget,
             deadline_at=deadline_at,
         )
@@ -434,6 +439,7 @@ class Customers:
                 retry=retry,
                 operation=f"search customers (offset {offset})",
                 decode=_convert.page_records_from_wire,
+                parse=read_search_reply,
             )
 
         return SearchIterator(
@@ -479,7 +485,7 @@ def _record_key(record: Any) -> Hashable:
 def _created_customer(payload: Any) -> Customer:
     if payload is None:
         raise UnexpectedResponseError("create succeeded but the reply has no payload")
-    return _convert.customer_from_wire(payload)
+    return _convert.customer_from_record(payload)
 
 
 def _is_ambiguous(error: EnkashError) -> bool:

@@ -21,7 +21,7 @@ from enkash_async._fast import paused_gc
 from enkash_async.errors import PaginationDriftWarning, PaginationError
 from enkash_async.models import Page
 
-__all__ = ["DEFAULT_PREFETCH", "MAX_PAGE_SIZE", "SearchIterator"]
+__all__ = ["DEFAULT_PREFETCH", "MAX_PAGE_SIZE", "PAGE_SLACK", "SearchIterator"]
 
 T = TypeVar("T")
 
@@ -34,6 +34,10 @@ DEFAULT_PREFETCH = 2
 # While decoding a page, give prefetched pages a turn of the event loop this often
 # (every 200 was too rare for a request to get out while a page of 1000 was consumed).
 _YIELD_EVERY = 50
+
+# Pages a search may request beyond what its first ``records_count`` calls for: room for
+# rows inserted while it runs, never for a server that ignores the offset.
+PAGE_SLACK = 2
 
 # A fetch returns a page's raw records (decoded later, by ``decode``) and the total.
 Fetch = Callable[[int, int], Awaitable[tuple[list[Any], "int | None"]]]
@@ -64,6 +68,12 @@ class SearchIterator(Generic[T]):
     - ``consistent=True``: a change of ``records_count`` (or a short page before it is
       reached) raises ``PaginationError``, so an iteration that completes saw one
       unchanging total and skipped nothing silently.
+
+    Whatever the server sends, a search cannot run away: it sends at most the requests
+    its first ``records_count`` calls for plus ``PAGE_SLACK`` (2) pages, yields no more
+    items than ``max_items`` nor than the largest ``records_count`` reported, and
+    raises ``PaginationError`` instead of going past either, for a page of more records
+    than the ``limit`` asked for, and for a page that repeats any earlier page.
     """
 
     def __init__(
@@ -124,7 +134,11 @@ class SearchIterator(Generic[T]):
 
     async def collect(self) -> list[T]:
         """Every result in a list (mind the memory for large searches)."""
-        return [item async for item in self]
+        items: list[T] = []
+        async with contextlib.aclosing(self.pages()) as pages:
+            async for page in pages:
+                items.extend(page.items)
+        return items
 
     async def pages(self) -> AsyncGenerator[Page[T], None]:
         """Yield each page in order, as a :class:`Page` of decoded items."""
@@ -141,16 +155,28 @@ class SearchIterator(Generic[T]):
         total: int | None = None
         position = self.start_offset  # the next offset not yet requested
         in_flight: deque[tuple[int, int, asyncio.Task[tuple[list[Any], int | None]]]] = deque()
-        previous: tuple[Hashable, ...] | None = None
+        seen_pages: set[tuple[Hashable, ...]] = set()
         seen: set[Hashable] = set()
+        requests = 0
+        max_requests: int | None = None  # known once the first total is
+        most_items: int | None = None  # the largest total reported, less the start
+        items_out = 0
 
         def request_next() -> None:
-            nonlocal position
+            nonlocal position, requests
+            if max_requests is not None and requests >= max_requests:
+                raise PaginationError(
+                    f"the search needs more than the {max_requests} requests its first "
+                    f"records_count ({first_total}) calls for, plus {PAGE_SLACK} spare; "
+                    "stopping instead of running on"
+                )
             limit = self.page_size if cap is None else min(self.page_size, cap - position)
             task = asyncio.ensure_future(self._fetch(position, limit))
             in_flight.append((position, limit, task))
             position += limit
+            requests += 1
 
+        first_total: int | None = None
         try:
             while True:
                 if not in_flight:
@@ -159,23 +185,42 @@ class SearchIterator(Generic[T]):
                     request_next()
                 offset, limit, task = in_flight.popleft()
                 items, records_count = await task
+                if len(items) > limit:
+                    raise PaginationError(
+                        f"offset {offset} returned {len(items)} records for a limit of {limit}: "
+                        "the offsets can no longer be trusted"
+                    )
                 page = _make_page(items, offset, limit, records_count, cap)
                 if records_count is not None:
+                    if first_total is None:
+                        first_total = records_count
+                        first_end = records_count if cap is None else min(cap, records_count)
+                        pages = -(-max(0, first_end - self.start_offset) // self.page_size)
+                        max_requests = pages + PAGE_SLACK
                     if total is not None and records_count != total:
                         page = attrs.evolve(page, count_changed=True)
                         self._drifted(offset, total, records_count)
                     total = records_count
+                    most = max(0, records_count - self.start_offset)
+                    most_items = most if most_items is None else max(most_items, most)
                 signature = self._signature(items)
-                # A page equal to the one before is a server ignoring the offset, unless
+                # A page equal to an earlier one is a server ignoring the offset, unless
                 # the total changed too: then rows were inserted ahead (drift, reported).
-                if signature is not None and signature == previous and not page.count_changed:
+                if signature is not None and signature in seen_pages and not page.count_changed:
                     raise PaginationError(
-                        f"offset {offset} returned the same page as the offset before it; "
+                        f"offset {offset} returned the same page as an earlier offset; "
                         "stopping instead of looping forever"
                     )
-                previous = signature
+                if signature is not None:
+                    seen_pages.add(signature)
                 if self.dedupe and self._key is not None:
                     page = attrs.evolve(page, items=self._unseen(items, seen))
+                items_out += len(page.items)
+                if most_items is not None and items_out > most_items:
+                    raise PaginationError(
+                        f"the search yielded more than the {most_items} records EnKash "
+                        "reported; stopping instead of running on"
+                    )
                 if page.next_offset is None:
                     self._check_short_end(offset, limit, len(items), records_count, cap)
                     yield page

@@ -1,10 +1,13 @@
-"""HTTP to EnKash over aiohttp, and EnKash's reply envelope.
+"""HTTP to EnKash, and EnKash's reply envelope.
 
-The transport sends one request and turns the reply into a payload or an
-:class:`~enkash_async.errors.EnkashError`. It knows the envelope every EnKash API
-shares (``errorResponse``, ``payload``, ``response_code``, ``response_message``) but
-nothing of customers, and it never retries: that is ``_retry``'s job. Every aiohttp,
-asyncio and JSON exception is translated here, where it arises.
+:class:`Transport` is the seam (a Protocol): it sends one request and returns the
+:class:`Reply` (status, headers, body bytes), bounded in size and never following a
+redirect; :class:`AiohttpTransport` is the one over aiohttp. ``Reply.payload`` turns a
+reply into the envelope's payload or an :class:`~enkash_async.errors.EnkashError`; it
+knows the envelope every EnKash API shares (``errorResponse``, ``payload``,
+``response_code``, ``response_message``) but nothing of customers. Nothing here
+retries: that is ``_retry``'s job. Every aiohttp, asyncio and JSON exception is
+translated here, where it arises.
 """
 
 from __future__ import annotations
@@ -118,6 +121,10 @@ def check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError([FieldError("base_url", f"must be an http(s) URL, got {base_url!r}")])
+    if not _is_host_name(parts.hostname):
+        raise ValidationError(
+            [FieldError("base_url", f"{parts.hostname!r} is not a host name a request can use")]
+        )
     if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
         raise ValidationError(
             [
@@ -129,6 +136,22 @@ def check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
             ]
         )
     return base_url.rstrip("/")
+
+
+def _is_host_name(host: str) -> bool:
+    # Checked when the client is built: aiohttp would raise a raw UnicodeError per request.
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        # NFKC maps characters such as "…" to dots, so check the labels after encoding.
+        encoded = host.encode("idna").removesuffix(b".")
+    except UnicodeError:
+        return False
+    labels = encoded.split(b".")
+    return len(encoded) <= 253 and all(0 < len(label) <= 63 for label in labels)
 
 
 def _is_loopback(host: str) -> bool:
@@ -205,6 +228,7 @@ class AiohttpTransport:
         self.max_reply_bytes = max_reply_bytes
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closer: asyncio.Task[None] | None = None
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._closed:
@@ -221,6 +245,9 @@ class AiohttpTransport:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=self._ssl)
             self._session = aiohttp.ClientSession(connector=connector)
+            # Closes the session when the loop ends (asyncio.run cancels every task left),
+            # so a client never closed leaves no connection to warn about.
+            self._closer = loop.create_task(_close_when_cancelled(self._session))
         elif self._session.closed:  # only a caller's own session can be closed under us
             raise EnkashError("the aiohttp session given to the client is closed")
         return self._session
@@ -228,6 +255,11 @@ class AiohttpTransport:
     async def aclose(self) -> None:
         """Close the session if this transport made it. Safe to call twice."""
         self._closed = True
+        if self._closer is not None:
+            self._closer.cancel()
+            if self._loop is asyncio.get_running_loop():
+                await asyncio.gather(self._closer, return_exceptions=True)
+            self._closer = None
         if self._owns_session and self._session is not None:
             await self._session.close()
         self._session = None
@@ -336,6 +368,13 @@ class AiohttpTransport:
                     status=response.status,
                     request_id=request_id,
                 )
+
+
+async def _close_when_cancelled(session: aiohttp.ClientSession) -> None:
+    try:
+        await asyncio.get_running_loop().create_future()  # until cancelled
+    finally:
+        await session.close()
 
 
 def _tls_reason(exc: aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch) -> str:

@@ -6,14 +6,18 @@ so tests of retries, auth and reconciliation script replies without mocking aioh
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+import asyncio
+import inspect
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from enkash_async import EnkashClient, RetryPolicy
 from enkash_async._fast import dumps
-from enkash_async._transport import Reply, Timeouts
+
+if TYPE_CHECKING:
+    from enkash_async._transport import Reply, Timeouts
 
 BASE = "https://api.enkash.test"
 CREATE_PATH = "/api/v0/customer"
@@ -54,6 +58,8 @@ def reply(
     data: Any = None, status: int = 200, *, headers: Mapping[str, str] | None = None
 ) -> Reply:
     """A reply whose body is ``data`` as JSON (bytes as they are)."""
+    from enkash_async._transport import Reply  # here, so the tests' "before" runs import
+
     body = data if isinstance(data, bytes) else dumps(data)
     return Reply(status=status, headers=dict(headers or {}), body=body, request_id="")
 
@@ -72,7 +78,7 @@ class Sent:
 
 
 # An answer: a Reply, an exception to raise, or a function of the request giving either.
-Answer = Reply | BaseException | Callable[[Sent], "Reply | BaseException"]
+Answer = Any  # a Reply, a BaseException, or a Callable[[Sent], Reply | BaseException]
 
 
 class FakeTransport:
@@ -121,6 +127,8 @@ class FakeTransport:
             raise AssertionError(f"unexpected request to {path}")
         if callable(answer) and not isinstance(answer, BaseException):
             answer = answer(sent)
+            if inspect.isawaitable(answer):
+                answer = await answer
         if isinstance(answer, BaseException):
             raise answer
         return attrs.evolve(answer, request_id=request_id)
@@ -137,3 +145,26 @@ def fake_client(
     return EnkashClient(
         BASE, transport=transport, retry=policy or RetryPolicy(sleep=no_sleep), **kwargs
     )
+
+
+def new_customer(ref: str | None = "ERP-0000001", name: str = "Acme Traders Pvt Ltd") -> Any:
+    """A valid CustomerCreate."""
+    from enkash_async import CustomerCreate, KeyContactCreate
+
+    return CustomerCreate(
+        legal_name=name,
+        customer_key_contacts=[
+            KeyContactCreate(name="Asha Rao", legal_name=name, mobile="9876543210")
+        ],
+        unique_ref_no=ref,
+    )
+
+
+def other_tasks() -> set[asyncio.Task[Any]]:
+    """Tasks left running but the caller, and the transport's own (it closes the session
+    when the loop ends)."""
+    return {
+        task
+        for task in asyncio.all_tasks() - {asyncio.current_task()}
+        if task.get_coro().__name__ != "_close_when_cancelled"  # type: ignore[union-attr]
+    }

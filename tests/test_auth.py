@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from _support import BASE, no_sleep
 from aioresponses import CallbackResult, aioresponses
 
 from enkash_async import (
@@ -23,7 +24,6 @@ from enkash_async import (
 from enkash_async._auth import PasswordLogin
 from enkash_async._transport import AiohttpTransport
 
-BASE = "https://api.enkash.test"
 LOGIN = f"{BASE}/oauth/token"
 SEARCH = re.compile(r"^https://api\.enkash\.test/api/v0/customer/search\?")
 CREDS = PasswordCredentials(
@@ -31,11 +31,7 @@ CREDS = PasswordCredentials(
 )
 
 
-async def _no_sleep(seconds: float) -> None:
-    pass
-
-
-POLICY = RetryPolicy(sleep=_no_sleep)
+POLICY = RetryPolicy(sleep=no_sleep)
 
 
 def ok(payload: Any) -> dict[str, Any]:

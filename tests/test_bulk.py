@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from _support import BASE, no_sleep, other_tasks
 from aioresponses import CallbackResult, aioresponses
 
 from enkash_async import (
@@ -31,12 +32,7 @@ from enkash_async import (
 )
 from enkash_async.testing import FakeEnkash, Fault
 
-BASE = "https://api.enkash.test"
 CREATE = f"{BASE}/api/v0/customer"
-
-
-async def _no_sleep(seconds: float) -> None:
-    pass
 
 
 def new_customer(i: int, *, name: str | None = None, ref: bool = True) -> CustomerCreate:
@@ -99,17 +95,13 @@ def endpoint() -> Iterator[Endpoint]:
 
 @pytest.fixture
 async def client() -> AsyncIterator[EnkashClient]:
-    async with EnkashClient(BASE, token="t", retry=RetryPolicy(sleep=_no_sleep)) as c:
+    async with EnkashClient(BASE, token="t", retry=RetryPolicy(sleep=no_sleep)) as c:
         yield c
 
 
 async def _settle() -> None:
     for _ in range(20):
         await asyncio.sleep(0)
-
-
-def _other_tasks() -> set[asyncio.Task[Any]]:
-    return asyncio.all_tasks() - {asyncio.current_task()}
 
 
 def check_one_result_per_input(results: list[CreateResult], inputs: list[Any]) -> None:
@@ -325,7 +317,7 @@ async def test_closing_the_results_early_cancels_the_creates_in_flight(
     assert endpoint.cancelled == 4  # the four hanging creates in flight at the break
     assert len(endpoint.bodies) == 5  # nothing further was started
     await _settle()
-    assert _other_tasks() == set()
+    assert other_tasks() == set()
     assert client.limiter.in_flight == 0
     gc.collect()
     assert loop_errors == []
@@ -343,7 +335,7 @@ async def test_breaking_out_without_closing_cancels_once_the_results_are_dropped
     assert endpoint.in_flight == 0
     assert endpoint.cancelled == len(endpoint.bodies) - 1 >= 4  # every hanging create
     assert len(endpoint.bodies) <= 6
-    assert _other_tasks() == set()
+    assert other_tasks() == set()
     assert client.limiter.in_flight == 0
     assert loop_errors == []
 
@@ -366,7 +358,7 @@ async def test_cancelling_the_consumer_cancels_the_creates_in_flight(
         await task
     assert endpoint.in_flight == 0 and endpoint.cancelled == 3
     await _settle()
-    assert _other_tasks() == set()
+    assert other_tasks() == set()
     assert loop_errors == []
 
 

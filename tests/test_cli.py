@@ -670,7 +670,9 @@ async def test_import_progress_bar_has_the_file_rows_as_total_and_advances_once_
 
     assert await cli("customers", "import", str(source)) == 0
 
-    (bar,) = bars
+    scan, bar = bars
+    assert scan.description == "reading EnKash's customers"
+    assert scan.total == scan.advanced == 200  # the server's customers, read once
     assert str(source) in bar.description
     assert bar.total == 12
     assert bar.advanced == server.stats.created == 12
@@ -921,7 +923,7 @@ async def test_import_rerun_after_a_checkpoint_write_fails_mid_import_duplicates
     async def disk_fills_up(self: SqliteCheckpoint, ref: str, customer_id: str | None) -> None:
         calls["done"] += 1
         if calls["done"] == 6:
-            raise CheckpointError("database or disk is full", path=self.path)
+            raise CheckpointError("database or disk is full", store=self.path)
         await original(self, ref, customer_id)
 
     monkeypatch.setattr(SqliteCheckpoint, "mark_done", disk_fills_up)
@@ -1127,6 +1129,27 @@ def test_page_size_help_gives_its_range(capsys: pytest.CaptureFixture[str]) -> N
     assert "1-5000" in capsys.readouterr().out
 
 
+async def test_search_table_prints_each_page_as_it_arrives(
+    start: Start, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    server = await start(customers=300)
+    server.inject(Fault.latency(0.5), route="search")  # every page is slow
+    use(server, monkeypatch)
+    output = tmp_path / "table.txt"
+    argv = ["customers", "search", "--format", "table", "--page-size", "100"]
+    command = asyncio.ensure_future(run(*argv, "--output", str(output)))
+
+    for _ in range(1000):  # bounded: 10 s
+        if output.exists() and len(output.read_text(encoding="utf-8").splitlines()) > 100:
+            break
+        await asyncio.sleep(0.01)
+    shown_early = not command.done()
+
+    assert await command == 0
+    assert shown_early, "the first page was not printed before the search ended"
+    assert output.read_text(encoding="utf-8").rstrip().endswith("300 customers")
+
+
 async def test_search_table_shows_an_empty_field_as_blank_and_counts_in_words(
     start: Start, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -1143,7 +1166,9 @@ async def test_search_table_shows_an_empty_field_as_blank_and_counts_in_words(
 
 
 async def test_a_refused_login_counts_refusals_and_warns_of_the_lock(
-    cli: Run, server: FakeEnkash, monkeypatch: pytest.MonkeyPatch,
+    cli: Run,
+    server: FakeEnkash,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("ENKASH_PASSWORD", "wrong")
@@ -1153,9 +1178,9 @@ async def test_a_refused_login_counts_refusals_and_warns_of_the_lock(
     assert await run("customers", "search") == 1
     second = capsys.readouterr().err
 
-    assert "refusal 1 of 3" in first
-    assert "refusal 2 of 3" in second
-    assert "1 more and EnKash locks the account" in second
+    assert "refusal 1 seen" in first
+    assert "refusal 2 seen" in second
+    assert "locks an account after 3 refused logins, so 1 more and EnKash locks" in second
     assert "ENKASH_PASSWORD" in second
 
 

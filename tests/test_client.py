@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from _support import BASE, no_sleep
 from aioresponses import aioresponses
 
 from enkash_async import (
@@ -26,12 +27,7 @@ from enkash_async import (
     ValidationError,
 )
 
-BASE = "https://api.enkash.test"
 CREATE = f"{BASE}/api/v0/customer"
-
-
-async def _no_sleep(seconds: float) -> None:
-    pass
 
 
 CONTACT = KeyContactCreate(name="Asha Rao", legal_name="Acme Traders Pvt Ltd", mobile="9876543210")
@@ -60,7 +56,7 @@ def ok(payload: Any) -> dict[str, Any]:
 
 @pytest.fixture
 async def client() -> AsyncIterator[EnkashClient]:
-    async with EnkashClient(BASE, token="t", retry=RetryPolicy(sleep=_no_sleep)) as c:
+    async with EnkashClient(BASE, token="t", retry=RetryPolicy(sleep=no_sleep)) as c:
         yield c
 
 

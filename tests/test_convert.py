@@ -758,3 +758,19 @@ def test_a_record_reply_payload_that_is_no_object_is_refused_when_read() -> None
 @pytest.mark.parametrize("body", [b"[1, 2]", b'"text"', b'{"payload": {"a": NaN}}'])
 def test_a_record_reply_of_another_shape_is_parsed_whole_like_any_reply(body: bytes) -> None:
     assert repr(read_record_reply(body)) == repr(json.loads(body))
+
+
+@pytest.mark.parametrize("read", [read_search_reply, read_record_reply])
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        {"payload": None, "response_code": 117, "response_message": "token expired"},
+        {"payload": None, "errorResponse": {"errorType": "SYSTEM_ERROR"}, "message": "down"},
+        {"payload": {"data": []}, "response_code": "7", "error": "odd"},
+    ],
+)
+def test_a_reply_that_is_not_a_plain_success_is_parsed_whole(
+    read: Any, envelope: dict[str, Any]
+) -> None:
+    body = json.dumps(envelope).encode()
+    assert read(body) == envelope  # every key kept: an error's message may be in any

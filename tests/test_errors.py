@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from _support import BASE
 from aioresponses import aioresponses
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -42,7 +43,6 @@ from enkash_async import (
 )
 from enkash_async._transport import Reply, raise_for_envelope
 
-BASE = "https://api.enkash.test"
 SEARCH = re.compile(r"^https://api\.enkash\.test/api/v0/customer/search\?")
 CREATE = f"{BASE}/api/v0/customer"
 NO_RETRY = RetryPolicy.none()
@@ -403,8 +403,12 @@ async def test_connect_timeout_and_dns_failure_are_connect_errors(
 
 @pytest.mark.parametrize(
     "make_error",
-    [lambda: asyncio.TimeoutError(), lambda: aiohttp.SocketTimeoutError("read timed out")],
-    ids=["total", "socket-read"],
+    [
+        lambda: asyncio.TimeoutError(),
+        lambda: aiohttp.SocketTimeoutError("read timed out"),
+        lambda: TimeoutError(),  # on Python 3.10 not an asyncio.TimeoutError
+    ],
+    ids=["total", "socket-read", "builtin"],
 )
 async def test_read_timeout_is_request_timeout(
     client: EnkashClient, make_error: Callable[[], Exception]
@@ -414,7 +418,7 @@ async def test_read_timeout_is_request_timeout(
         with pytest.raises(RequestTimeout) as info:
             await search_once(client)
     assert info.value.sent is True
-    assert isinstance(info.value.__cause__, asyncio.TimeoutError)
+    assert isinstance(info.value.__cause__, (asyncio.TimeoutError, TimeoutError))
 
 
 async def _serve_once(

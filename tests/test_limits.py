@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from _support import BASE, no_sleep
 from aioresponses import CallbackResult, aioresponses
 
 from enkash_async import (
@@ -31,13 +32,8 @@ from enkash_async import (
 from enkash_async._limits import RequestLimiter
 from enkash_async.testing import FakeEnkash
 
-BASE = "https://api.enkash.test"
 SEARCH = re.compile(r"^https://api\.enkash\.test/api/v0/customer/search\?")
 PAGE = {"payload": {"data": [], "recordsCount": 0}, "response_code": 0}
-
-
-async def _no_sleep(seconds: float) -> None:
-    pass
 
 
 async def _settle() -> None:
@@ -271,7 +267,7 @@ def test_bad_limits_are_refused(kwargs: dict[str, Any]) -> None:
 @pytest.mark.parametrize("status", [429, 503])
 async def test_client_overload_reply_halves_the_window(status: int) -> None:
     async with EnkashClient(
-        BASE, token="t", max_concurrency=16, retry=RetryPolicy(sleep=_no_sleep)
+        BASE, token="t", max_concurrency=16, retry=RetryPolicy(sleep=no_sleep)
     ) as client:
         with aioresponses() as m:
             m.post(SEARCH, status=status, payload={"errorResponse": {}})
@@ -284,7 +280,7 @@ async def test_client_overload_reply_halves_the_window(status: int) -> None:
 
 async def test_client_other_errors_do_not_shrink_the_window() -> None:
     async with EnkashClient(
-        BASE, token="t", max_concurrency=16, retry=RetryPolicy(sleep=_no_sleep)
+        BASE, token="t", max_concurrency=16, retry=RetryPolicy(sleep=no_sleep)
     ) as client:
         with aioresponses() as m:
             for status in (500, 502, 504):

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from _support import BASE, no_sleep, other_tasks
 from aioresponses import CallbackResult, aioresponses
 
 from enkash_async import (
@@ -27,12 +28,7 @@ from enkash_async import (
     ValidationError,
 )
 
-BASE = "https://api.enkash.test"
 SEARCH = re.compile(r"^https://api\.enkash\.test/api/v0/customer/search\?")
-
-
-async def _no_sleep(seconds: float) -> None:
-    pass
 
 
 def customer(i: int) -> dict[str, Any]:
@@ -92,7 +88,7 @@ class Ledger:
 
 @pytest.fixture
 async def client() -> AsyncIterator[EnkashClient]:
-    async with EnkashClient(BASE, token="t", retry=RetryPolicy(sleep=_no_sleep)) as c:
+    async with EnkashClient(BASE, token="t", retry=RetryPolicy(sleep=no_sleep)) as c:
         yield c
 
 
@@ -400,7 +396,7 @@ async def test_error_in_a_prefetched_page_surfaces_after_the_pages_before_it(
     assert info.value.status == 404
     assert ids(seen) == list(range(30))
     assert 40 not in ledger.answered  # cancelled, not awaited
-    assert _other_tasks() == set()
+    assert other_tasks() == set()
     gc.collect()
     assert loop_errors == []
 
@@ -416,7 +412,7 @@ async def test_breaking_out_early_leaves_no_task_or_warning(
             if found.id == 14:
                 break
         await _settle()
-        assert _other_tasks() == set()
+        assert other_tasks() == set()
     assert ledger.answered == [0, 10]  # the pages still in flight were cancelled
     gc.collect()
     assert loop_errors == []
@@ -426,7 +422,3 @@ async def test_breaking_out_early_leaves_no_task_or_warning(
 async def _settle() -> None:
     for _ in range(50):
         await asyncio.sleep(0)
-
-
-def _other_tasks() -> set[asyncio.Task[Any]]:
-    return asyncio.all_tasks() - {asyncio.current_task()}

@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.client_reqrep import ConnectionKey
+from _support import BASE, CREATE_PATH, SEARCH_PATH, FakeTransport, fake_client, no_sleep, reply
 from aioresponses import aioresponses
 
 from enkash_async import (
@@ -33,6 +33,7 @@ from enkash_async import (
     EnkashClient,
     EnkashError,
     KeyContactCreate,
+    PaginationError,
     RateLimitError,
     RequestTimeout,
     RetryPolicy,
@@ -44,15 +45,9 @@ from enkash_async import (
 )
 from enkash_async.testing import FakeEnkash, Fault
 
-BASE = "https://api.enkash.test"
 CREATE = f"{BASE}/api/v0/customer"
 SEARCH = re.compile(r"^https://api\.enkash\.test/api/v0/customer/search\?")
-CONNECTION_KEY = ConnectionKey("api.enkash.test", 443, True, True, None, None, None)
 REF = "ERP-0000042"
-
-
-async def _no_sleep(seconds: float) -> None:
-    pass
 
 
 def new_customer(ref: str | None = REF, name: str = "Acme Traders Pvt Ltd") -> CustomerCreate:
@@ -88,7 +83,7 @@ def failed(error_type: str = "SYSTEM_ERROR", code: int = 500) -> dict[str, Any]:
 
 @pytest.fixture
 async def client() -> AsyncIterator[EnkashClient]:
-    async with EnkashClient(BASE, token="t", retry=RetryPolicy(sleep=_no_sleep)) as c:
+    async with EnkashClient(BASE, token="t", retry=RetryPolicy(sleep=no_sleep)) as c:
         yield c
 
 
@@ -347,17 +342,15 @@ async def test_a_4xx_is_not_ambiguous_whatever_error_type_it_carries(
     assert info.value.status == 409
 
 
-async def test_connect_error_after_retries_is_raised_without_lookup(
-    client: EnkashClient,
-) -> None:
-    refused = aiohttp.ClientConnectorError(CONNECTION_KEY, ConnectionRefusedError(111, "no"))
-    with aioresponses() as m:
-        for _ in range(4):
-            m.post(CREATE, exception=refused)
+async def test_connect_error_after_retries_is_raised_without_lookup() -> None:
+    transport = FakeTransport().answer(
+        CREATE_PATH, ConnectError("could not connect to EnKash: refused"), repeat=True
+    )
+    async with fake_client(transport) as client:
         with pytest.raises(ConnectError):
             await client.customers.create(new_customer())
-        assert len(creates(m)) == 4  # never reached EnKash: safe to resend
-        assert lookups(m) == []
+    assert len(transport.to(CREATE_PATH)) == 4  # never reached EnKash: safe to resend
+    assert transport.to(SEARCH_PATH) == []
 
 
 @pytest.mark.parametrize("status", [429, 503])
@@ -511,3 +504,28 @@ async def test_an_ambiguous_create_waits_before_looking_up_its_ref() -> None:
         assert customer.unique_ref_no == "ERP-WAIT-1"
         assert server.stats.requests["search"] == 1
     assert lookups_at_each_wait[0] == 0
+
+
+# --------------------------------------------------------------------------- find_by_unique_ref
+
+
+async def test_find_by_unique_ref_takes_only_an_exact_match_from_a_loose_filter() -> None:
+    loose = found(stored("CUST1", ref="ERP-0000042-B"), stored("CUST2", ref=REF))
+    transport = FakeTransport().answer(SEARCH_PATH, reply(loose))
+    async with fake_client(transport) as client:
+        customer = await client.customers.find_by_unique_ref(REF)
+    assert customer is not None and customer.customer_id == "CUST2"
+
+
+async def test_find_by_unique_ref_is_none_when_every_match_is_another_ref() -> None:
+    transport = FakeTransport().answer(SEARCH_PATH, reply(found(stored("CUST1", ref="OTHER"))))
+    async with fake_client(transport) as client:
+        assert await client.customers.find_by_unique_ref(REF) is None
+
+
+async def test_find_by_unique_ref_cannot_tell_when_more_matched_than_it_read() -> None:
+    page = found(*[stored(f"C{i}", ref=f"OTHER-{i}") for i in range(20)], total=500)
+    transport = FakeTransport().answer(SEARCH_PATH, reply(page))
+    async with fake_client(transport) as client:
+        with pytest.raises(PaginationError):
+            await client.customers.find_by_unique_ref(REF)

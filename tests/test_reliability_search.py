@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+from _support import BASE, no_sleep
 from aioresponses import CallbackResult, aioresponses
 
 from enkash_async import (
@@ -32,12 +33,7 @@ from enkash_async import (
 )
 from enkash_async.testing import FakeEnkash
 
-BASE = "https://api.enkash.test"
 SEARCH = re.compile(r"^https://api\.enkash\.test/api/v0/customer/search\?")
-
-
-async def _no_sleep(seconds: float) -> None:
-    pass
 
 
 class Table:
@@ -68,7 +64,7 @@ class Table:
 
 @pytest.fixture
 async def client() -> AsyncIterator[EnkashClient]:
-    async with EnkashClient(BASE, token="t", retry=RetryPolicy(sleep=_no_sleep)) as c:
+    async with EnkashClient(BASE, token="t", retry=RetryPolicy(sleep=no_sleep)) as c:
         yield c
 
 

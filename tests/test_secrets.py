@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from _support import BASE, no_sleep
 from aioresponses import CallbackResult, aioresponses
 
 from enkash_async import (
@@ -24,7 +25,6 @@ from enkash_async import (
     ValidationError,
 )
 
-BASE = "https://api.enkash.test"
 LOGIN = f"{BASE}/oauth/token"
 SEARCH = re.compile(r"^https://api\.enkash\.test/api/v0/customer/search\?")
 
@@ -44,10 +44,6 @@ SECRETS = [
 ]
 PAGE = {"payload": {"data": [{"customerId": "C1", "id": 1}], "recordsCount": 1}}
 REJECTED = {"errorResponse": {"errorType": "UNAUTHORIZED", "errorMessage": "token expired"}}
-
-
-async def _no_sleep(seconds: float) -> None:
-    pass
 
 
 def assert_no_secret(text: str) -> None:
@@ -110,7 +106,7 @@ def test_from_env_error_names_variables_but_not_values() -> None:
 
 async def test_errors_hide_secrets() -> None:
     errors: list[BaseException] = []
-    policy = RetryPolicy(max_attempts=2, sleep=_no_sleep)
+    policy = RetryPolicy(max_attempts=2, sleep=no_sleep)
     async with (
         EnkashClient(BASE, credentials=CREDS, retry=policy) as by_login,
         EnkashClient(BASE, token=STATIC_TOKEN, retry=policy) as by_token,
@@ -142,7 +138,7 @@ async def test_logs_hide_secrets_across_login_retries_and_failures(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     events: list[RetryEvent] = []
-    policy = RetryPolicy(sleep=_no_sleep, on_retry=events.append)
+    policy = RetryPolicy(sleep=no_sleep, on_retry=events.append)
     logins = Logins()
     async with EnkashClient(BASE, credentials=CREDS, retry=policy) as client:
         with aioresponses() as m:

@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from _support import BASE, no_sleep
 from aioresponses import aioresponses
 
 import enkash_async
@@ -23,15 +24,10 @@ from enkash_async import (
     ValidationError,
 )
 
-BASE = "https://api.enkash.test"
 SEARCH = re.compile(r"^https://api\.enkash\.test/api/v0/customer/search\?")
 
 
-async def _no_sleep(seconds: float) -> None:
-    pass
-
-
-POLICY = RetryPolicy(sleep=_no_sleep)
+POLICY = RetryPolicy(sleep=no_sleep)
 PAGE = {"payload": {"data": [{"customerId": "C1", "id": 1}], "recordsCount": 1}}
 
 
@@ -248,6 +244,12 @@ def test_plain_http_is_allowed_when_asked_for() -> None:
 @pytest.mark.parametrize("url", ["ftp://api.enkash.com", "api.enkash.com", "https://"])
 def test_base_url_must_be_an_http_url(url: str) -> None:
     with pytest.raises(ValidationError):
+        EnkashClient(url, token="t")
+
+
+@pytest.mark.parametrize("url", ["https://…", "https://a..b", "https://" + "x" * 64 + ".com"])
+def test_base_url_with_a_host_no_request_can_name_is_refused_when_built(url: str) -> None:
+    with pytest.raises(ValidationError, match="base_url"):
         EnkashClient(url, token="t")
 
 

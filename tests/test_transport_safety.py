@@ -8,16 +8,15 @@ at once and without retrying, and a client told to trust it must get through.
 from __future__ import annotations
 
 import re
-import shutil
 import ssl
-import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import attrs
 import pytest
+from _support import no_sleep
 from aiohttp import web
 from aiohttp.client_reqrep import ConnectionKey
 from aioresponses import aioresponses
@@ -46,10 +45,6 @@ NEW = CustomerCreate(
     ],
     unique_ref_no="ERP-0000001",
 )
-
-
-async def _no_sleep(seconds: float) -> None:
-    pass
 
 
 @attrs.define
@@ -166,7 +161,7 @@ TLS_FAILURES = [certificate_error, handshake_error, fingerprint_error]
 @pytest.mark.parametrize("failure", TLS_FAILURES)
 async def test_tls_failure_on_search_is_raised_at_once_not_retried(failure: Any) -> None:
     retries = Retries()
-    policy = RetryPolicy(sleep=_no_sleep, on_retry=retries)
+    policy = RetryPolicy(sleep=no_sleep, on_retry=retries)
     async with EnkashClient(BASE, token="t", retry=policy) as client:
         with aioresponses() as m:
             m.post(SEARCH, exception=failure())
@@ -180,7 +175,7 @@ async def test_tls_failure_on_search_is_raised_at_once_not_retried(failure: Any)
 
 @pytest.mark.parametrize("failure", TLS_FAILURES)
 async def test_tls_failure_on_create_is_neither_retried_nor_reconciled(failure: Any) -> None:
-    async with EnkashClient(BASE, token="t", retry=RetryPolicy(sleep=_no_sleep)) as client:
+    async with EnkashClient(BASE, token="t", retry=RetryPolicy(sleep=no_sleep)) as client:
         with aioresponses() as m:
             m.post(CREATE, exception=failure())
             with pytest.raises(TLSError):
@@ -190,7 +185,7 @@ async def test_tls_failure_on_create_is_neither_retried_nor_reconciled(failure: 
 
 async def test_a_refused_connection_is_still_retried() -> None:
     refused = aiohttp.ClientConnectorError(CONNECTION_KEY, ConnectionRefusedError(111, "no"))
-    async with EnkashClient(BASE, token="t", retry=RetryPolicy(sleep=_no_sleep)) as client:
+    async with EnkashClient(BASE, token="t", retry=RetryPolicy(sleep=no_sleep)) as client:
         with aioresponses() as m:
             m.post(SEARCH, exception=refused)
             m.post(SEARCH, payload=PAGE)
@@ -199,35 +194,6 @@ async def test_a_refused_connection_is_still_retried() -> None:
 
 
 # --------------------------------------------------------------------------- a real certificate
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("needs the openssl command to make a self-signed certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            *(openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"),
-            *(
-                "-nodes",
-                "-keyout",
-                str(key),
-                "-out",
-                str(cert),
-                "-days",
-                "2",
-                "-subj",
-                "/CN=localhost",
-            ),
-            *("-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    yield cert, key
 
 
 @attrs.frozen
@@ -257,7 +223,7 @@ async def test_default_client_refuses_an_untrusted_certificate_at_once(
     tls_server: TLSServer,
 ) -> None:
     retries = Retries()
-    policy = RetryPolicy(sleep=_no_sleep, on_retry=retries)
+    policy = RetryPolicy(sleep=no_sleep, on_retry=retries)
     token = tls_server.fake.issue_token()
     async with EnkashClient(tls_server.url, token=token, retry=policy) as client:
         with pytest.raises(TLSError, match="certificate"):
@@ -282,7 +248,7 @@ async def test_a_client_told_to_trust_the_certificate_gets_through(
 async def test_create_that_fails_tls_is_never_called_ambiguous(tls_server: TLSServer) -> None:
     token = tls_server.fake.issue_token()
     async with EnkashClient(
-        tls_server.url, token=token, retry=RetryPolicy(sleep=_no_sleep)
+        tls_server.url, token=token, retry=RetryPolicy(sleep=no_sleep)
     ) as client:
         with pytest.raises(TLSError) as info:
             await client.customers.create(attrs.evolve(NEW, unique_ref_no=None))

@@ -78,6 +78,8 @@ def read_record_reply(body: bytes) -> Any:
         envelope = _record_envelope_decoder.decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return loads(body)  # not an object, or not JSON: read (or refused) as any reply
+    if not _plain_success(envelope):
+        return loads(body)  # an error's every key may matter to the message
     payload: Any = envelope.payload
     if bytes(memoryview(payload)[:4]) == _NULL:  # JSON null (msgspec strips the blanks)
         payload = None
@@ -99,12 +101,25 @@ def read_search_reply(body: bytes) -> Any:
         envelope = _envelope_decoder.decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return loads(body)  # not this shape, or not JSON: read (or refused) as any reply
+    if not _plain_success(envelope):
+        return loads(body)  # an error's every key may matter to the message
     page = envelope.payload
     return {
         "payload": None if page is None else {"data": page.data, "recordsCount": page.recordsCount},
         "response_code": envelope.response_code,
         "errorResponse": envelope.errorResponse,
     }
+
+
+def _plain_success(envelope: _Envelope | _RecordEnvelope) -> bool:
+    """Whether the envelope says success plainly (``response_code`` 0 or absent, no error
+    type or message): only then are its other keys of no interest."""
+    code, error = envelope.response_code, envelope.errorResponse
+    if not (code is None or (code.__class__ is int and code == 0)):
+        return False
+    return error is None or (
+        error.__class__ is dict and not error.get("errorType") and not error.get("errorMessage")
+    )
 
 
 # --------------------------------------------------------------------------- records
@@ -222,8 +237,9 @@ def _field_plan(hint: Any, source: str, index: int, namespace: dict[str, Any]) -
             f"([] if (v := {source}) is None else [{hook}(x) for x in v])",
         )
     if dt.time in typing.get_args(hint):
-        namespace[hook] = field_hook(hint)
-        # Jackson's time objects and lists take the liberal path.
+        namespace[hook] = dt.time.fromisoformat
+        # A string fromisoformat refuses (kept as a string), or Jackson's time objects and
+        # lists, send the record to the liberal reader.
         return str | None, f"(None if (v := {source}) is None else {hook}(v))"
     namespace[hook] = field_hook(hint)  # any other type: read as JSON, then liberally
     return Any, f"(None if (v := {source}) is None else {hook}(v, None))"

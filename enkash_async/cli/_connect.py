@@ -153,14 +153,16 @@ def count_words(count: int, singular: str, plural: str | None = None) -> str:
 
 def login_advice(exc: LoginError, refusals: int) -> str:
     """What to tell the person whose login EnKash refused, ``refusals`` counted so far."""
-    left = max(0, 3 - refusals)
-    standing = f"This is refusal {refusals} of 3 seen from this machine for this user" + (
-        f"; {left} more and EnKash locks the account."
-        if left
-        else "; EnKash may now have locked the account: ask EnKash support to unlock it."
-    )
+    # EnKash's own reason is on the refusal the client wrapped, when there is one.
+    reason = getattr(exc.__cause__, "api_message", None) or exc.api_message or "no reason given"
+    left = 3 - refusals
+    if left > 0:
+        standing = f"{left} more and EnKash locks the account"
+    else:
+        standing = "EnKash may have locked the account: ask EnKash support to unlock it"
     return (
-        f"EnKash refused the login ({exc.api_message or 'no reason given'}). {standing} "
-        "Check ENKASH_CLIENT_ID, ENKASH_CLIENT_SECRET, ENKASH_USERNAME and ENKASH_PASSWORD "
-        "before trying again; nothing was sent."
+        f"EnKash refused the login ({reason}). This is refusal {refusals} seen from this "
+        f"machine for this user; EnKash locks an account after 3 refused logins, so "
+        f"{standing}. Check ENKASH_CLIENT_ID, ENKASH_CLIENT_SECRET, ENKASH_USERNAME and "
+        "ENKASH_PASSWORD before trying again."
     )

@@ -23,12 +23,12 @@ from enkash_async.sync import (
     SqliteCheckpoint,
     SyncOutcome,
     SyncSummary,
+    check_source,
     count_rows,
     plan_rows,
     read_file,
     sync_rows,
 )
-from enkash_async.sync._sources import check_source
 
 __all__ = ["import_file", "register"]
 
@@ -131,18 +131,24 @@ async def import_file(
     async with connect(args, width=concurrency) as connection:
         client = connection.client
         summary: SyncSummary
-        with progress(f"importing {path}", total) as bar:
+        known: KnownRefs | None = None
+        try:
+            if dry_run or scan:
+                known = KnownRefs()
+                with progress("reading EnKash's customers", None) as scan_bar:
 
-            def record(outcome: SyncOutcome) -> None:
-                if outcome.outcome in (Outcome.REJECTED, Outcome.FAILED):
-                    rejected.write(outcome)
-                bar.advance()
+                    def scanned(count: int, enkash_total: int | None) -> None:
+                        scan_bar.set_total(enkash_total)
+                        scan_bar.advance(count)
 
-            known: KnownRefs | None = None
-            try:
-                if dry_run or scan:
-                    known = KnownRefs()
-                    await known.load(client)
+                    await known.load(client, on_page=scanned)
+            with progress(f"importing {path}", total) as bar:
+
+                def record(outcome: SyncOutcome) -> None:
+                    if outcome.outcome in (Outcome.REJECTED, Outcome.FAILED):
+                        rejected.write(outcome)
+                    bar.advance()
+
                 if dry_run:
                     summary = await plan_rows(read_file(path), known_refs=known, on_outcome=record)
                 else:
@@ -163,10 +169,10 @@ async def import_file(
                         )
                     finally:
                         await store.aclose()
-            finally:
-                rejected.close()
-                if known is not None:
-                    known.close()
+        finally:
+            rejected.close()
+            if known is not None:
+                known.close()
     summary.elapsed = time.monotonic() - started
     _report(summary, rejected, dry_run=dry_run)
     return 1 if summary.rejected or summary.failed else 0

@@ -6,7 +6,12 @@ its dry run; :func:`read_file` reads CSV/JSONL sources; :class:`SqliteCheckpoint
 checkpoint of a sync on one machine.
 """
 
-from enkash_async.sync._checkpoint import CheckpointStore, RefState, SyncTarget
+from enkash_async.sync._checkpoint import (
+    CheckpointError,
+    CheckpointStore,
+    RefState,
+    SyncTarget,
+)
 from enkash_async.sync._core import (
     KnownRefs,
     Outcome,
@@ -19,6 +24,7 @@ from enkash_async.sync._core import (
 from enkash_async.sync._sources import (
     SourceError,
     SourceRow,
+    check_source,
     count_rows,
     flatten,
     iter_rows,
@@ -27,7 +33,7 @@ from enkash_async.sync._sources import (
     read_jsonl,
     wire_path,
 )
-from enkash_async.sync._sqlite import CheckpointError, SqliteCheckpoint
+from enkash_async.sync._sqlite import SqliteCheckpoint
 
 __all__ = [
     "CheckpointError",
@@ -41,6 +47,7 @@ __all__ = [
     "SyncOutcome",
     "SyncSummary",
     "SyncTarget",
+    "check_source",
     "count_rows",
     "find_by_ref",
     "flatten",

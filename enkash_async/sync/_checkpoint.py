@@ -15,7 +15,18 @@ from typing import Protocol
 
 import attrs
 
-__all__ = ["CheckpointStore", "RefState", "SyncTarget"]
+from enkash_async.errors import EnkashError
+
+__all__ = ["CheckpointError", "CheckpointStore", "RefState", "SyncTarget"]
+
+
+class CheckpointError(EnkashError):
+    """A checkpoint could not be read or written; ``store`` names it (a file, a Redis
+    address), never a secret. A sync stops on it: nothing is sent that is not recorded."""
+
+    def __init__(self, message: str, *, store: str) -> None:
+        super().__init__(message)
+        self.store = store
 
 
 class RefState(str, enum.Enum):

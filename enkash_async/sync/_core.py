@@ -116,10 +116,11 @@ OnOutcome = Callable[[SyncOutcome], None]
 
 async def find_by_ref(client: EnkashClient, ref: str) -> Customer | None:
     """The customer EnKash has with exactly ``unique_ref_no == ref``, or None when it
-    surely has none. Raises ``AmbiguousCreateError`` when that cannot be told.
+    surely has none. Raises ``AmbiguousCreateError`` (its cause the lookup's error)
+    when that cannot be told.
 
-    This is the client's own reconciliation lookup, so a sync and a create agree on
-    what "EnKash has it" means.
+    This is the client's own reconciliation lookup (``customers.find_by_unique_ref``),
+    so a sync and a create agree on what "EnKash has it" means.
     """
     try:
         return await client.customers.find_by_unique_ref(ref)
@@ -141,18 +142,22 @@ class KnownRefs:
         self._db.execute("CREATE TABLE refs (ref TEXT PRIMARY KEY) WITHOUT ROWID")
         self.loaded = 0
 
-    async def load(self, client: EnkashClient, *, page_size: int = 1000) -> int:
+    async def load(
+        self,
+        client: EnkashClient,
+        *,
+        page_size: int = 1000,
+        on_page: Callable[[int, int | None], None] | None = None,
+    ) -> int:
         """Add the ref of every customer EnKash has (one streamed search); returns how
-        many customers were read. Raises like ``customers.search``."""
-        batch: list[tuple[str]] = []
-        async for customer in client.customers.search(page_size=page_size):
-            self.loaded += 1
-            if customer.unique_ref_no:
-                batch.append((customer.unique_ref_no,))
-            if len(batch) >= 5000:
-                self.add_many(batch)
-                batch = []
-        self.add_many(batch)
+        many customers were read. ``on_page(customers in the page, EnKash's total)`` is
+        called after each page. Raises like ``customers.search``."""
+        async for page in client.customers.search(page_size=page_size).pages():
+            refs = [(c.unique_ref_no,) for c in page.items if c.unique_ref_no]
+            self.add_many(refs)
+            self.loaded += len(page)
+            if on_page is not None:
+                on_page(len(page), page.records_count)
         return self.loaded
 
     def add_many(self, refs: list[tuple[str]]) -> None:
@@ -294,6 +299,9 @@ class _Run:
         self.tasks: set[asyncio.Task[None]] = set()
         # The ref of every row sent or waiting in this run, until its outcome is recorded.
         self.in_flight: dict[str, tuple[int, asyncio.Future[SyncOutcome]]] = {}
+        # One wait of the client's settle_time before the first lookup of a ref an earlier
+        # run intended: a create it sent just before it died may still be committing.
+        self.settling: asyncio.Future[None] | None = None
         # The first error a row's task raised (a checkpoint that cannot be written): it
         # ends the run, since nothing may be sent that could not be recorded.
         self.failure: BaseException | None = None
@@ -316,6 +324,8 @@ class _Run:
                 await asyncio.wait(list(self.tasks), return_when=asyncio.FIRST_EXCEPTION)
             self.raise_failure()
         finally:
+            if self.settling is not None:
+                self.settling.cancel()
             for task in self.tasks:
                 task.cancel()
             if self.tasks:
@@ -343,13 +353,16 @@ class _Run:
             candidates.append((row, ref))
         if not candidates:
             return
-        fresh = list(dict.fromkeys(ref for _, ref in candidates if ref not in self.in_flight))
+        # Taken before the await below: a ref in flight now may finish (and leave
+        # in_flight) while the checkpoint is asked, and its repeat must still follow it.
+        earlier = {ref: self.in_flight[ref] for _, ref in candidates if ref in self.in_flight}
+        fresh = list(dict.fromkeys(ref for _, ref in candidates if ref not in earlier))
         states = await self.checkpoint.states(fresh) if fresh else {}
         work: list[_Work] = []
         intend: list[str] = []
         loop = asyncio.get_running_loop()
         for row, ref in candidates:
-            first = self.in_flight.get(ref)
+            first = earlier.get(ref) or self.in_flight.get(ref)
             if first is not None:
                 self.spawn(self.follow(row, ref, *first))
                 continue
@@ -423,6 +436,10 @@ class _Run:
     async def outcome_of(self, item: _Work) -> SyncOutcome:
         row, ref = item.row, item.ref
         if item.lookup_first:
+            if self.settling is None:
+                policy = self.client.retry
+                self.settling = asyncio.ensure_future(policy.sleep(policy.settle_time))
+            await asyncio.shield(self.settling)
             try:
                 found = await find_by_ref(self.client, ref)
             except EnkashError as exc:

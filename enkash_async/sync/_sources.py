@@ -15,6 +15,7 @@ import csv
 import itertools
 import json
 import re
+import typing
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -31,12 +32,13 @@ from enkash_async import (
     ReminderCreate,
     ValidationError,
 )
-from enkash_async._convert import wire_name
+from enkash_async._wire import camel_case, wire_name
 
 __all__ = [
     "READ_ONLY_FIELDS",
     "SourceError",
     "SourceRow",
+    "check_source",
     "count_rows",
     "flatten",
     "iter_rows",
@@ -46,11 +48,6 @@ __all__ = [
     "wire_path",
 ]
 
-# CSV cells are text; these wire fields are not.
-_BOOLEAN_FIELDS = frozenset(
-    {"deleted", "mail_enabled", "sms_enabled", "whatsapp_enabled", "externalSource", "active"}
-)
-_INTEGER_FIELDS = frozenset({"dueDateDifference", "reminderInterval"})
 # A dotted column's list index above this is a typo, not a list to build.
 _MAX_INDEX = 999
 # A quoted CSV cell running over more lines than this is an unclosed quote, not a cell.
@@ -58,8 +55,31 @@ _MAX_RECORD_LINES = 50
 SUFFIXES = (".csv", ".jsonl", ".ndjson")
 
 
+_MODELS = (CustomerCreate, KeyContactCreate, ReminderCreate, Customer, KeyContact, Reminder)
+# Python attribute name -> wire name, from the models' own field declarations.
+_WIRE_NAMES = {f.name: wire_name(f) for model in _MODELS for f in attrs.fields(model)}
+
+
 def _wire_names(model: type[Any]) -> frozenset[str]:
-    return frozenset(wire_name(field.name) for field in attrs.fields(model))
+    return frozenset(wire_name(field) for field in attrs.fields(model))
+
+
+def _typed(kind: type[Any]) -> frozenset[str]:
+    """The wire names of the create fields typed ``kind`` (or ``kind | None``); read-only
+    fields stay text, since they are dropped unread."""
+    names = set()
+    for model in _MODELS[:3]:
+        hints = typing.get_type_hints(model)
+        for field in attrs.fields(model):
+            hint = hints[field.name]
+            if hint is kind or any(arg is kind for arg in typing.get_args(hint)):
+                names.add(wire_name(field))
+    return frozenset(names)
+
+
+# CSV cells are text; these wire fields are not.
+_BOOLEAN_FIELDS = _typed(bool)
+_INTEGER_FIELDS = _typed(int)
 
 
 # What EnKash assigns (in a reply, never in a create): ignored on import, and counted.
@@ -198,12 +218,8 @@ def read_csv(stream: IO[str]) -> Iterator[SourceRow]:
             yield SourceRow(line, None, (_NOT_UTF8,))
             continue
         flat = {name: cell for name, cell in zip(header, cells, strict=True) if cell != ""}
-        try:
-            data = _nest(flat)
-        except ValueError as exc:
-            yield SourceRow(line, None, (str(exc),))
-            continue
-        yield _build(line, data, dotted=True)
+        data, bad_cells = _nest(flat)
+        yield _build(line, data, dotted=True, bad_cells=bad_cells)
 
 
 def _records(stream: IO[str], width: list[int]) -> Iterator[tuple[int, list[str] | str]]:
@@ -259,39 +275,50 @@ def _is_text(text: str) -> bool:
 _NOT_UTF8 = "is not UTF-8 text"
 
 
-def _nest(flat: Mapping[str, str]) -> dict[str, Any]:
+def _nest(flat: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The wire object the dotted columns describe, and {column: problem} for each cell
+    that could not be placed or read (left out of the object)."""
     result: dict[str, Any] = {}
+    bad: dict[str, str] = {}
     for path, text in flat.items():
-        parts = path.split(".")
-        target: Any = result
-        for part, following in itertools.pairwise(parts):
-            kind: type[Any] = list if following.isdigit() else dict
-            if isinstance(target, list):
-                if not part.isdigit():
-                    raise ValueError(f"column {path!r}: {part!r} is not a list index")
-                index = int(part)
-                if index > _MAX_INDEX:
-                    raise ValueError(f"column {path!r}: list index {index} is too large")
-                while len(target) <= index:
-                    target.append(kind())
-                target = target[index]
-            else:
-                target = target.setdefault(part, kind())
-            if not isinstance(target, kind):
-                raise ValueError(f"column {path!r} clashes with another column")
-        leaf = parts[-1]
-        if isinstance(target, list):
-            if not leaf.isdigit() or int(leaf) > _MAX_INDEX:
-                raise ValueError(f"column {path!r}: {leaf!r} is not a list index")
-            while len(target) <= int(leaf):
-                target.append(None)
-            target[int(leaf)] = text
-            continue
-        if isinstance(target.get(leaf), (dict, list)):
-            raise ValueError(f"column {path!r} clashes with another column")
-        target[leaf] = _cell(path, leaf, text)
+        try:
+            _place(result, path, text)
+        except ValueError as exc:
+            bad[path] = str(exc)
     nested: dict[str, Any] = _drop_gaps(result)
-    return nested
+    return nested, bad
+
+
+def _place(result: dict[str, Any], path: str, text: str) -> None:
+    """Put the cell ``text`` of the column ``path`` into ``result``; raises ValueError."""
+    parts = path.split(".")
+    target: Any = result
+    for part, following in itertools.pairwise(parts):
+        kind: type[Any] = list if following.isdigit() else dict
+        if isinstance(target, list):
+            if not part.isdigit():
+                raise ValueError(f"column {path!r}: {part!r} is not a list index")
+            index = int(part)
+            if index > _MAX_INDEX:
+                raise ValueError(f"column {path!r}: list index {index} is too large")
+            while len(target) <= index:
+                target.append(kind())
+            target = target[index]
+        else:
+            target = target.setdefault(part, kind())
+        if not isinstance(target, kind):
+            raise ValueError(f"column {path!r} clashes with another column")
+    leaf = parts[-1]
+    if isinstance(target, list):
+        if not leaf.isdigit() or int(leaf) > _MAX_INDEX:
+            raise ValueError(f"column {path!r}: {leaf!r} is not a list index")
+        while len(target) <= int(leaf):
+            target.append(None)
+        target[int(leaf)] = text
+        return
+    if isinstance(target.get(leaf), (dict, list)):
+        raise ValueError(f"column {path!r} clashes with another column")
+    target[leaf] = _cell(path, leaf, text)
 
 
 def _drop_gaps(value: Any) -> Any:
@@ -322,13 +349,25 @@ def _cell(path: str, field: str, text: str) -> Any:
 # --------------------------------------------------------------------------- building
 
 
-def _build(line: int, data: dict[str, Any], *, dotted: bool) -> SourceRow:
+def _build(
+    line: int, data: dict[str, Any], *, dotted: bool, bad_cells: Mapping[str, str] | None = None
+) -> SourceRow:
+    """The row ``data`` makes; every problem is reported, those of cells that could not
+    be read (``bad_cells``) first, without repeating them as missing fields."""
+    bad_cells = bad_cells or {}
     ignored = _drop_read_only(data)
+    problems = list(bad_cells.values())
     try:
-        return SourceRow(line, CustomerCreate.from_dict(data), (), ignored)
+        customer = CustomerCreate.from_dict(data)
     except ValidationError as exc:
-        problems = tuple(f"{wire_path(e.path, dotted=dotted)}: {e.message}" for e in exc.errors)
-        return SourceRow(line, None, problems, ignored)
+        for error in exc.errors:
+            path = wire_path(error.path, dotted=dotted)
+            if path not in bad_cells:
+                problems.append(f"{path}: {error.message}")
+        return SourceRow(line, None, tuple(problems), ignored)
+    if problems:  # a bad cell of an optional field
+        return SourceRow(line, None, tuple(problems), ignored)
+    return SourceRow(line, customer, (), ignored)
 
 
 def _drop_read_only(data: dict[str, Any]) -> int:
@@ -364,7 +403,7 @@ def wire_path(path: str, *, dotted: bool) -> str:
         if index:
             out += f".{index}" if dotted else f"[{index}]"
         else:
-            out += ("." if out else "") + wire_name(name)
+            out += ("." if out else "") + _WIRE_NAMES.get(name, camel_case(name))
     return out or path
 
 

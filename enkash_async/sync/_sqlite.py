@@ -16,10 +16,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from enkash_async.errors import EnkashError
-from enkash_async.sync._checkpoint import RefState, SyncTarget
+from enkash_async.sync._checkpoint import CheckpointError, RefState, SyncTarget
 
-__all__ = ["CheckpointError", "SqliteCheckpoint"]
+__all__ = ["SqliteCheckpoint"]
 
 T = TypeVar("T")
 
@@ -38,14 +37,6 @@ CREATE TABLE IF NOT EXISTS refs (
     PRIMARY KEY (target, run, ref)
 ) WITHOUT ROWID
 """
-
-
-class CheckpointError(EnkashError):
-    """The checkpoint could not be read or written; ``path`` names its file."""
-
-    def __init__(self, message: str, *, path: str) -> None:
-        super().__init__(message)
-        self.path = path
 
 
 class SqliteCheckpoint:
@@ -71,7 +62,7 @@ class SqliteCheckpoint:
             self._db.execute(_SCHEMA)
         except sqlite3.Error as exc:
             raise CheckpointError(
-                f"cannot open the checkpoint {self.path}: {exc}", path=self.path
+                f"cannot open the checkpoint {self.path}: {exc}", store=self.path
             ) from exc
 
     def __repr__(self) -> str:
@@ -124,7 +115,7 @@ class SqliteCheckpoint:
                 return await asyncio.to_thread(function, *args)
             except sqlite3.Error as exc:
                 raise CheckpointError(
-                    f"checkpoint {self.path} failed: {exc}", path=self.path
+                    f"checkpoint {self.path} failed: {exc}", store=self.path
                 ) from exc
 
     def _key(self) -> tuple[str, str]:

@@ -30,7 +30,7 @@ from enkash_async.sync import (
 )
 from enkash_async.testing import FakeEnkash, Fault
 
-NO_WAIT = RetryPolicy(max_attempts=3, initial_backoff=0.0, max_backoff=0.0)
+NO_WAIT = RetryPolicy(max_attempts=3, initial_backoff=0.0, max_backoff=0.0, settle_time=0.0)
 
 
 def customer(i: int, *, ref: str | None = None, name: str | None = None) -> CustomerCreate:
@@ -263,7 +263,7 @@ async def test_a_checkpoint_that_cannot_record_intent_stops_the_sync_before_any_
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     async def broken(refs: Sequence[str]) -> None:
-        raise CheckpointError("disk I/O error", path=checkpoint.path)
+        raise CheckpointError("disk I/O error", store=checkpoint.path)
 
     monkeypatch.setattr(checkpoint, "mark_intended", broken)
 
@@ -372,3 +372,46 @@ async def test_a_server_error_on_lookup_fails_the_row_and_sends_no_create(
     assert isinstance(outcome.error, AmbiguousCreateError)
     assert isinstance(outcome.error.__cause__, ServerError)
     assert server.stats.requests["create"] == 0
+
+
+async def test_lookups_of_intended_refs_first_wait_the_settle_time_once(
+    server: FakeEnkash, checkpoint: SqliteCheckpoint
+) -> None:
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    policy = RetryPolicy(settle_time=1.5, sleep=sleep)
+    await checkpoint.mark_intended(["SY-00001", "SY-00002", "SY-00003"])
+    async with EnkashClient(server.url, credentials=server.credentials, retry=policy) as client:
+        summary = await sync_rows([customer(i) for i in (1, 2, 3)], client=client,
+                                  checkpoint=checkpoint)  # fmt: skip
+
+    assert waits == [1.5]  # a create sent just before a crash may still be committing
+    assert summary.created == 3
+
+
+async def test_a_ref_whose_first_row_finishes_while_the_next_batch_is_checked_is_not_resent(
+    server: FakeEnkash,
+    client: EnkashClient,
+    checkpoint: SqliteCheckpoint,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import enkash_async.sync._core as core
+
+    monkeypatch.setattr(core, "_BATCH", 2)
+    server.inject(Fault.latency(0.05), route="create")
+    checked = checkpoint.states
+
+    async def slow_states(refs: Sequence[str]) -> Any:
+        await asyncio.sleep(0.3)  # the first row's create lands meanwhile
+        return await checked(refs)
+
+    monkeypatch.setattr(checkpoint, "states", slow_states)
+    rows = [customer(1), customer(2), customer(1), customer(3)]
+
+    summary = await sync_rows(rows, client=client, checkpoint=checkpoint)
+
+    assert server.stats.requests["create"] == 3
+    assert (summary.created, summary.found) == (3, 1)

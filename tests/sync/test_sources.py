@@ -131,3 +131,17 @@ def test_only_csv_and_jsonl_files_are_sources(tmp_path: Path) -> None:
 
     with pytest.raises(SourceError, match=r"use a \.csv or \.jsonl file"):
         read_file(str(source))
+
+
+def test_every_bad_cell_of_a_row_is_reported_with_the_rows_other_problems() -> None:
+    header = HEADER.rstrip("\n") + ",customerReminders.0.dueDateDifference\n"
+    text = header + "R-1,,Asha,Asha Rao,9800000001,maybe,soon\n"
+
+    ((line, ref, problems),) = outcomes(text)
+
+    assert (line, ref) == (2, None)
+    assert problems == (
+        "customerKeyContacts.0.deleted: must be true or false, got 'maybe'",
+        "customerReminders.0.dueDateDifference: must be a whole number, got 'soon'",
+        "legalName: is required",
+    )
