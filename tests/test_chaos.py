@@ -30,6 +30,8 @@ CHAOS_POLICY = RetryPolicy(
     max_retry_after=0.01,
     max_attempts=10,
     deadline=None,
+    # The fake commits before it answers, so no commit lands late: no settle wait needed.
+    settle_time=0.05,
 )
 
 CREATE_FAULTS: dict[str, Fault] = {

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from enkash_async import EnkashError, ValidationError, __version__
-from enkash_async.cli import _commands
+from enkash_async.cli import _commands, _sync
 from enkash_async.cli._ui import CommandError, err
 from enkash_async.sync import SourceError
 
@@ -29,7 +29,7 @@ __all__ = ["REGISTRARS", "main"]
 
 #: The command modules' ``register`` functions, in the order their commands are listed.
 #: A new command module adds its ``register`` here (one line).
-REGISTRARS: tuple[Callable[[Any], None], ...] = (_commands.register,)
+REGISTRARS: tuple[Callable[[Any], None], ...] = (_commands.register, _sync.register)
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):

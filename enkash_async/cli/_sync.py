@@ -44,7 +44,12 @@ def register(commands: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("form", metavar="submit|worker|status|report|FILE")
+    parser.add_argument(
+        "form",
+        metavar="submit|worker|status|report|FILE",
+        help="a subcommand, or a FILE to sync on this machine (with --workers N --fake); "
+        "`enkash-async sync SUBCOMMAND --help` shows each one's options",
+    )
     parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     parser.set_defaults(handler=run)
 

@@ -4,7 +4,13 @@ Sits on top of the client; the core client never imports it. :func:`sync_rows` i
 code path every sync runs (the CLI import, the distributed workers); :func:`plan_rows` is
 its dry run; :func:`read_file` reads CSV/JSONL sources; :class:`SqliteCheckpoint` is the
 checkpoint of a sync on one machine.
+
+The distributed names (:class:`RedisLimiter`, :class:`RedisCheckpoint` and their errors)
+load on first use and need the ``sync`` extra (``pip install 'enkash-async[sync]'``).
 """
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from enkash_async.sync._checkpoint import (
     CheckpointError,
@@ -35,16 +41,45 @@ from enkash_async.sync._sources import (
 )
 from enkash_async.sync._sqlite import SqliteCheckpoint
 
+if TYPE_CHECKING:
+    from enkash_async.sync._budget import RedisLimiter
+    from enkash_async.sync._redis import BudgetUnavailableError, RedisCheckpoint, SyncStoreError
+
+# Loaded on first use, so that the local sync works without redis-py installed.
+_REDIS_NAMES = {
+    "BudgetUnavailableError": "enkash_async.sync._redis",
+    "RedisCheckpoint": "enkash_async.sync._redis",
+    "RedisLimiter": "enkash_async.sync._budget",
+    "SyncStoreError": "enkash_async.sync._redis",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _REDIS_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'enkash_async.sync' has no attribute {name!r}")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError as exc:
+        raise ImportError(
+            f"enkash_async.sync.{name} needs the sync extra: pip install 'enkash-async[sync]'"
+        ) from exc
+
+
 __all__ = [
+    "BudgetUnavailableError",
     "CheckpointError",
     "CheckpointStore",
     "KnownRefs",
     "Outcome",
+    "RedisCheckpoint",
+    "RedisLimiter",
     "RefState",
     "SourceError",
     "SourceRow",
     "SqliteCheckpoint",
     "SyncOutcome",
+    "SyncStoreError",
     "SyncSummary",
     "SyncTarget",
     "check_source",
