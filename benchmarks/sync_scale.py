@@ -1,7 +1,7 @@
 """The distributed sync at scale, by hand: ``python -m benchmarks.sync_scale``.
 
 Every part is real and local: a redis-server, the fake EnKash as a process, worker
-processes (``python -m enkash_async.cli._sync worker``). Three measurements, each a
+processes (``python -m enkash_async sync worker``). Three measurements, each a
 ratio within one run:
 
 1. scaling: 1, 2 and 4 workers against 50 ms of added latency and no cap; throughput
@@ -76,7 +76,7 @@ class _Fake:
 def _workers(
     url: str, fake: _Fake, count: int, options: Sequence[str], log: Path | None = None
 ) -> list[subprocess.Popen[bytes]]:
-    command = [sys.executable, "-m", "enkash_async.cli._sync", "worker", "--redis", url]
+    command = [sys.executable, "-m", "enkash_async", "sync", "worker", "--redis", url]
     command += ["--log-level", "INFO" if log else "WARNING", *options]
     processes = []
     for _ in range(count):

@@ -9,7 +9,7 @@
                                        fake EnKash, 4 worker processes; prints the summary
 
 Each takes ``--redis URL`` (default ``REDIS_URL``); EnKash is configured as for every
-other command (``ENKASH_*``). Also runnable as ``python -m enkash_async.cli._sync``.
+other command (``ENKASH_*``). Also runnable as ``python -m enkash_async sync``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from enkash_async import EnkashClient, EnkashError, FieldError, RequestLimiter, 
 from enkash_async.cli._ui import err, progress, table
 from enkash_async.sync._checkpoint import SyncTarget
 
-__all__ = ["main", "register", "run"]
+__all__ = ["register", "run"]
 
 _FORMS: Final = ("submit", "worker", "status", "report")
 _POLL: Final = 0.25
@@ -105,13 +105,13 @@ def _budget_flags(parser: argparse.ArgumentParser) -> None:
         "--sweep",
         type=_positive,
         default=5,
-        help="seconds between checks for chunks of dead workers",
+        help="seconds between checks for chunks of dead workers (default %(default)s)",
     )
     parser.add_argument(
         "--lease-ttl",
         type=_rate,
         default=90.0,
-        help="seconds before a dead worker's request slots come back",
+        help="seconds before a dead worker's request slots come back (default %(default)s)",
     )
 
 
@@ -120,7 +120,8 @@ def _heartbeat_flag(parser: argparse.ArgumentParser) -> None:
         "--heartbeat",
         type=_positive,
         default=10,
-        help="seconds a chunk may go without its worker's heartbeat before it is redone",
+        help="seconds a chunk may go without its worker's heartbeat before it is redone "
+        "(default %(default)s)",
     )
 
 
@@ -134,14 +135,14 @@ def _sub_parser(form: str) -> argparse.ArgumentParser:
             "--chunk-rows",
             type=_positive,
             default=500,
-            help="rows per chunk (one job each), on average",
+            help="rows per chunk (one job each), on average (default %(default)s)",
         )
         parser.add_argument(
             "--checkpoint",
             default="default",
             help="checkpoint shared with earlier runs (default 'default')",
         )
-        parser.add_argument("--base-url", help="overrides ENKASH_BASE_URL")
+        parser.add_argument("--base-url", help="EnKash's base URL (default: ENKASH_BASE_URL)")
         parser.add_argument(
             "--lost-state",
             action="store_true",
@@ -150,7 +151,7 @@ def _sub_parser(form: str) -> argparse.ArgumentParser:
         _heartbeat_flag(parser)
     elif form == "worker":
         _budget_flags(parser)
-        parser.add_argument("--base-url", help="overrides ENKASH_BASE_URL")
+        parser.add_argument("--base-url", help="EnKash's base URL (default: ENKASH_BASE_URL)")
         parser.add_argument(
             "--budget",
             choices=["shared", "local"],
@@ -166,15 +167,20 @@ def _sub_parser(form: str) -> argparse.ArgumentParser:
             "redone)",
         )
     elif form == "status":
-        parser.add_argument("run")
+        parser.add_argument("run", help="the run id `sync submit` printed")
         parser.add_argument("--wait", action="store_true", help="wait until the run completes")
     elif form == "report":
-        parser.add_argument("run")
-        parser.add_argument("--output", default="-", help="a file, or - for stdout")
+        parser.add_argument("run", help="the run id `sync submit` printed")
+        parser.add_argument("--output", default="-", help="a file, or - for stdout (default -)")
     else:
         parser.prog = "enkash-async sync FILE"
         parser.add_argument("file", help="a .csv or .jsonl file of customers")
-        parser.add_argument("--workers", type=_positive, default=4)
+        parser.add_argument(
+            "--workers",
+            type=_positive,
+            default=4,
+            help="worker processes to start on this machine (default 4)",
+        )
         parser.add_argument(
             "--fake", action="store_true", help="run against a fake EnKash on this machine"
         )
@@ -182,10 +188,15 @@ def _sub_parser(form: str) -> argparse.ArgumentParser:
             "--fault-rate",
             type=float,
             default=0.0,
-            help="with --fake: share of requests the fake fails",
+            help="with --fake: share of requests the fake fails, 0-1 (default %(default)s)",
         )
-        parser.add_argument("--chunk-rows", type=_positive, default=500)
-        parser.add_argument("--base-url", help="overrides ENKASH_BASE_URL")
+        parser.add_argument(
+            "--chunk-rows",
+            type=_positive,
+            default=500,
+            help="rows per chunk (one job each), on average (default %(default)s)",
+        )
+        parser.add_argument("--base-url", help="EnKash's base URL (default: ENKASH_BASE_URL)")
         _budget_flags(parser)
         _heartbeat_flag(parser)
     return parser
@@ -451,7 +462,8 @@ def worker_command(url: str, args: argparse.Namespace) -> list[str]:
     command = [
         sys.executable,
         "-m",
-        "enkash_async.cli._sync",
+        "enkash_async",
+        "sync",
         "worker",
         "--redis",
         url,
@@ -465,6 +477,9 @@ def worker_command(url: str, args: argparse.Namespace) -> list[str]:
         str(args.sweep),
         "--lease-ttl",
         str(args.lease_ttl),
+        # The summary is what a local run shows; chunk-by-chunk logs would bury it.
+        "--log-level",
+        "WARNING",
     ]
     if args.rate_limit:
         command += ["--rate-limit", str(args.rate_limit)]
@@ -529,26 +544,3 @@ async def _until_complete(
             bar.advance(status.settled - shown)
             shown = status.settled
     return status
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m enkash_async.cli._sync ...``: the ``sync`` command alone."""
-    parser = argparse.ArgumentParser(prog="enkash-async sync")
-    parser.add_argument("form")
-    parser.add_argument("rest", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
-    try:
-        return asyncio.run(run(args))
-    except EnkashError as exc:
-        err(f"error: {exc}")
-        return 2 if isinstance(exc, ValidationError) else 1
-    except OSError as exc:
-        err(f"error: {exc}")
-        return 2
-    except KeyboardInterrupt:
-        err("interrupted")
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -102,7 +102,7 @@ class Workers:
         log = self.folder / f"worker-{len(self.processes)}.log"
         with log.open("wb") as stream:
             process = subprocess.Popen(
-                [sys.executable, "-m", "enkash_async.cli._sync", "worker", "--redis",
+                [sys.executable, "-m", "enkash_async", "sync", "worker", "--redis",
                  redis_url, *options],
                 env=environ,
                 stdin=subprocess.DEVNULL,

@@ -12,7 +12,7 @@ from _dist import FakeProcess, Workers, wire_row, write_rows
 
 from enkash_async.cli import _sync
 
-SYNC = [sys.executable, "-m", "enkash_async.cli._sync"]
+SYNC = [sys.executable, "-m", "enkash_async", "sync"]
 
 
 def sync(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
