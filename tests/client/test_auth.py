@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from _support import BASE, no_sleep
-from aioresponses import CallbackResult, aioresponses
+from _support import BASE, LOGIN_PATH, SEARCH_PATH, FakeTransport, Sent, no_sleep, reply
 
 from enkash_async import (
     AuthenticationError,
@@ -22,10 +20,8 @@ from enkash_async import (
     ValidationError,
 )
 from enkash_async._auth import PasswordLogin
-from enkash_async._transport import AiohttpTransport
 
-LOGIN = f"{BASE}/oauth/token"
-SEARCH = re.compile(r"^https://api\.enkash\.test/api/v0/customer/search\?")
+LOGIN, SEARCH = LOGIN_PATH, SEARCH_PATH
 CREDS = PasswordCredentials(
     client_id="acme-client", client_secret="s3cr3t-client", username="ops@acme.in", password="pw!"
 )
@@ -42,17 +38,12 @@ PAGE = ok({"data": [{"customerId": "C1", "id": 1}], "recordsCount": 1})
 REJECTED = {"errorResponse": {"errorType": "UNAUTHORIZED", "errorMessage": "token expired"}}
 
 
-def bearer(call: Any) -> str:
-    value: str = call.kwargs["headers"]["Authorization"]
-    return value
+def bearer(sent: Sent) -> str:
+    return sent.headers["Authorization"]
 
 
-def calls(m: aioresponses, url: str | re.Pattern[str]) -> list[Any]:
-    found = []
-    for (_, key), recorded in m.requests.items():
-        if url.match(str(key)) if isinstance(url, re.Pattern) else str(key) == url:
-            found += recorded
-    return found
+def calls(transport: FakeTransport, path: str) -> list[Sent]:
+    return transport.to(path)
 
 
 class FakeClock:
@@ -64,7 +55,7 @@ class FakeClock:
 
 
 async def let_others_run() -> None:
-    """Yield to the event loop a few times (mocked HTTP otherwise never suspends)."""
+    """Yield to the event loop a few times (the fake transport otherwise never suspends)."""
     for _ in range(5):
         await asyncio.sleep(0)
 
@@ -79,17 +70,21 @@ class Logins:
         self.issued: list[str] = []
         self.expires_in = expires_in
 
-    async def reply(self, url: Any, **kwargs: Any) -> CallbackResult:
+    async def reply(self, sent: Sent) -> Any:
         await let_others_run()
         self.issued.append(f"tok-{len(self.issued) + 1}")
-        return CallbackResult(
-            payload={"access_token": self.issued[-1], "expires_in": self.expires_in}
-        )
+        return reply({"access_token": self.issued[-1], "expires_in": self.expires_in})
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[EnkashClient]:
-    async with EnkashClient(BASE, credentials=CREDS, retry=POLICY) as c:
+def transport() -> FakeTransport:
+    """The transport under every client of a test, answering from its script."""
+    return FakeTransport()
+
+
+@pytest.fixture
+async def client(transport: FakeTransport) -> AsyncIterator[EnkashClient]:
+    async with EnkashClient(BASE, credentials=CREDS, retry=POLICY, transport=transport) as c:
         yield c
 
 
@@ -100,47 +95,46 @@ async def search(client: EnkashClient) -> list[Any]:
 # --------------------------------------------------------------------------- static token
 
 
-async def test_static_token_is_sent_as_bearer() -> None:
-    async with EnkashClient(BASE, token="static-abc", retry=POLICY) as client:
-        with aioresponses() as m:
-            m.post(SEARCH, payload=PAGE)
+async def test_static_token_is_sent_as_bearer(transport: FakeTransport) -> None:
+    async with EnkashClient(BASE, token="static-abc", retry=POLICY, transport=transport) as client:
+        transport.answer(SEARCH, reply(PAGE))
+        await search(client)
+    assert [bearer(c) for c in calls(transport, SEARCH)] == ["Bearer static-abc"]
+
+
+async def test_rejected_static_token_raises_without_a_login(transport: FakeTransport) -> None:
+    async with EnkashClient(BASE, token="static-abc", retry=POLICY, transport=transport) as client:
+        transport.answer(SEARCH, reply(REJECTED, 401), repeat=True)
+        with pytest.raises(AuthenticationError):
             await search(client)
-    assert [bearer(c) for c in calls(m, SEARCH)] == ["Bearer static-abc"]
-
-
-async def test_rejected_static_token_raises_without_a_login() -> None:
-    async with EnkashClient(BASE, token="static-abc", retry=POLICY) as client:
-        with aioresponses() as m:
-            m.post(SEARCH, status=401, payload=REJECTED, repeat=True)
-            with pytest.raises(AuthenticationError):
-                await search(client)
-    assert len(calls(m, SEARCH)) == 1
-    assert calls(m, LOGIN) == []
+    assert len(calls(transport, SEARCH)) == 1
+    assert calls(transport, LOGIN) == []
 
 
 # --------------------------------------------------------------------------- login
 
 
-async def test_password_login_posts_the_form_with_basic_auth(client: EnkashClient) -> None:
-    with aioresponses() as m:
-        m.post(LOGIN, callback=Logins().reply)
-        m.post(SEARCH, payload=PAGE)
-        await search(client)
-    (login,) = calls(m, LOGIN)
+async def test_password_login_posts_the_form_with_basic_auth(
+    client: EnkashClient, transport: FakeTransport
+) -> None:
+    transport.answer(LOGIN, Logins().reply)
+    transport.answer(SEARCH, reply(PAGE))
+    await search(client)
+    (login,) = calls(transport, LOGIN)
     expected_basic = base64.b64encode(b"acme-client:s3cr3t-client").decode()
-    assert login.kwargs["headers"]["Authorization"] == f"Basic {expected_basic}"
-    assert login.kwargs["data"] == {
+    assert login.headers["Authorization"] == f"Basic {expected_basic}"
+    assert login.form == {
         "username": "ops@acme.in",
         "password": "pw!",
         "grant_type": "password",
         "clientId": "acme-client",
     }
-    assert "application/json" not in login.kwargs["headers"].get("Content-Type", "")
-    assert [bearer(c) for c in calls(m, SEARCH)] == ["Bearer tok-1"]
+    assert login.body is None  # a form, not JSON
+    assert [bearer(c) for c in calls(transport, SEARCH)] == ["Bearer tok-1"]
 
 
 @pytest.mark.parametrize(
-    "reply",
+    "login_reply",
     [
         {"access_token": "the-token", "expires_in": 3600},
         {"accessToken": "the-token", "expiresIn": "3600"},
@@ -149,72 +143,66 @@ async def test_password_login_posts_the_form_with_basic_auth(client: EnkashClien
     ids=["snake", "camel", "in-envelope"],
 )
 async def test_login_reply_spellings_are_accepted(
-    client: EnkashClient, reply: dict[str, Any]
+    client: EnkashClient, login_reply: dict[str, Any], transport: FakeTransport
 ) -> None:
-    with aioresponses() as m:
-        m.post(LOGIN, payload=reply)
-        m.post(SEARCH, payload=PAGE)
-        await search(client)
-    assert [bearer(c) for c in calls(m, SEARCH)] == ["Bearer the-token"]
+    transport.answer(LOGIN, reply(login_reply))
+    transport.answer(SEARCH, reply(PAGE))
+    await search(client)
+    assert [bearer(c) for c in calls(transport, SEARCH)] == ["Bearer the-token"]
 
 
-async def test_token_is_cached_across_calls(client: EnkashClient) -> None:
+async def test_token_is_cached_across_calls(client: EnkashClient, transport: FakeTransport) -> None:
     logins = Logins()
-    with aioresponses() as m:
-        m.post(LOGIN, callback=logins.reply, repeat=True)
-        m.post(SEARCH, payload=PAGE, repeat=True)
-        for _ in range(3):
-            await search(client)
+    transport.answer(LOGIN, logins.reply, repeat=True)
+    transport.answer(SEARCH, reply(PAGE), repeat=True)
+    for _ in range(3):
+        await search(client)
     assert logins.issued == ["tok-1"]
-    assert {bearer(c) for c in calls(m, SEARCH)} == {"Bearer tok-1"}
+    assert {bearer(c) for c in calls(transport, SEARCH)} == {"Bearer tok-1"}
     assert client.stats.logins == 1
 
 
-async def test_token_is_renewed_shortly_before_it_expires() -> None:
+async def test_token_is_renewed_shortly_before_it_expires(transport: FakeTransport) -> None:
     clock = FakeClock()
     logins = Logins(expires_in=3600)
-    transport = AiohttpTransport(BASE)
     provider = PasswordLogin(CREDS, transport, retry=POLICY, refresh_margin=60, clock=clock)
     try:
-        with aioresponses() as m:
-            m.post(LOGIN, callback=logins.reply, repeat=True)
-            assert await provider.token() == "tok-1"
-            clock.now += 3600 - 61  # still more than the margin left
-            assert await provider.token() == "tok-1"
-            clock.now += 2  # inside the margin, before expiry
-            assert await provider.token() == "tok-2"
+        transport.answer(LOGIN, logins.reply, repeat=True)
+        assert await provider.token() == "tok-1"
+        clock.now += 3600 - 61  # still more than the margin left
+        assert await provider.token() == "tok-1"
+        clock.now += 2  # inside the margin, before expiry
+        assert await provider.token() == "tok-2"
     finally:
         await transport.aclose()
     assert len(logins.issued) == 2
 
 
-async def test_token_shorter_lived_than_the_margin_is_still_reused() -> None:
+async def test_token_shorter_lived_than_the_margin_is_still_reused(
+    transport: FakeTransport,
+) -> None:
     clock = FakeClock()
     logins = Logins(expires_in=30)
-    transport = AiohttpTransport(BASE)
     provider = PasswordLogin(CREDS, transport, retry=POLICY, refresh_margin=60, clock=clock)
     try:
-        with aioresponses() as m:
-            m.post(LOGIN, callback=logins.reply, repeat=True)
-            tokens = [await provider.token() for _ in range(5)]
-            clock.now += 31
-            tokens.append(await provider.token())
+        transport.answer(LOGIN, logins.reply, repeat=True)
+        tokens = [await provider.token() for _ in range(5)]
+        clock.now += 31
+        tokens.append(await provider.token())
     finally:
         await transport.aclose()
     assert tokens == ["tok-1"] * 5 + ["tok-2"]
 
 
-async def test_concurrent_calls_on_an_expired_token_log_in_once() -> None:
+async def test_concurrent_calls_on_an_expired_token_log_in_once(transport: FakeTransport) -> None:
     clock = FakeClock()
     logins = Logins(expires_in=600)
-    transport = AiohttpTransport(BASE)
     provider = PasswordLogin(CREDS, transport, retry=POLICY, clock=clock)
     try:
-        with aioresponses() as m:
-            m.post(LOGIN, callback=logins.reply, repeat=True)
-            assert await provider.token() == "tok-1"
-            clock.now += 600  # expired
-            tokens = await asyncio.gather(*(provider.token() for _ in range(100)))
+        transport.answer(LOGIN, logins.reply, repeat=True)
+        assert await provider.token() == "tok-1"
+        clock.now += 600  # expired
+        tokens = await asyncio.gather(*(provider.token() for _ in range(100)))
     finally:
         await transport.aclose()
     assert set(tokens) == {"tok-2"}
@@ -222,12 +210,12 @@ async def test_concurrent_calls_on_an_expired_token_log_in_once() -> None:
 
 
 def _accept_only(valid: Callable[[], str], rejected: dict[str, Any]) -> Any:
-    def reply(url: Any, **kwargs: Any) -> CallbackResult:
-        if kwargs["headers"]["Authorization"] == f"Bearer {valid()}":
-            return CallbackResult(payload=PAGE)
-        return CallbackResult(status=rejected.get("status", 200), payload=rejected["body"])
+    def answer(sent: Sent) -> Any:
+        if sent.headers["Authorization"] == f"Bearer {valid()}":
+            return reply(PAGE)
+        return reply(rejected["body"], rejected.get("status", 200))
 
-    return reply
+    return answer
 
 
 @pytest.mark.parametrize(
@@ -239,53 +227,52 @@ def _accept_only(valid: Callable[[], str], rejected: dict[str, Any]) -> Any:
     ids=["http-401", "response-code-117"],
 )
 async def test_rejected_token_is_renewed_once_and_the_call_replayed(
-    client: EnkashClient, rejection: dict[str, Any]
+    client: EnkashClient, rejection: dict[str, Any], transport: FakeTransport
 ) -> None:
     logins = Logins()
-    with aioresponses() as m:
-        m.post(LOGIN, callback=logins.reply, repeat=True)
-        m.post(SEARCH, callback=_accept_only(lambda: "tok-2", rejection), repeat=True)
-        found = await search(client)
+    transport.answer(LOGIN, logins.reply, repeat=True)
+    transport.answer(SEARCH, _accept_only(lambda: "tok-2", rejection), repeat=True)
+    found = await search(client)
     assert len(found) == 1
     assert logins.issued == ["tok-1", "tok-2"]
-    assert [bearer(c) for c in calls(m, SEARCH)] == ["Bearer tok-1", "Bearer tok-2"]
+    assert [bearer(c) for c in calls(transport, SEARCH)] == ["Bearer tok-1", "Bearer tok-2"]
 
 
-async def test_renewal_keeps_the_request_id(client: EnkashClient) -> None:
-    with aioresponses() as m:
-        m.post(LOGIN, callback=Logins().reply, repeat=True)
-        m.post(SEARCH, status=401, payload=REJECTED)
-        m.post(SEARCH, payload=PAGE)
-        await search(client)
-    ids = [c.kwargs["headers"]["X-Request-Id"] for c in calls(m, SEARCH)]
+async def test_renewal_keeps_the_request_id(client: EnkashClient, transport: FakeTransport) -> None:
+    transport.answer(LOGIN, Logins().reply, repeat=True)
+    transport.answer(SEARCH, reply(REJECTED, 401))
+    transport.answer(SEARCH, reply(PAGE))
+    await search(client)
+    ids = [c.request_id for c in calls(transport, SEARCH)]
     assert len(ids) == 2
     assert ids[0] == ids[1]
 
 
-async def test_second_rejection_after_renewal_raises(client: EnkashClient) -> None:
+async def test_second_rejection_after_renewal_raises(
+    client: EnkashClient, transport: FakeTransport
+) -> None:
     logins = Logins()
-    with aioresponses() as m:
-        m.post(LOGIN, callback=logins.reply, repeat=True)
-        m.post(SEARCH, status=401, payload=REJECTED, repeat=True)
-        with pytest.raises(AuthenticationError) as info:
-            await search(client)
+    transport.answer(LOGIN, logins.reply, repeat=True)
+    transport.answer(SEARCH, reply(REJECTED, 401), repeat=True)
+    with pytest.raises(AuthenticationError) as info:
+        await search(client)
     assert not isinstance(info.value, LoginError)
     assert len(logins.issued) == 2
-    assert len(calls(m, SEARCH)) == 2
+    assert len(calls(transport, SEARCH)) == 2
 
 
 async def test_hundred_concurrent_calls_rejected_together_log_in_once(
-    client: EnkashClient,
+    client: EnkashClient, transport: FakeTransport
 ) -> None:
     logins = Logins()
     revoked: set[str] = set()
     refused: list[str] = []
     all_refused = asyncio.Event()
 
-    async def reply(url: Any, **kwargs: Any) -> CallbackResult:
-        token = kwargs["headers"]["Authorization"].removeprefix("Bearer ")
+    async def answer(sent: Sent) -> Any:
+        token = sent.headers["Authorization"].removeprefix("Bearer ")
         if token in logins.issued and token not in revoked:
-            return CallbackResult(payload=PAGE)
+            return reply(PAGE)
         refused.append(token)
         position = len(refused)
         if position == 100:
@@ -293,27 +280,27 @@ async def test_hundred_concurrent_calls_rejected_together_log_in_once(
         await asyncio.wait_for(all_refused.wait(), 5)  # all 100 are in flight with tok-1
         for _ in range(position % 25):  # staggered: some refusals land after the new login
             await asyncio.sleep(0)
-        return CallbackResult(status=401, payload=REJECTED)
+        return reply(REJECTED, 401)
 
-    with aioresponses() as m:
-        m.post(LOGIN, callback=logins.reply, repeat=True)
-        m.post(SEARCH, callback=reply, repeat=True)
-        await search(client)  # tok-1 in the cache
-        revoked.add("tok-1")  # EnKash expires it: everything sent with it is refused
-        results = await asyncio.gather(*(search(client) for _ in range(100)))
+    transport.answer(LOGIN, logins.reply, repeat=True)
+    transport.answer(SEARCH, answer, repeat=True)
+    await search(client)  # tok-1 in the cache
+    revoked.add("tok-1")  # EnKash expires it: everything sent with it is refused
+    results = await asyncio.gather(*(search(client) for _ in range(100)))
     assert all(len(found) == 1 for found in results)
     assert refused == ["tok-1"] * 100
     assert logins.issued == ["tok-1", "tok-2"]
 
 
-async def test_rejected_login_is_never_retried(client: EnkashClient) -> None:
+async def test_rejected_login_is_never_retried(
+    client: EnkashClient, transport: FakeTransport
+) -> None:
     body = {"error": "invalid_grant", "error_description": "Bad credentials"}
-    with aioresponses() as m:
-        m.post(LOGIN, status=401, payload=body, repeat=True)
-        with pytest.raises(LoginError) as info:
-            await search(client)
-    assert len(calls(m, LOGIN)) == 1
-    assert calls(m, SEARCH) == []
+    transport.answer(LOGIN, reply(body, 401), repeat=True)
+    with pytest.raises(LoginError) as info:
+        await search(client)
+    assert len(calls(transport, LOGIN)) == 1
+    assert calls(transport, SEARCH) == []
     assert isinstance(info.value, AuthenticationError)
     assert info.value.status == 401
 
@@ -329,38 +316,39 @@ async def test_rejected_login_is_never_retried(client: EnkashClient) -> None:
     ids=["400", "403", "200-unauthorized", "200-code-117"],
 )
 async def test_login_refusal_in_any_form_is_a_login_error(
-    client: EnkashClient, status: int, body: dict[str, Any]
+    client: EnkashClient, status: int, body: dict[str, Any], transport: FakeTransport
 ) -> None:
-    with aioresponses() as m:
-        m.post(LOGIN, status=status, payload=body, repeat=True)
-        with pytest.raises(LoginError):
-            await search(client)
-    assert len(calls(m, LOGIN)) == 1
-
-
-async def test_login_is_retried_when_enkash_did_not_process_it(client: EnkashClient) -> None:
-    with aioresponses() as m:
-        m.post(LOGIN, status=503, body="busy")
-        m.post(LOGIN, callback=Logins().reply)
-        m.post(SEARCH, payload=PAGE)
+    transport.answer(LOGIN, reply(body, status), repeat=True)
+    with pytest.raises(LoginError):
         await search(client)
-    assert len(calls(m, LOGIN)) == 2
+    assert len(calls(transport, LOGIN)) == 1
+
+
+async def test_login_is_retried_when_enkash_did_not_process_it(
+    client: EnkashClient, transport: FakeTransport
+) -> None:
+    transport.answer(LOGIN, reply(b"busy", 503))
+    transport.answer(LOGIN, Logins().reply)
+    transport.answer(SEARCH, reply(PAGE))
+    await search(client)
+    assert len(calls(transport, LOGIN)) == 2
 
 
 # --------------------------------------------------------------------------- from_env
 
 
-async def test_from_env_with_a_token() -> None:
+async def test_from_env_with_a_token(transport: FakeTransport) -> None:
     env = {"ENKASH_BASE_URL": BASE, "ENKASH_TOKEN": "env-token"}
-    async with EnkashClient.from_env(env, retry=POLICY) as client:
-        with aioresponses() as m:
-            m.post(SEARCH, payload=PAGE)
-            await search(client)
+    async with EnkashClient.from_env(env, retry=POLICY, transport=transport) as client:
+        transport.answer(SEARCH, reply(PAGE))
+        await search(client)
     assert client.base_url == BASE
-    assert [bearer(c) for c in calls(m, SEARCH)] == ["Bearer env-token"]
+    assert [bearer(c) for c in calls(transport, SEARCH)] == ["Bearer env-token"]
 
 
-async def test_from_env_with_password_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_from_env_with_password_credentials(
+    monkeypatch: pytest.MonkeyPatch, transport: FakeTransport
+) -> None:
     monkeypatch.delenv("ENKASH_TOKEN", raising=False)
     for name, value in {
         "ENKASH_BASE_URL": BASE,
@@ -370,15 +358,15 @@ async def test_from_env_with_password_credentials(monkeypatch: pytest.MonkeyPatc
         "ENKASH_PASSWORD": "pw!",
     }.items():
         monkeypatch.setenv(name, value)
-    async with EnkashClient.from_env(retry=POLICY) as client:
-        with aioresponses() as m:
-            m.post(LOGIN, callback=Logins().reply)
-            m.post(SEARCH, payload=PAGE)
-            await search(client)
-    (login,) = calls(m, LOGIN)
-    assert login.kwargs["data"]["username"] == "ops@acme.in"
-    assert login.kwargs["data"]["password"] == "pw!"
-    assert [bearer(c) for c in calls(m, SEARCH)] == ["Bearer tok-1"]
+    async with EnkashClient.from_env(retry=POLICY, transport=transport) as client:
+        transport.answer(LOGIN, Logins().reply)
+        transport.answer(SEARCH, reply(PAGE))
+        await search(client)
+    (login,) = calls(transport, LOGIN)
+    assert login.form is not None
+    assert login.form["username"] == "ops@acme.in"
+    assert login.form["password"] == "pw!"
+    assert [bearer(c) for c in calls(transport, SEARCH)] == ["Bearer tok-1"]
 
 
 @pytest.mark.parametrize(
@@ -410,14 +398,13 @@ def test_from_env_names_each_missing_variable(env: dict[str, str], missing: set[
         assert name in str(info.value)
 
 
-async def test_a_login_refused_oauth_style_says_why() -> None:
-    with aioresponses() as m:
-        m.post(
-            re.compile(r"^https://api\.enkash\.test/oauth/token"),
-            status=401,
-            payload={"error": "invalid_grant", "error_description": "Bad credentials"},
-        )
-        creds = PasswordCredentials("cid", "csecret", "user", "pw")
-        async with EnkashClient("https://api.enkash.test", credentials=creds) as client:
-            with pytest.raises(LoginError, match="Bad credentials"):
-                await client.customers.search().first()
+async def test_a_login_refused_oauth_style_says_why(transport: FakeTransport) -> None:
+    transport.answer(
+        LOGIN, reply({"error": "invalid_grant", "error_description": "Bad credentials"}, 401)
+    )
+    creds = PasswordCredentials("cid", "csecret", "user", "pw")
+    async with EnkashClient(
+        "https://api.enkash.test", credentials=creds, transport=transport
+    ) as client:
+        with pytest.raises(LoginError, match="Bad credentials"):
+            await client.customers.search().first()
