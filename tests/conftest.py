@@ -3,40 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-import aiohttp
-import aioresponses.core
 import pytest
 from _support import FakeTime
-from aiohttp.client_proto import ResponseHandler
-
-
-def _patch_aioresponses_for_aiohttp_314() -> None:
-    """aioresponses 0.7.9 predates aiohttp 3.14's required ``stream_writer`` (issue #289)."""
-    if "stream_writer" not in inspect.signature(aiohttp.ClientResponse.__init__).parameters:
-        return
-
-    class CompatResponse(aiohttp.ClientResponse):
-        def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
-            kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
-            super().__init__(method, url, **kwargs)
-
-    def stream_reader_factory(loop: Any = None) -> aiohttp.StreamReader:
-        # 3.14 pauses a parser-less protocol when a mocked body passes 2 * limit bytes.
-        return aiohttp.StreamReader(ResponseHandler(loop=loop), limit=2**30, loop=loop)
-
-    aioresponses.core.ClientResponse = CompatResponse  # type: ignore[misc]
-    aioresponses.core.stream_reader_factory = stream_reader_factory
-
-
-_patch_aioresponses_for_aiohttp_314()
 
 
 @pytest.fixture

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import base64
 import logging
-import re
 from collections.abc import Iterator
 from typing import Any
 
-import aiohttp
 import pytest
-from _support import BASE, no_sleep
-from aioresponses import CallbackResult, aioresponses
+from _support import BASE, LOGIN_PATH, SEARCH_PATH, FakeTransport, Sent, no_sleep, reply
 
 from enkash_async import (
     AuthenticationError,
@@ -24,9 +21,6 @@ from enkash_async import (
     TransportError,
     ValidationError,
 )
-
-LOGIN = f"{BASE}/oauth/token"
-SEARCH = re.compile(r"^https://api\.enkash\.test/api/v0/customer/search\?")
 
 CLIENT_SECRET = "cs-Zq8Lw3Xv"
 PASSWORD = "pw-Hn5Rt2Ky"
@@ -69,9 +63,14 @@ class Logins:
     def __init__(self) -> None:
         self.count = 0
 
-    def reply(self, url: Any, **kwargs: Any) -> CallbackResult:
+    def reply(self, sent: Sent) -> Any:
         self.count += 1
-        return CallbackResult(payload={"access_token": ISSUED[self.count - 1], "expires_in": 900})
+        return reply({"access_token": ISSUED[self.count - 1], "expires_in": 900})
+
+
+def disconnected() -> TransportError:
+    """What the aiohttp transport raises when EnKash drops the connection."""
+    return TransportError("connection failed while talking to EnKash: ServerDisconnectedError")
 
 
 # --------------------------------------------------------------------------- reprs
@@ -107,24 +106,24 @@ def test_from_env_error_names_variables_but_not_values() -> None:
 async def test_errors_hide_secrets() -> None:
     errors: list[BaseException] = []
     policy = RetryPolicy(max_attempts=2, sleep=no_sleep)
+    transport = FakeTransport()
+    transport.answer(LOGIN_PATH, reply({"error": "invalid_grant"}, 401))
+    transport.answer(SEARCH_PATH, reply(REJECTED, 401))
+    transport.answer(SEARCH_PATH, disconnected(), disconnected())
+    transport.answer(SEARCH_PATH, *[reply(b"<html>Bad Gateway</html>", 502)] * 2)
     async with (
-        EnkashClient(BASE, credentials=CREDS, retry=policy) as by_login,
-        EnkashClient(BASE, token=STATIC_TOKEN, retry=policy) as by_token,
+        EnkashClient(BASE, credentials=CREDS, retry=policy, transport=transport) as by_login,
+        EnkashClient(BASE, token=STATIC_TOKEN, retry=policy, transport=transport) as by_token,
     ):
-        with aioresponses() as m:
-            m.post(LOGIN, status=401, payload={"error": "invalid_grant"})
-            m.post(SEARCH, status=401, payload=REJECTED)
-            m.post(SEARCH, exception=aiohttp.ServerDisconnectedError(), repeat=2)
-            m.post(SEARCH, status=502, body="<html>Bad Gateway</html>", repeat=2)
-            for client, expected in [
-                (by_login, LoginError),
-                (by_token, AuthenticationError),
-                (by_token, TransportError),
-                (by_token, EnkashError),
-            ]:
-                with pytest.raises(expected) as info:
-                    await client.customers.search().collect()
-                errors.append(info.value)
+        for client, expected in [
+            (by_login, LoginError),
+            (by_token, AuthenticationError),
+            (by_token, TransportError),
+            (by_token, EnkashError),
+        ]:
+            with pytest.raises(expected) as info:
+                await client.customers.search().collect()
+            errors.append(info.value)
     assert len(errors) == 4
     for error in errors:
         assert_error_hides_secrets(error)
@@ -140,22 +139,19 @@ async def test_logs_hide_secrets_across_login_retries_and_failures(
     events: list[RetryEvent] = []
     policy = RetryPolicy(sleep=no_sleep, on_retry=events.append)
     logins = Logins()
-    async with EnkashClient(BASE, credentials=CREDS, retry=policy) as client:
-        with aioresponses() as m:
-            m.post(LOGIN, status=503, body="busy")
-            m.post(LOGIN, callback=logins.reply, repeat=True)
-            m.post(SEARCH, status=500, payload={})
-            m.post(SEARCH, status=401, payload=REJECTED)
-            m.post(SEARCH, payload=PAGE)
-            m.post(SEARCH, exception=aiohttp.ServerDisconnectedError(), repeat=True)
+    transport = FakeTransport()
+    transport.answer(LOGIN_PATH, reply(b"busy", 503))
+    transport.answer(LOGIN_PATH, logins.reply, repeat=True)
+    transport.answer(SEARCH_PATH, reply({}, 500), reply(REJECTED, 401), reply(PAGE))
+    transport.answer(SEARCH_PATH, disconnected(), repeat=True)
+    async with EnkashClient(BASE, credentials=CREDS, retry=policy, transport=transport) as client:
+        await client.customers.search().collect()
+        with pytest.raises(TransportError):
             await client.customers.search().collect()
-            with pytest.raises(TransportError):
-                await client.customers.search().collect()
-    async with EnkashClient(BASE, credentials=CREDS, retry=policy) as client:
-        with aioresponses() as m:
-            m.post(LOGIN, status=401, payload={"error": "invalid_grant"})
-            with pytest.raises(LoginError):
-                await client.customers.search().collect()
+    rejecting = FakeTransport().answer(LOGIN_PATH, reply({"error": "invalid_grant"}, 401))
+    async with EnkashClient(BASE, credentials=CREDS, retry=policy, transport=rejecting) as client:
+        with pytest.raises(LoginError):
+            await client.customers.search().collect()
     assert logins.count == 2  # the login and the renewal both happened
     assert len(events) >= 3
     assert any(r.levelno == logging.DEBUG for r in caplog.records)

@@ -7,20 +7,15 @@ A reply is a success only when HTTP is 2xx, ``response_code`` is 0 or absent and
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import email.utils
 import json
-import re
-import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
-from _support import BASE
-from aioresponses import aioresponses
+from _support import SEARCH_PATH, FakeTransport, fake_client, reply
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,23 +23,18 @@ from enkash_async import (
     APIError,
     AuthenticationError,
     BadRequestError,
-    ConnectError,
     CustomerSearch,
     EnkashClient,
     EnkashError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
-    RequestTimeout,
     RetryPolicy,
     ServerError,
-    TransportError,
     UnexpectedResponseError,
 )
 from enkash_async._transport import Reply, raise_for_envelope
 
-SEARCH = re.compile(r"^https://api\.enkash\.test/api/v0/customer/search\?")
-CREATE = f"{BASE}/api/v0/customer"
 NO_RETRY = RetryPolicy.none()
 
 
@@ -78,8 +68,13 @@ def page(n: int = 1) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[EnkashClient]:
-    async with EnkashClient(BASE, token="tok-errors", retry=NO_RETRY) as c:
+def transport() -> FakeTransport:
+    return FakeTransport()
+
+
+@pytest.fixture
+async def client(transport: FakeTransport) -> AsyncIterator[EnkashClient]:
+    async with fake_client(transport, token="tok-errors", policy=NO_RETRY) as c:
         yield c
 
 
@@ -87,10 +82,9 @@ async def search_once(client: EnkashClient) -> list[Any]:
     return await client.customers.search(CustomerSearch(), page_size=10).collect()
 
 
-def sent_request_id(m: aioresponses) -> str:
-    (calls,) = m.requests.values()
-    request_id: str = calls[-1].kwargs["headers"]["X-Request-Id"]
-    return request_id
+def sent_request_id(transport: FakeTransport) -> str:
+    (sent,) = transport.sent
+    return sent.request_id
 
 
 # --------------------------------------------------------------------------- success
@@ -182,12 +176,13 @@ def test_error_message_alone_on_http_200_is_an_error() -> None:
 
 
 async def test_http_200_with_validation_error_raises_through_the_client(
-    client: EnkashClient,
+    client: EnkashClient, transport: FakeTransport
 ) -> None:
-    with aioresponses() as m:
-        m.post(SEARCH, payload=envelope(error_type="VALIDATION_ERROR", message="bad filter"))
-        with pytest.raises(BadRequestError) as info:
-            await search_once(client)
+    transport.answer(
+        SEARCH_PATH, reply(envelope(error_type="VALIDATION_ERROR", message="bad filter"))
+    )
+    with pytest.raises(BadRequestError) as info:
+        await search_once(client)
     assert info.value.status == 200
 
 
@@ -263,55 +258,58 @@ def test_2xx_json_that_is_not_an_envelope_is_unexpected_response(data: Any) -> N
     assert info.value.status == 200
 
 
-async def test_2xx_body_that_is_not_json_is_unexpected_response(client: EnkashClient) -> None:
-    with aioresponses() as m:
-        m.post(SEARCH, body="OK", content_type="text/plain")
-        with pytest.raises(UnexpectedResponseError) as info:
-            await search_once(client)
+async def test_2xx_body_that_is_not_json_is_unexpected_response(
+    client: EnkashClient, transport: FakeTransport
+) -> None:
+    transport.answer(SEARCH_PATH, reply(b"OK", headers={"Content-Type": "text/plain"}))
+    with pytest.raises(UnexpectedResponseError) as info:
+        await search_once(client)
     assert isinstance(info.value.__cause__, ValueError)
     assert info.value.body_excerpt == "OK"
 
 
-async def test_truncated_2xx_json_is_unexpected_response(client: EnkashClient) -> None:
-    whole = json.dumps(envelope(page(3)))
-    with aioresponses() as m:
-        m.post(SEARCH, body=whole[: len(whole) // 2])
-        with pytest.raises(UnexpectedResponseError) as info:
-            await search_once(client)
+async def test_truncated_2xx_json_is_unexpected_response(
+    client: EnkashClient, transport: FakeTransport
+) -> None:
+    whole = json.dumps(envelope(page(3))).encode()
+    transport.answer(
+        SEARCH_PATH, reply(whole[: len(whole) // 2], headers={"Content-Type": "application/json"})
+    )
+    with pytest.raises(UnexpectedResponseError) as info:
+        await search_once(client)
     assert isinstance(info.value.__cause__, json.JSONDecodeError)
 
 
 async def test_2xx_payload_of_the_wrong_shape_is_unexpected_response(
-    client: EnkashClient,
+    client: EnkashClient, transport: FakeTransport
 ) -> None:
-    with aioresponses() as m:
-        m.post(SEARCH, payload=envelope({"data": "not a list", "recordsCount": 1}))
-        with pytest.raises(UnexpectedResponseError):
-            await search_once(client)
+    transport.answer(SEARCH_PATH, reply(envelope({"data": "not a list", "recordsCount": 1})))
+    with pytest.raises(UnexpectedResponseError):
+        await search_once(client)
 
 
 async def test_2xx_customer_of_the_wrong_shape_is_unexpected_response(
-    client: EnkashClient,
+    client: EnkashClient, transport: FakeTransport
 ) -> None:
-    with aioresponses() as m:
-        m.post(SEARCH, payload=envelope({"data": [7, "x"], "recordsCount": 2}))
-        with pytest.raises(UnexpectedResponseError):
-            await search_once(client)
+    transport.answer(SEARCH_PATH, reply(envelope({"data": [7, "x"], "recordsCount": 2})))
+    with pytest.raises(UnexpectedResponseError):
+        await search_once(client)
 
 
-async def test_html_502_is_server_error_with_a_short_body_excerpt(client: EnkashClient) -> None:
+async def test_html_502_is_server_error_with_a_short_body_excerpt(
+    client: EnkashClient, transport: FakeTransport
+) -> None:
     html = "<html><head><title>502 Bad Gateway</title></head><body>" + "x" * 5000 + "</body>"
-    with aioresponses() as m:
-        m.post(SEARCH, status=502, body=html, content_type="text/html")
-        with pytest.raises(ServerError) as info:
-            await search_once(client)
+    transport.answer(SEARCH_PATH, reply(html.encode(), 502, headers={"Content-Type": "text/html"}))
+    with pytest.raises(ServerError) as info:
+        await search_once(client)
     error = info.value
     assert error.status == 502
     assert error.body_excerpt is not None
     assert error.body_excerpt.startswith("<html><head><title>502 Bad Gateway")
     assert len(error.body_excerpt) < 300
     assert len(str(error)) < 1000
-    assert error.request_id == sent_request_id(m)
+    assert error.request_id == sent_request_id(transport)
 
 
 @settings(max_examples=300, deadline=None)
@@ -360,109 +358,6 @@ def test_deeply_nested_json_reply_is_unexpected_response() -> None:
         Reply(200, {"Content-Type": "application/json"}, body, "rid").payload()
 
 
-# --------------------------------------------------------------------------- transport
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
-async def test_connection_refused_is_connect_error() -> None:
-    async with EnkashClient(f"http://127.0.0.1:{_free_port()}", token="t", retry=NO_RETRY) as c:
-        with pytest.raises(ConnectError) as info:
-            await search_once(c)
-    assert info.value.sent is False
-    assert isinstance(info.value.__cause__, aiohttp.ClientConnectorError)
-
-
-@pytest.mark.parametrize(
-    "make_error",
-    [
-        lambda: aiohttp.ConnectionTimeoutError("connect timed out"),
-        lambda: aiohttp.ClientConnectorDNSError(
-            aiohttp.client_reqrep.ConnectionKey(
-                "api.enkash.test", 443, True, True, None, None, None
-            ),
-            OSError(-2, "Name or service not known"),
-        ),
-    ],
-    ids=["connect-timeout", "dns"],
-)
-async def test_connect_timeout_and_dns_failure_are_connect_errors(
-    client: EnkashClient, make_error: Callable[[], Exception]
-) -> None:
-    with aioresponses() as m:
-        m.post(SEARCH, exception=make_error())
-        with pytest.raises(ConnectError) as info:
-            await search_once(client)
-    assert isinstance(info.value.__cause__, aiohttp.ClientError)
-
-
-@pytest.mark.parametrize(
-    "make_error",
-    [
-        lambda: asyncio.TimeoutError(),
-        lambda: aiohttp.SocketTimeoutError("read timed out"),
-        lambda: TimeoutError(),  # on Python 3.10 not an asyncio.TimeoutError
-    ],
-    ids=["total", "socket-read", "builtin"],
-)
-async def test_read_timeout_is_request_timeout(
-    client: EnkashClient, make_error: Callable[[], Exception]
-) -> None:
-    with aioresponses() as m:
-        m.post(SEARCH, exception=make_error())
-        with pytest.raises(RequestTimeout) as info:
-            await search_once(client)
-    assert info.value.sent is True
-    assert isinstance(info.value.__cause__, (asyncio.TimeoutError, TimeoutError))
-
-
-async def _serve_once(
-    reply: bytes,
-) -> tuple[asyncio.Server, Callable[[], Awaitable[None]]]:
-    """A raw TCP server that answers every request with ``reply`` and hangs up."""
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(reply)
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-
-    async def stop() -> None:
-        server.close()
-        await server.wait_closed()
-
-    return server, stop
-
-
-async def test_disconnect_while_reading_the_body_is_transport_error() -> None:
-    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n"
-    server, stop = await _serve_once(head + b'{"payload": {"data": [')
-    port = server.sockets[0].getsockname()[1]
-    try:
-        async with EnkashClient(f"http://127.0.0.1:{port}", token="t", retry=NO_RETRY) as c:
-            with pytest.raises(TransportError) as info:
-                await search_once(c)
-    finally:
-        await stop()
-    assert not isinstance(info.value, (ConnectError, UnexpectedResponseError))
-    assert isinstance(info.value.__cause__, aiohttp.ClientError)
-
-
-async def test_server_disconnect_is_transport_error(client: EnkashClient) -> None:
-    with aioresponses() as m:
-        m.post(SEARCH, exception=aiohttp.ServerDisconnectedError())
-        with pytest.raises(TransportError) as info:
-            await search_once(client)
-    assert isinstance(info.value.__cause__, aiohttp.ServerDisconnectedError)
-
-
 async def test_an_infinite_response_code_is_a_failure_not_a_crash() -> None:
     from enkash_async._transport import raise_for_envelope
 
@@ -471,11 +366,10 @@ async def test_an_infinite_response_code_is_a_failure_not_a_crash() -> None:
 
 
 async def test_a_streamed_record_with_a_wrong_typed_field_is_unexpected_response(
-    client: EnkashClient,
+    client: EnkashClient, transport: FakeTransport
 ) -> None:
     record = {"customerId": "C1", "legalName": {"not": "a string"}}
-    with aioresponses() as m:
-        m.post(SEARCH, payload=envelope({"data": [record], "recordsCount": 1}))
-        with pytest.raises(UnexpectedResponseError, match="expected a string"):
-            async for _customer in client.customers.search():
-                pass
+    transport.answer(SEARCH_PATH, reply(envelope({"data": [record], "recordsCount": 1})))
+    with pytest.raises(UnexpectedResponseError, match="expected a string"):
+        async for _customer in client.customers.search():
+            pass

@@ -9,8 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from _support import BASE, no_sleep
-from aioresponses import aioresponses
+from _support import BASE, CREATE_PATH, FakeTransport, fake_client, reply
 
 from enkash_async import (
     AmbiguousCreateError,
@@ -26,9 +25,6 @@ from enkash_async import (
     UnexpectedResponseError,
     ValidationError,
 )
-
-CREATE = f"{BASE}/api/v0/customer"
-
 
 CONTACT = KeyContactCreate(name="Asha Rao", legal_name="Acme Traders Pvt Ltd", mobile="9876543210")
 STORED = {
@@ -55,29 +51,35 @@ def ok(payload: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[EnkashClient]:
-    async with EnkashClient(BASE, token="t", retry=RetryPolicy(sleep=no_sleep)) as c:
+def transport() -> FakeTransport:
+    return FakeTransport()
+
+
+@pytest.fixture
+async def client(transport: FakeTransport) -> AsyncIterator[EnkashClient]:
+    async with fake_client(transport) as c:
         yield c
 
 
-def sent_json(m: aioresponses) -> list[Any]:
-    return [json.loads(call.kwargs["data"]) for calls in m.requests.values() for call in calls]
+def sent_json(transport: FakeTransport) -> list[Any]:
+    return [json.loads(sent.body or b"") for sent in transport.sent]
 
 
 # --------------------------------------------------------------------------- create
 
 
-async def test_create_sends_wire_json_without_unset_fields(client: EnkashClient) -> None:
+async def test_create_sends_wire_json_without_unset_fields(
+    client: EnkashClient, transport: FakeTransport
+) -> None:
     new = CustomerCreate(
         legal_name="Acme Traders Pvt Ltd",
         customer_key_contacts=[CONTACT],
         unique_ref_no="ERP-0000001",
         pin_code="560001",
     )
-    with aioresponses() as m:
-        m.post(CREATE, payload=ok(STORED))
-        await client.customers.create(new)
-    assert sent_json(m) == [
+    transport.answer(CREATE_PATH, reply(ok(STORED)))
+    await client.customers.create(new)
+    assert sent_json(transport) == [
         {
             "legalName": "Acme Traders Pvt Ltd",
             "customerKeyContacts": [
@@ -94,7 +96,9 @@ async def test_create_sends_wire_json_without_unset_fields(client: EnkashClient)
     ]
 
 
-async def test_create_sends_nested_reminders_and_snake_case_flags(client: EnkashClient) -> None:
+async def test_create_sends_nested_reminders_and_snake_case_flags(
+    client: EnkashClient, transport: FakeTransport
+) -> None:
     contact = KeyContactCreate(
         name="Asha Rao",
         legal_name="Acme Traders Pvt Ltd",
@@ -105,20 +109,20 @@ async def test_create_sends_nested_reminders_and_snake_case_flags(client: Enkash
     new = CustomerCreate(
         legal_name="Acme", customer_key_contacts=[contact], customer_reminders=[reminder]
     )
-    with aioresponses() as m:
-        m.post(CREATE, payload=ok(STORED))
-        await client.customers.create(new)
-    (body,) = sent_json(m)
+    transport.answer(CREATE_PATH, reply(ok(STORED)))
+    await client.customers.create(new)
+    (body,) = sent_json(transport)
     assert body["customerKeyContacts"][0]["sms_enabled"] is True
     assert body["customerReminders"] == [{"reminderTime": "09:30", "reminderType": "ONCE"}]
 
 
-async def test_create_returns_the_customer_enkash_stored(client: EnkashClient) -> None:
-    with aioresponses() as m:
-        m.post(CREATE, payload=ok(STORED))
-        created = await client.customers.create(
-            CustomerCreate(legal_name="Acme Traders Pvt Ltd", customer_key_contacts=[CONTACT])
-        )
+async def test_create_returns_the_customer_enkash_stored(
+    client: EnkashClient, transport: FakeTransport
+) -> None:
+    transport.answer(CREATE_PATH, reply(ok(STORED)))
+    created = await client.customers.create(
+        CustomerCreate(legal_name="Acme Traders Pvt Ltd", customer_key_contacts=[CONTACT])
+    )
     assert isinstance(created, Customer)
     assert (created.customer_id, created.id, created.unique_ref_no) == (
         "CUST000123",
@@ -141,24 +145,23 @@ async def test_create_returns_the_customer_enkash_stored(client: EnkashClient) -
     ids=["dict", "none", "str", "reply-model"],
 )
 async def test_create_refuses_anything_but_a_customer_create_before_sending(
-    client: EnkashClient, argument: Any
+    client: EnkashClient, transport: FakeTransport, argument: Any
 ) -> None:
-    with aioresponses() as m:
-        m.post(CREATE, payload=ok(STORED))
-        with pytest.raises(ValidationError) as info:
-            await client.customers.create(argument)
+    transport.answer(CREATE_PATH, reply(ok(STORED)))
+    with pytest.raises(ValidationError) as info:
+        await client.customers.create(argument)
     assert info.value.fields == ("customer",)
-    assert m.requests == {}
+    assert transport.sent == []
 
 
 async def test_create_200_with_validation_error_raises_bad_request_with_sub_errors(
-    client: EnkashClient,
+    client: EnkashClient, transport: FakeTransport
 ) -> None:
     subs = [
         {"object": "customerCreateDTO", "field": "panOrGstin", "message": "invalid PAN"},
         {"object": "customerCreateDTO", "field": "mobile", "message": "invalid mobile"},
     ]
-    reply = {
+    rejected = {
         "errorResponse": {
             "errorType": "VALIDATION_ERROR",
             "errorMessage": "Validation failed",
@@ -168,12 +171,11 @@ async def test_create_200_with_validation_error_raises_bad_request_with_sub_erro
         "payload": None,
         "response_code": 400,
     }
-    with aioresponses() as m:
-        m.post(CREATE, payload=reply)
-        with pytest.raises(BadRequestError) as info:
-            await client.customers.create(
-                CustomerCreate(legal_name="Acme", customer_key_contacts=[CONTACT])
-            )
+    transport.answer(CREATE_PATH, reply(rejected))
+    with pytest.raises(BadRequestError) as info:
+        await client.customers.create(
+            CustomerCreate(legal_name="Acme", customer_key_contacts=[CONTACT])
+        )
     error = info.value
     assert (error.status, error.error_type, error.request_id) == (200, "VALIDATION_ERROR", "srv-77")
     assert list(error.sub_errors) == subs
@@ -183,15 +185,14 @@ async def test_create_200_with_validation_error_raises_bad_request_with_sub_erro
 
 @pytest.mark.parametrize("payload", [None, [1, 2], "created"], ids=["none", "list", "str"])
 async def test_create_success_without_a_readable_customer_is_ambiguous_without_a_ref(
-    client: EnkashClient, payload: Any
+    client: EnkashClient, transport: FakeTransport, payload: Any
 ) -> None:
     # A 2xx the client cannot read most likely did create the customer: never resend blind.
-    with aioresponses() as m:
-        m.post(CREATE, payload=ok(payload))
-        with pytest.raises(AmbiguousCreateError) as info:
-            await client.customers.create(
-                CustomerCreate(legal_name="Acme", customer_key_contacts=[CONTACT])
-            )
+    transport.answer(CREATE_PATH, reply(ok(payload)))
+    with pytest.raises(AmbiguousCreateError) as info:
+        await client.customers.create(
+            CustomerCreate(legal_name="Acme", customer_key_contacts=[CONTACT])
+        )
     assert isinstance(info.value.cause, UnexpectedResponseError)
     assert "unique_ref_no" in str(info.value)
 

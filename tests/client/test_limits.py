@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from _support import BASE, no_sleep
-from aioresponses import CallbackResult, aioresponses
+from _support import BASE, SEARCH_PATH, FakeTransport, Sent, fake_client, reply
 
 from enkash_async import (
     CreateResult,
@@ -32,7 +30,6 @@ from enkash_async import (
 from enkash_async._limits import RequestLimiter
 from enkash_async.testing import FakeEnkash
 
-SEARCH = re.compile(r"^https://api\.enkash\.test/api/v0/customer/search\?")
 PAGE = {"payload": {"data": [], "recordsCount": 0}, "response_code": 0}
 
 
@@ -266,27 +263,23 @@ def test_bad_limits_are_refused(kwargs: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("status", [429, 503])
 async def test_client_overload_reply_halves_the_window(status: int) -> None:
-    async with EnkashClient(
-        BASE, token="t", max_concurrency=16, retry=RetryPolicy(sleep=no_sleep)
-    ) as client:
-        with aioresponses() as m:
-            m.post(SEARCH, status=status, payload={"errorResponse": {}})
-            m.post(SEARCH, payload=PAGE)
-            assert await client.customers.search().collect() == []
+    transport = FakeTransport().answer(
+        SEARCH_PATH, reply({"errorResponse": {}}, status), reply(PAGE)
+    )
+    async with fake_client(transport, max_concurrency=16) as client:
+        assert await client.customers.search().collect() == []
         assert client.limiter.overloads == 1
         assert 8 <= client.limiter.window < 9  # halved, then one success
         assert client.stats.rate_limited == 1
 
 
 async def test_client_other_errors_do_not_shrink_the_window() -> None:
-    async with EnkashClient(
-        BASE, token="t", max_concurrency=16, retry=RetryPolicy(sleep=no_sleep)
-    ) as client:
-        with aioresponses() as m:
-            for status in (500, 502, 504):
-                m.post(SEARCH, status=status, payload={"errorResponse": {}})
-            m.post(SEARCH, payload=PAGE)
-            await client.customers.search().collect()
+    transport = FakeTransport()
+    for status in (500, 502, 504):
+        transport.answer(SEARCH_PATH, reply({"errorResponse": {}}, status))
+    transport.answer(SEARCH_PATH, reply(PAGE))
+    async with fake_client(transport, max_concurrency=16) as client:
+        await client.customers.search().collect()
         assert client.limiter.window == 16 and client.limiter.overloads == 0
 
 
@@ -315,20 +308,19 @@ async def test_client_max_concurrency_bounds_all_calls_together() -> None:
 async def test_client_rate_limit_holds_back_requests_past_the_burst() -> None:
     answered = 0
 
-    def reply(url: Any, **kwargs: Any) -> CallbackResult:
+    def page(sent: Sent) -> Any:
         nonlocal answered
         answered += 1
-        return CallbackResult(payload=PAGE)
+        return reply(PAGE)
 
-    async with EnkashClient(BASE, token="t", rate_limit=3) as client:
-        with aioresponses() as m:
-            m.post(SEARCH, callback=reply, repeat=True)
-            calls = [asyncio.ensure_future(client.customers.search().collect()) for _ in range(8)]
-            await _settle()
-            assert answered == 3
-            for call in calls:
-                call.cancel()
-            await asyncio.gather(*calls, return_exceptions=True)
+    transport = FakeTransport().answer(SEARCH_PATH, page, repeat=True)
+    async with EnkashClient(BASE, token="t", rate_limit=3, transport=transport) as client:
+        calls = [asyncio.ensure_future(client.customers.search().collect()) for _ in range(8)]
+        await _settle()
+        assert answered == 3
+        for call in calls:
+            call.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
 
 
 # --------------------------------------------------------------------------- AIMD vs EnKash

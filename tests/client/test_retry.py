@@ -2,7 +2,7 @@
 
 No test sleeps: every policy gets a fake ``sleep`` (and, for deadlines, a fake ``clock``).
 The client talks to a scripted transport: these are tests of the retry layer, not of
-aiohttp (test_transport.py covers how aiohttp's failures are translated).
+aiohttp (transport/test_transport.py covers how aiohttp's failures are translated).
 """
 
 from __future__ import annotations

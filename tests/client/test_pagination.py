@@ -6,13 +6,11 @@ import asyncio
 import contextlib
 import gc
 import json
-import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from _support import BASE, no_sleep, other_tasks
-from aioresponses import CallbackResult, aioresponses
+from _support import SEARCH_PATH, FakeTransport, Sent, fake_client, other_tasks, reply
 
 from enkash_async import (
     APIError,
@@ -23,13 +21,10 @@ from enkash_async import (
     EnkashClient,
     Page,
     PaginationError,
-    RetryPolicy,
     SortDirection,
     ValidationError,
 )
 from enkash_async._pagination import DEFAULT_PREFETCH
-
-SEARCH = re.compile(r"^https://api\.enkash\.test/api/v0/customer/search\?")
 
 
 def customer(i: int) -> dict[str, Any]:
@@ -55,11 +50,16 @@ class Ledger:
     def record(self, offset: int) -> dict[str, Any]:
         return customer(offset)
 
-    async def reply(self, url: Any, **kwargs: Any) -> CallbackResult:
-        params = dict(kwargs["params"])
+    async def reply(self, sent: Sent) -> Any:
+        params = dict(sent.params or {})
         offset, limit = int(params.pop("offset")), int(params.pop("limit"))
         self.calls.append(
-            {"offset": offset, "limit": limit, "params": params, "body": json.loads(kwargs["data"])}
+            {
+                "offset": offset,
+                "limit": limit,
+                "params": params,
+                "body": json.loads(sent.body or b""),
+            }
         )
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
@@ -68,13 +68,13 @@ class Ledger:
                 await asyncio.sleep(0)
             if self.fail.get(offset):
                 status = self.fail[offset].pop(0)
-                return CallbackResult(status=status, payload={"errorResponse": {}})
+                return reply({"errorResponse": {}}, status)
             data = [self.record(i) for i in range(offset, min(offset + limit, self.total))]
             payload: dict[str, Any] = {"data": data}
             if self.report_count:
                 payload["recordsCount"] = self.total
             self.answered.append(offset)
-            return CallbackResult(payload={"payload": payload, "response_code": 0})
+            return reply({"payload": payload, "response_code": 0})
         finally:
             self.in_flight -= 1
 
@@ -87,17 +87,30 @@ class Ledger:
         return [call["limit"] for call in self.calls]
 
 
+# The ledger behind the search endpoint while a test's ``with serving(ledger)`` block runs.
+_served: list[Ledger] = []
+
+
+async def _search_desk(sent: Sent) -> Any:
+    if not _served:
+        return AssertionError(f"a search was sent outside serving(): {sent.params}")
+    return await _served[-1].reply(sent)
+
+
 @pytest.fixture
 async def client() -> AsyncIterator[EnkashClient]:
-    async with EnkashClient(BASE, token="t", retry=RetryPolicy(sleep=no_sleep)) as c:
+    transport = FakeTransport().answer(SEARCH_PATH, _search_desk, repeat=True)
+    async with fake_client(transport) as c:
         yield c
 
 
 @contextlib.contextmanager
-def serving(ledger: Ledger) -> Iterator[aioresponses]:
-    with aioresponses() as m:
-        m.post(SEARCH, callback=ledger.reply, repeat=True)
-        yield m
+def serving(ledger: Ledger) -> Iterator[Ledger]:
+    _served.append(ledger)
+    try:
+        yield ledger
+    finally:
+        _served.remove(ledger)
 
 
 def ids(customers: list[Customer]) -> list[int | None]:

@@ -7,22 +7,18 @@ unreadable 2xx), a customer with ``unique_ref_no`` is looked up: found, it is re
 ``AmbiguousCreateError`` says so. Failures that surely left EnKash untouched are not
 reconciled at all.
 
-Unit tests mock HTTP with aioresponses; the integration tests at the end run the real
+Unit tests script replies with a fake transport; the integration tests at the end run the real
 faults (the customer stored, then the reply broken) against the fake EnKash server.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import aiohttp
 import pytest
-from _support import BASE, CREATE_PATH, SEARCH_PATH, FakeTransport, fake_client, no_sleep, reply
-from aioresponses import aioresponses
+from _support import CREATE_PATH, SEARCH_PATH, FakeTransport, fake_client, reply
 
 from enkash_async import (
     AmbiguousCreateError,
@@ -45,8 +41,7 @@ from enkash_async import (
 )
 from enkash_async.testing import FakeEnkash, Fault
 
-CREATE = f"{BASE}/api/v0/customer"
-SEARCH = re.compile(r"^https://api\.enkash\.test/api/v0/customer/search\?")
+CREATE, SEARCH = CREATE_PATH, SEARCH_PATH
 REF = "ERP-0000042"
 
 
@@ -82,47 +77,48 @@ def failed(error_type: str = "SYSTEM_ERROR", code: int = 500) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[EnkashClient]:
-    async with EnkashClient(BASE, token="t", retry=RetryPolicy(sleep=no_sleep)) as c:
+def transport() -> FakeTransport:
+    return FakeTransport()
+
+
+@pytest.fixture
+async def client(transport: FakeTransport) -> AsyncIterator[EnkashClient]:
+    async with fake_client(transport) as c:
         yield c
 
 
-def sent(m: aioresponses, path: str) -> list[Any]:
+def sent(transport: FakeTransport, path: str) -> list[Any]:
     """The JSON bodies sent to ``path`` (``/api/v0/customer`` or ``.../search``), in order."""
-    return [
-        json.loads(call.kwargs["data"])
-        for (_, url), calls in m.requests.items()
-        if url.path == path
-        for call in calls
-    ]
+    return [json.loads(request.body or b"") for request in transport.to(path)]
 
 
-def creates(m: aioresponses) -> list[Any]:
-    return sent(m, "/api/v0/customer")
+def creates(transport: FakeTransport) -> list[Any]:
+    return sent(transport, CREATE_PATH)
 
 
-def lookups(m: aioresponses) -> list[Any]:
-    return sent(m, "/api/v0/customer/search")
+def lookups(transport: FakeTransport) -> list[Any]:
+    return sent(transport, SEARCH_PATH)
 
 
-# Each way a create can fail after the request may have reached EnKash.
-AMBIGUOUS: dict[str, Callable[[aioresponses], None]] = {
-    "http_500": lambda m: m.post(CREATE, status=500, payload=failed()),
-    "http_502": lambda m: m.post(CREATE, status=502, payload=failed()),
-    "http_504": lambda m: m.post(CREATE, status=504, payload=failed()),
-    "http_502_html": lambda m: m.post(
-        CREATE, status=502, body="<html><body>502 Bad Gateway</body></html>"
+# Each way a create can fail after the request may have reached EnKash (failures below
+# HTTP as the aiohttp transport reports them).
+AMBIGUOUS: dict[str, Callable[[FakeTransport], object]] = {
+    "http_500": lambda t: t.answer(CREATE, reply(failed(), 500)),
+    "http_502": lambda t: t.answer(CREATE, reply(failed(), 502)),
+    "http_504": lambda t: t.answer(CREATE, reply(failed(), 504)),
+    "http_502_html": lambda t: t.answer(
+        CREATE, reply(b"<html><body>502 Bad Gateway</body></html>", 502)
     ),
-    "system_error_on_http_200": lambda m: m.post(CREATE, payload=failed()),
-    "read_timeout": lambda m: m.post(CREATE, exception=asyncio.TimeoutError()),
-    "disconnect_after_sending": lambda m: m.post(
-        CREATE, exception=aiohttp.ServerDisconnectedError()
+    "system_error_on_http_200": lambda t: t.answer(CREATE, reply(failed())),
+    "read_timeout": lambda t: t.answer(CREATE, RequestTimeout("no complete reply within 60s")),
+    "disconnect_after_sending": lambda t: t.answer(
+        CREATE, TransportError("connection failed while talking to EnKash: ServerDisconnectedError")
     ),
-    "body_cut_off": lambda m: m.post(
-        CREATE, exception=aiohttp.ClientPayloadError("Response payload is not completed")
+    "body_cut_off": lambda t: t.answer(
+        CREATE, TransportError("connection failed while talking to EnKash: ClientPayloadError")
     ),
-    "unreadable_2xx": lambda m: m.post(CREATE, status=200, body=b'{"errorResponse":null,"pay'),
-    "2xx_without_payload": lambda m: m.post(CREATE, payload=ok(None)),
+    "unreadable_2xx": lambda t: t.answer(CREATE, reply(b'{"errorResponse":null,"pay')),
+    "2xx_without_payload": lambda t: t.answer(CREATE, reply(ok(None))),
 }
 
 
@@ -131,29 +127,27 @@ AMBIGUOUS: dict[str, Callable[[aioresponses], None]] = {
 
 @pytest.mark.parametrize("failure", AMBIGUOUS)
 async def test_ambiguous_failure_with_ref_found_by_lookup_returns_it_without_resending(
-    client: EnkashClient, failure: str
+    client: EnkashClient, failure: str, transport: FakeTransport
 ) -> None:
-    with aioresponses() as m:
-        AMBIGUOUS[failure](m)
-        m.post(SEARCH, payload=found(stored()))
-        customer = await client.customers.create(new_customer())
-        assert len(creates(m)) == 1
-        assert lookups(m) == [{"uniqueRefNo": REF}]
+    AMBIGUOUS[failure](transport)
+    transport.answer(SEARCH, reply(found(stored())))
+    customer = await client.customers.create(new_customer())
+    assert len(creates(transport)) == 1
+    assert lookups(transport) == [{"uniqueRefNo": REF}]
     assert customer.customer_id == "CUST0000042"
     assert client.stats.reconciled == 1
 
 
 @pytest.mark.parametrize("failure", AMBIGUOUS)
 async def test_ambiguous_failure_with_ref_not_found_is_sent_again(
-    client: EnkashClient, failure: str
+    client: EnkashClient, failure: str, transport: FakeTransport
 ) -> None:
-    with aioresponses() as m:
-        AMBIGUOUS[failure](m)
-        m.post(SEARCH, payload=found())
-        m.post(CREATE, payload=ok(stored("CUST0000043")))
-        customer = await client.customers.create(new_customer())
-        bodies = creates(m)
-        assert len(lookups(m)) == 1
+    AMBIGUOUS[failure](transport)
+    transport.answer(SEARCH, reply(found()))
+    transport.answer(CREATE, reply(ok(stored("CUST0000043"))))
+    customer = await client.customers.create(new_customer())
+    bodies = creates(transport)
+    assert len(lookups(transport)) == 1
     assert len(bodies) == 2
     assert bodies[0] == bodies[1]
     assert customer.customer_id == "CUST0000043"
@@ -161,101 +155,97 @@ async def test_ambiguous_failure_with_ref_not_found_is_sent_again(
 
 
 async def test_create_many_marks_a_customer_found_by_lookup_as_reconciled(
-    client: EnkashClient,
+    client: EnkashClient, transport: FakeTransport
 ) -> None:
-    with aioresponses() as m:
-        m.post(CREATE, status=504, payload=failed())
-        m.post(SEARCH, payload=found(stored()))
-        [result] = [r async for r in client.customers.create_many([new_customer()])]
+    transport.answer(CREATE, reply(failed(), 504))
+    transport.answer(SEARCH, reply(found(stored())))
+    [result] = [r async for r in client.customers.create_many([new_customer()])]
     assert result.ok and result.reconciled and result.error is None
     assert result.customer is not None and result.customer.customer_id == "CUST0000042"
     assert result.attempts == 1
 
 
 async def test_create_many_marks_a_resent_customer_as_not_reconciled(
-    client: EnkashClient,
+    client: EnkashClient, transport: FakeTransport
 ) -> None:
-    with aioresponses() as m:
-        m.post(CREATE, status=500, payload=failed())
-        m.post(SEARCH, payload=found())
-        m.post(CREATE, payload=ok(stored()))
-        [result] = [r async for r in client.customers.create_many([new_customer()])]
+    transport.answer(CREATE, reply(failed(), 500))
+    transport.answer(SEARCH, reply(found()))
+    transport.answer(CREATE, reply(ok(stored())))
+    [result] = [r async for r in client.customers.create_many([new_customer()])]
     assert result.ok and not result.reconciled
     assert result.attempts == 2
 
 
-async def test_lookup_match_must_have_exactly_the_ref(client: EnkashClient) -> None:
+async def test_lookup_match_must_have_exactly_the_ref(
+    client: EnkashClient, transport: FakeTransport
+) -> None:
     # A loosely applied filter (a prefix match, or none at all) returns other customers:
     # none of them may be taken for this one, or the create would be silently lost.
     others = [stored(f"CUST{i}", ref=f"{REF}{i}") for i in range(3)]
-    with aioresponses() as m:
-        m.post(CREATE, status=500, payload=failed())
-        m.post(SEARCH, payload=found(*others))
-        m.post(CREATE, payload=ok(stored("CUST0000043")))
-        customer = await client.customers.create(new_customer())
-        assert len(creates(m)) == 2
+    transport.answer(CREATE, reply(failed(), 500))
+    transport.answer(SEARCH, reply(found(*others)))
+    transport.answer(CREATE, reply(ok(stored("CUST0000043"))))
+    customer = await client.customers.create(new_customer())
+    assert len(creates(transport)) == 2
     assert customer.customer_id == "CUST0000043"
 
 
-async def test_lookup_picks_the_exact_ref_among_loose_matches(client: EnkashClient) -> None:
-    with aioresponses() as m:
-        m.post(CREATE, status=500, payload=failed())
-        m.post(SEARCH, payload=found(stored("CUST1", ref=REF + "7"), stored("CUST2")))
-        customer = await client.customers.create(new_customer())
-        assert len(creates(m)) == 1
+async def test_lookup_picks_the_exact_ref_among_loose_matches(
+    client: EnkashClient, transport: FakeTransport
+) -> None:
+    transport.answer(CREATE, reply(failed(), 500))
+    transport.answer(SEARCH, reply(found(stored("CUST1", ref=REF + "7"), stored("CUST2"))))
+    customer = await client.customers.create(new_customer())
+    assert len(creates(transport)) == 1
     assert customer.customer_id == "CUST2"
 
 
 async def test_lookup_too_loose_to_tell_raises_ambiguous_and_does_not_resend(
-    client: EnkashClient,
+    client: EnkashClient, transport: FakeTransport
 ) -> None:
     # More matches than one lookup reads, none of them exact: the customer may be further on.
     others = [stored(f"CUST{i}", ref=f"OTHER-{i}") for i in range(20)]
-    with aioresponses() as m:
-        m.post(CREATE, status=500, payload=failed())
-        m.post(SEARCH, payload=found(*others, total=50_000))
-        with pytest.raises(AmbiguousCreateError, match="may or may not exist"):
-            await client.customers.create(new_customer())
-        assert len(creates(m)) == 1
+    transport.answer(CREATE, reply(failed(), 500))
+    transport.answer(SEARCH, reply(found(*others, total=50_000)))
+    with pytest.raises(AmbiguousCreateError, match="may or may not exist"):
+        await client.customers.create(new_customer())
+    assert len(creates(transport)) == 1
 
 
 async def test_lookup_short_of_the_count_it_reports_raises_ambiguous(
-    client: EnkashClient,
+    client: EnkashClient, transport: FakeTransport
 ) -> None:
     # One match shown of five counted, not this customer: the others may include it.
-    with aioresponses() as m:
-        m.post(CREATE, status=500, payload=failed())
-        m.post(SEARCH, payload=found(stored("CUST1", ref="OTHER-1"), total=5))
-        with pytest.raises(AmbiguousCreateError, match="may or may not exist"):
-            await client.customers.create(new_customer())
-        assert len(creates(m)) == 1
+    transport.answer(CREATE, reply(failed(), 500))
+    transport.answer(SEARCH, reply(found(stored("CUST1", ref="OTHER-1"), total=5)))
+    with pytest.raises(AmbiguousCreateError, match="may or may not exist"):
+        await client.customers.create(new_customer())
+    assert len(creates(transport)) == 1
 
 
 async def test_lookup_that_fails_raises_ambiguous_with_the_create_failure_as_cause(
-    client: EnkashClient,
+    client: EnkashClient, transport: FakeTransport
 ) -> None:
-    with aioresponses() as m:
-        m.post(CREATE, status=502, payload=failed())
-        for _ in range(4):
-            m.post(SEARCH, status=503, payload=failed())
-        with pytest.raises(AmbiguousCreateError, match="looking it up failed") as info:
-            await client.customers.create(new_customer())
-        assert len(creates(m)) == 1
-        assert len(lookups(m)) == 4  # the lookup is a search: retried like one
+    transport.answer(CREATE, reply(failed(), 502))
+    for _ in range(4):
+        transport.answer(SEARCH, reply(failed(), 503))
+    with pytest.raises(AmbiguousCreateError, match="looking it up failed") as info:
+        await client.customers.create(new_customer())
+    assert len(creates(transport)) == 1
+    assert len(lookups(transport)) == 4  # the lookup is a search: retried like one
     assert isinstance(info.value.cause, ServerError) and info.value.cause.status == 502
 
 
 async def test_create_failing_ambiguously_every_round_stops_after_max_attempts(
-    client: EnkashClient,
+    client: EnkashClient, transport: FakeTransport
 ) -> None:
-    with aioresponses() as m:
-        for _ in range(4):
-            m.post(CREATE, status=500, payload=failed())
-            m.post(SEARCH, payload=found())
-        with pytest.raises(ServerError):
-            await client.customers.create(new_customer())
-        assert len(creates(m)) == 4
-        assert len(lookups(m)) == 4
+    for _ in range(4):
+        transport.answer(CREATE, reply(failed(), 500))
+        transport.answer(SEARCH, reply(found()))
+    with pytest.raises(ServerError):
+        await client.customers.create(new_customer())
+    assert len(creates(transport)) == 4
+    assert len(lookups(transport)) == 4
 
 
 # --------------------------------------------------------------------------- no ref
@@ -263,14 +253,13 @@ async def test_create_failing_ambiguously_every_round_stops_after_max_attempts(
 
 @pytest.mark.parametrize("failure", AMBIGUOUS)
 async def test_ambiguous_failure_without_ref_raises_ambiguous_and_is_not_resent(
-    client: EnkashClient, failure: str
+    client: EnkashClient, failure: str, transport: FakeTransport
 ) -> None:
-    with aioresponses() as m:
-        AMBIGUOUS[failure](m)
-        with pytest.raises(AmbiguousCreateError) as info:
-            await client.customers.create(new_customer(ref=None))
-        assert len(creates(m)) == 1
-        assert lookups(m) == []
+    AMBIGUOUS[failure](transport)
+    with pytest.raises(AmbiguousCreateError) as info:
+        await client.customers.create(new_customer(ref=None))
+    assert len(creates(transport)) == 1
+    assert lookups(transport) == []
     error = info.value
     assert isinstance(error, EnkashError)
     assert "may or may not exist" in str(error)  # the outcome is unknown ...
@@ -279,26 +268,24 @@ async def test_ambiguous_failure_without_ref_raises_ambiguous_and_is_not_resent(
 
 
 async def test_create_many_reports_ambiguous_without_ref_in_the_result(
-    client: EnkashClient,
+    client: EnkashClient, transport: FakeTransport
 ) -> None:
-    with aioresponses() as m:
-        m.post(CREATE, status=500, payload=failed())
-        [result] = [r async for r in client.customers.create_many([new_customer(ref=None)])]
-        assert len(creates(m)) == 1
+    transport.answer(CREATE, reply(failed(), 500))
+    [result] = [r async for r in client.customers.create_many([new_customer(ref=None)])]
+    assert len(creates(transport)) == 1
     assert not result.ok
     assert isinstance(result.error, AmbiguousCreateError)
     assert result.attempts == 1
 
 
 async def test_require_unique_ref_refuses_inputs_without_a_ref_unsent(
-    client: EnkashClient,
+    client: EnkashClient, transport: FakeTransport
 ) -> None:
     inputs = [new_customer("ERP-1"), new_customer(None), new_customer("ERP-3")]
-    with aioresponses() as m:
-        m.post(CREATE, payload=ok(stored("C1", "ERP-1")))
-        m.post(CREATE, payload=ok(stored("C3", "ERP-3")))
-        results = [r async for r in client.customers.create_many(inputs, require_unique_ref=True)]
-        bodies = creates(m)
+    transport.answer(CREATE, reply(ok(stored("C1", "ERP-1"))))
+    transport.answer(CREATE, reply(ok(stored("C3", "ERP-3"))))
+    results = [r async for r in client.customers.create_many(inputs, require_unique_ref=True)]
+    bodies = creates(transport)
     assert [b.get("uniqueRefNo") for b in bodies] == ["ERP-1", "ERP-3"]
     assert [r.ok for r in results] == [True, False, True]
     refused = results[1]
@@ -311,34 +298,33 @@ async def test_require_unique_ref_refuses_inputs_without_a_ref_unsent(
 # --------------------------------------------------------------------------- not ambiguous
 
 
-async def test_bad_request_is_raised_without_lookup(client: EnkashClient) -> None:
-    with aioresponses() as m:
-        m.post(CREATE, status=400, payload=failed("VALIDATION_ERROR", 400))
-        with pytest.raises(BadRequestError):
-            await client.customers.create(new_customer())
-        assert len(creates(m)) == 1
-        assert lookups(m) == []
+async def test_bad_request_is_raised_without_lookup(
+    client: EnkashClient, transport: FakeTransport
+) -> None:
+    transport.answer(CREATE, reply(failed("VALIDATION_ERROR", 400), 400))
+    with pytest.raises(BadRequestError):
+        await client.customers.create(new_customer())
+    assert len(creates(transport)) == 1
+    assert lookups(transport) == []
 
 
 async def test_validation_error_in_a_200_envelope_is_raised_without_lookup(
-    client: EnkashClient,
+    client: EnkashClient, transport: FakeTransport
 ) -> None:
-    with aioresponses() as m:
-        m.post(CREATE, payload=failed("VALIDATION_ERROR", 400))
-        with pytest.raises(BadRequestError):
-            await client.customers.create(new_customer())
-        assert lookups(m) == []
+    transport.answer(CREATE, reply(failed("VALIDATION_ERROR", 400)))
+    with pytest.raises(BadRequestError):
+        await client.customers.create(new_customer())
+    assert lookups(transport) == []
 
 
 async def test_a_4xx_is_not_ambiguous_whatever_error_type_it_carries(
-    client: EnkashClient,
+    client: EnkashClient, transport: FakeTransport
 ) -> None:
-    with aioresponses() as m:
-        m.post(CREATE, status=409, payload=failed("SYSTEM_ERROR", 409))
-        with pytest.raises(ServerError) as info:
-            await client.customers.create(new_customer())
-        assert len(creates(m)) == 1
-        assert lookups(m) == []
+    transport.answer(CREATE, reply(failed("SYSTEM_ERROR", 409), 409))
+    with pytest.raises(ServerError) as info:
+        await client.customers.create(new_customer())
+    assert len(creates(transport)) == 1
+    assert lookups(transport) == []
     assert info.value.status == 409
 
 
@@ -355,26 +341,24 @@ async def test_connect_error_after_retries_is_raised_without_lookup() -> None:
 
 @pytest.mark.parametrize("status", [429, 503])
 async def test_overload_after_retries_is_raised_without_lookup(
-    client: EnkashClient, status: int
+    client: EnkashClient, status: int, transport: FakeTransport
 ) -> None:
-    with aioresponses() as m:
-        for _ in range(4):
-            m.post(CREATE, status=status, payload=failed("UNKNOWN_ERROR", status))
-        with pytest.raises((RateLimitError, ServerError)) as info:
-            await client.customers.create(new_customer())
-        assert len(creates(m)) == 4  # refused unprocessed: safe to resend
-        assert lookups(m) == []
+    for _ in range(4):
+        transport.answer(CREATE, reply(failed("UNKNOWN_ERROR", status), status))
+    with pytest.raises((RateLimitError, ServerError)) as info:
+        await client.customers.create(new_customer())
+    assert len(creates(transport)) == 4  # refused unprocessed: safe to resend
+    assert lookups(transport) == []
     assert isinstance(info.value, RateLimitError if status == 429 else ServerError)
 
 
 async def test_overload_then_success_is_created_once_without_lookup(
-    client: EnkashClient,
+    client: EnkashClient, transport: FakeTransport
 ) -> None:
-    with aioresponses() as m:
-        m.post(CREATE, status=503, payload=failed())
-        m.post(CREATE, payload=ok(stored()))
-        [result] = [r async for r in client.customers.create_many([new_customer()])]
-        assert lookups(m) == []
+    transport.answer(CREATE, reply(failed(), 503))
+    transport.answer(CREATE, reply(ok(stored())))
+    [result] = [r async for r in client.customers.create_many([new_customer()])]
+    assert lookups(transport) == []
     assert result.ok and not result.reconciled and result.attempts == 2
 
 

@@ -9,15 +9,12 @@ customer once; a change of ``records_count`` between pages is flagged on the pag
 from __future__ import annotations
 
 import json
-import re
 import warnings
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
 
 import pytest
-from _support import BASE, no_sleep
-from aioresponses import CallbackResult, aioresponses
+from _support import SEARCH_PATH, FakeTransport, Sent, fake_client, reply
 
 from enkash_async import (
     Customer,
@@ -27,13 +24,12 @@ from enkash_async import (
     Page,
     PaginationDriftWarning,
     PaginationError,
+    Reply,
     RequestTimeout,
     RetryPolicy,
     SortDirection,
 )
 from enkash_async.testing import FakeEnkash
-
-SEARCH = re.compile(r"^https://api\.enkash\.test/api/v0/customer/search\?")
 
 
 class Table:
@@ -47,8 +43,8 @@ class Table:
         self.changes: dict[int, Callable[[list[int]], None]] = {}
         self.calls = 0
 
-    def reply(self, url: Any, **kwargs: Any) -> CallbackResult:
-        params = kwargs["params"]
+    def reply(self, sent: Sent) -> Reply:
+        params = sent.params or {}
         offset, limit = int(params["offset"]), int(params["limit"])
         change = self.changes.get(self.calls)
         if change is not None:
@@ -59,21 +55,25 @@ class Table:
             for i in self.rows[offset : offset + limit]
         ]
         payload = {"data": data, "recordsCount": len(self.rows)}
-        return CallbackResult(payload={"payload": payload, "response_code": 0})
+        return reply({"payload": payload, "response_code": 0})
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[EnkashClient]:
-    async with EnkashClient(BASE, token="t", retry=RetryPolicy(sleep=no_sleep)) as c:
+def transport() -> FakeTransport:
+    return FakeTransport()
+
+
+@pytest.fixture
+async def client(transport: FakeTransport) -> AsyncIterator[EnkashClient]:
+    async with fake_client(transport) as c:
         yield c
 
 
 @pytest.fixture
-def table() -> Iterator[Table]:
+def table(transport: FakeTransport) -> Table:
     rows = Table(list(range(30)))
-    with aioresponses() as m:
-        m.post(SEARCH, callback=rows.reply, repeat=True)
-        yield rows
+    transport.answer(SEARCH_PATH, rows.reply, repeat=True)
+    return rows
 
 
 def numbers(customers: list[Customer]) -> list[int]:
@@ -111,7 +111,9 @@ async def test_dedupe_yields_each_customer_once_when_pages_overlap(
     assert numbers(seen) == list(range(30))
 
 
-async def test_dedupe_drops_a_repeat_even_without_a_count_change(client: EnkashClient) -> None:
+async def test_dedupe_drops_a_repeat_even_without_a_count_change(
+    client: EnkashClient, transport: FakeTransport
+) -> None:
     # One row inserted at the top and another deleted further down: the total is the
     # same, yet page 2 starts with the last row of page 1.
     rows = Table(list(range(20)))
@@ -121,9 +123,8 @@ async def test_dedupe_drops_a_repeat_even_without_a_count_change(client: EnkashC
         r.remove(15)
 
     rows.changes[1] = insert_and_delete
-    with aioresponses() as m:
-        m.post(SEARCH, callback=rows.reply, repeat=True)
-        seen = await client.customers.search(page_size=10, dedupe=True).collect()
+    transport.answer(SEARCH_PATH, rows.reply, repeat=True)
+    seen = await client.customers.search(page_size=10, dedupe=True).collect()
     assert numbers(seen) == [*range(15), *range(16, 20)]
 
 
@@ -210,47 +211,41 @@ async def test_rows_deleted_before_the_offset_are_skipped_with_a_warning_by_defa
 
 
 async def test_a_short_page_before_records_count_is_reached_is_warned(
-    client: EnkashClient,
+    client: EnkashClient, transport: FakeTransport
 ) -> None:
     # EnKash says 30 but the second page stops short: the rest would be lost unnoticed.
     rows = Table(list(range(30)))
-    with aioresponses() as m:
-        m.post(SEARCH, callback=rows.reply)
-        m.post(SEARCH, callback=lambda url, **kw: short(rows.reply(url, **kw), 4))
-        with pytest.warns(PaginationDriftWarning, match="returned 4 of the 10 .* 16 rows"):
-            seen = await client.customers.search(page_size=10).collect()
+    transport.answer(SEARCH_PATH, rows.reply, lambda sent: short(rows.reply(sent), 4))
+    with pytest.warns(PaginationDriftWarning, match="returned 4 of the 10 .* 16 rows"):
+        seen = await client.customers.search(page_size=10).collect()
     assert numbers(seen) == list(range(14))
 
 
 async def test_consistent_raises_on_a_short_page_before_records_count(
-    client: EnkashClient,
+    client: EnkashClient, transport: FakeTransport
 ) -> None:
     rows = Table(list(range(30)))
-    with aioresponses() as m:
-        m.post(SEARCH, callback=rows.reply)
-        m.post(SEARCH, callback=lambda url, **kw: short(rows.reply(url, **kw), 0))
-        with pytest.raises(PaginationError, match="returned 0 of the 10"):
-            await client.customers.search(page_size=10, consistent=True).collect()
+    transport.answer(SEARCH_PATH, rows.reply, lambda sent: short(rows.reply(sent), 0))
+    with pytest.raises(PaginationError, match="returned 0 of the 10"):
+        await client.customers.search(page_size=10, consistent=True).collect()
 
 
-async def test_a_short_last_page_at_records_count_is_no_drift(client: EnkashClient) -> None:
+async def test_a_short_last_page_at_records_count_is_no_drift(
+    client: EnkashClient, transport: FakeTransport
+) -> None:
     rows = Table(list(range(25)))
-    with aioresponses() as m:
-        m.post(SEARCH, callback=rows.reply, repeat=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            seen = await client.customers.search(
-                page_size=10, max_items=23, consistent=True
-            ).collect()
+    transport.answer(SEARCH_PATH, rows.reply, repeat=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        seen = await client.customers.search(page_size=10, max_items=23, consistent=True).collect()
     assert numbers(seen) == list(range(23))
 
 
-def short(result: CallbackResult, keep: int) -> CallbackResult:
+def short(result: Reply, keep: int) -> Reply:
     """``result`` with only its first ``keep`` customers (the total left as it was)."""
-    body = json.loads(result.body) if result.body else result.payload
-    assert body is not None
+    body = json.loads(result.body)
     body["payload"]["data"] = body["payload"]["data"][:keep]
-    return CallbackResult(payload=body)
+    return reply(body)
 
 
 async def test_consistent_raises_instead_of_skipping_rows(

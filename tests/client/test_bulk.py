@@ -15,8 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from _support import BASE, no_sleep, other_tasks
-from aioresponses import CallbackResult, aioresponses
+from _support import CREATE_PATH, FakeTransport, Sent, fake_client, other_tasks, reply
 
 from enkash_async import (
     AmbiguousCreateError,
@@ -27,12 +26,9 @@ from enkash_async import (
     EnkashClient,
     KeyContactCreate,
     RateLimitError,
-    RetryPolicy,
     ValidationError,
 )
 from enkash_async.testing import FakeEnkash, Fault
-
-CREATE = f"{BASE}/api/v0/customer"
 
 
 def new_customer(i: int, *, name: str | None = None, ref: bool = True) -> CustomerCreate:
@@ -47,7 +43,7 @@ def new_customer(i: int, *, name: str | None = None, ref: bool = True) -> Custom
 
 
 class Endpoint:
-    """A create endpoint for aioresponses: answers each body by its legal name.
+    """A create endpoint for the fake transport: answers each body by its legal name.
 
     ``turns[name]`` event-loop turns pass before the answer; a name starting with
     ``Reject``/``Ambiguous``/``Overloaded`` gets 400/500/429; ``Hang`` never answers.
@@ -60,8 +56,8 @@ class Endpoint:
         self.peak = 0
         self.cancelled = 0
 
-    async def reply(self, url: Any, **kwargs: Any) -> CallbackResult:
-        body = json.loads(kwargs["data"])
+    async def reply(self, sent: Sent) -> Any:
+        body = json.loads(sent.body or b"")
         name = body["legalName"]
         self.bodies.append(body)
         self.in_flight += 1
@@ -74,10 +70,10 @@ class Endpoint:
             for prefix, status in (("Reject", 400), ("Ambiguous", 500), ("Overloaded", 429)):
                 if name.startswith(prefix):
                     error = {"errorType": "VALIDATION_ERROR", "errorMessage": prefix}
-                    return CallbackResult(status=status, payload={"errorResponse": error})
+                    return reply({"errorResponse": error}, status)
             stored = {"customerId": f"C-{name}", "legalName": name, "uniqueRefNo": None}
             stored["uniqueRefNo"] = body.get("uniqueRefNo")
-            return CallbackResult(payload={"payload": stored, "response_code": 0})
+            return reply({"payload": stored, "response_code": 0})
         except asyncio.CancelledError:
             self.cancelled += 1
             raise
@@ -86,16 +82,20 @@ class Endpoint:
 
 
 @pytest.fixture
-def endpoint() -> Iterator[Endpoint]:
-    answers = Endpoint()
-    with aioresponses() as m:
-        m.post(CREATE, callback=answers.reply, repeat=True)
-        yield answers
+def transport() -> FakeTransport:
+    return FakeTransport()
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[EnkashClient]:
-    async with EnkashClient(BASE, token="t", retry=RetryPolicy(sleep=no_sleep)) as c:
+def endpoint(transport: FakeTransport) -> Endpoint:
+    answers = Endpoint()
+    transport.answer(CREATE_PATH, answers.reply, repeat=True)
+    return answers
+
+
+@pytest.fixture
+async def client(transport: FakeTransport) -> AsyncIterator[EnkashClient]:
+    async with fake_client(transport) as c:
         yield c
 
 
@@ -198,12 +198,16 @@ async def test_async_iterable_input_is_accepted(client: EnkashClient, endpoint: 
     assert len(endpoint.bodies) == 5
 
 
-async def test_result_counts_attempts_and_elapsed(client: EnkashClient) -> None:
-    with aioresponses() as m:
-        m.post(CREATE, status=503, payload={"errorResponse": {"errorType": "SYSTEM_ERROR"}})
-        m.post(CREATE, status=429, payload={"errorResponse": {}})
-        m.post(CREATE, payload={"payload": {"customerId": "C1"}, "response_code": 0})
-        [result] = [r async for r in client.customers.create_many([new_customer(1)])]
+async def test_result_counts_attempts_and_elapsed(
+    client: EnkashClient, transport: FakeTransport
+) -> None:
+    transport.answer(
+        CREATE_PATH,
+        reply({"errorResponse": {"errorType": "SYSTEM_ERROR"}}, 503),
+        reply({"errorResponse": {}}, 429),
+        reply({"payload": {"customerId": "C1"}, "response_code": 0}),
+    )
+    [result] = [r async for r in client.customers.create_many([new_customer(1)])]
     assert result.ok and result.attempts == 3 and not result.reconciled
     assert result.elapsed > 0
 

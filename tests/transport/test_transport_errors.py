@@ -1,0 +1,144 @@
+"""How the aiohttp transport turns failures below HTTP into the client's errors.
+
+Refused connections, connect and read timeouts, DNS failures and disconnects are each an
+:class:`EnkashError` subclass chained to the aiohttp exception; none escapes raw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from _support import BASE
+from aioresponses import aioresponses
+
+from enkash_async import (
+    ConnectError,
+    CustomerSearch,
+    EnkashClient,
+    RequestTimeout,
+    RetryPolicy,
+    TransportError,
+    UnexpectedResponseError,
+)
+
+SEARCH = re.compile(r"^https://api\.enkash\.test/api/v0/customer/search\?")
+NO_RETRY = RetryPolicy.none()
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[EnkashClient]:
+    async with EnkashClient(BASE, token="tok-errors", retry=NO_RETRY) as c:
+        yield c
+
+
+async def search_once(client: EnkashClient) -> list[Any]:
+    return await client.customers.search(CustomerSearch(), page_size=10).collect()
+
+
+# --------------------------------------------------------------------------- transport
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+async def test_connection_refused_is_connect_error() -> None:
+    async with EnkashClient(f"http://127.0.0.1:{_free_port()}", token="t", retry=NO_RETRY) as c:
+        with pytest.raises(ConnectError) as info:
+            await search_once(c)
+    assert info.value.sent is False
+    assert isinstance(info.value.__cause__, aiohttp.ClientConnectorError)
+
+
+@pytest.mark.parametrize(
+    "make_error",
+    [
+        lambda: aiohttp.ConnectionTimeoutError("connect timed out"),
+        lambda: aiohttp.ClientConnectorDNSError(
+            aiohttp.client_reqrep.ConnectionKey(
+                "api.enkash.test", 443, True, True, None, None, None
+            ),
+            OSError(-2, "Name or service not known"),
+        ),
+    ],
+    ids=["connect-timeout", "dns"],
+)
+async def test_connect_timeout_and_dns_failure_are_connect_errors(
+    client: EnkashClient, make_error: Callable[[], Exception]
+) -> None:
+    with aioresponses() as m:
+        m.post(SEARCH, exception=make_error())
+        with pytest.raises(ConnectError) as info:
+            await search_once(client)
+    assert isinstance(info.value.__cause__, aiohttp.ClientError)
+
+
+@pytest.mark.parametrize(
+    "make_error",
+    [
+        lambda: asyncio.TimeoutError(),
+        lambda: aiohttp.SocketTimeoutError("read timed out"),
+        lambda: TimeoutError(),  # on Python 3.10 not an asyncio.TimeoutError
+    ],
+    ids=["total", "socket-read", "builtin"],
+)
+async def test_read_timeout_is_request_timeout(
+    client: EnkashClient, make_error: Callable[[], Exception]
+) -> None:
+    with aioresponses() as m:
+        m.post(SEARCH, exception=make_error())
+        with pytest.raises(RequestTimeout) as info:
+            await search_once(client)
+    assert info.value.sent is True
+    assert isinstance(info.value.__cause__, (asyncio.TimeoutError, TimeoutError))
+
+
+async def _serve_once(
+    reply: bytes,
+) -> tuple[asyncio.Server, Callable[[], Awaitable[None]]]:
+    """A raw TCP server that answers every request with ``reply`` and hangs up."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(reply)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+
+    async def stop() -> None:
+        server.close()
+        await server.wait_closed()
+
+    return server, stop
+
+
+async def test_disconnect_while_reading_the_body_is_transport_error() -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n"
+    server, stop = await _serve_once(head + b'{"payload": {"data": [')
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with EnkashClient(f"http://127.0.0.1:{port}", token="t", retry=NO_RETRY) as c:
+            with pytest.raises(TransportError) as info:
+                await search_once(c)
+    finally:
+        await stop()
+    assert not isinstance(info.value, (ConnectError, UnexpectedResponseError))
+    assert isinstance(info.value.__cause__, aiohttp.ClientError)
+
+
+async def test_server_disconnect_is_transport_error(client: EnkashClient) -> None:
+    with aioresponses() as m:
+        m.post(SEARCH, exception=aiohttp.ServerDisconnectedError())
+        with pytest.raises(TransportError) as info:
+            await search_once(client)
+    assert isinstance(info.value.__cause__, aiohttp.ServerDisconnectedError)
