@@ -101,9 +101,15 @@ def _stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:
 
 
 async def _run(
-    redis: RedisServer, folder: Path, rows: int, workers: int, fake_options: Sequence[str],
-    worker_options: Sequence[str], *, settings: WorkerSettings | None = None,
-) -> tuple[float, dict[str, Any]]:  # fmt: skip
+    redis: RedisServer,
+    folder: Path,
+    rows: int,
+    workers: int,
+    fake_options: Sequence[str],
+    worker_options: Sequence[str],
+    *,
+    settings: WorkerSettings | None = None,
+) -> tuple[float, dict[str, Any]]:
     """Sync ``rows`` rows with ``workers`` workers; (seconds, the fake's stats)."""
     redis.stop()
     redis.close()
@@ -117,9 +123,12 @@ async def _run(
         await asyncio.sleep(1.0)  # workers up and waiting
         started = time.monotonic()
         submitted = await submit(
-            redis.url, str(path), target=fake.target(), chunk_rows=max(50, rows // 40),
+            redis.url,
+            str(path),
+            target=fake.target(),
+            chunk_rows=max(50, rows // 40),
             settings=settings,
-        )  # fmt: skip
+        )
         while not (await run_status(redis.url, submitted.run)).complete:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         return time.monotonic() - started, fake.stats()
@@ -141,9 +150,12 @@ async def _recovery(redis: RedisServer, folder: Path, heartbeat: int, sweep: int
     queue = make_queue(redis.url)
     try:
         submitted = await submit(
-            redis.url, str(path), target=fake.target(), chunk_rows=250,
+            redis.url,
+            str(path),
+            target=fake.target(),
+            chunk_rows=250,
             settings=WorkerSettings(heartbeat=heartbeat),
-        )  # fmt: skip
+        )
         victim = processes[0]
         keys = [f"{submitted.run}:{chunk}" for chunk in range(submitted.chunks)]
         chunk_key = None
@@ -184,9 +196,13 @@ async def main(argv: Sequence[str] | None = None) -> int:
         scaling = {}
         for workers in (1, 2, 4) if args.only in (None, "scaling") else ():
             seconds, stats = await _run(
-                redis, folder, args.rows, workers, ["--latency-create", "0.05"],
+                redis,
+                folder,
+                args.rows,
+                workers,
+                ["--latency-create", "0.05"],
                 ["--concurrency", "4"],
-            )  # fmt: skip
+            )
             assert stats["duplicate_refs"] == 0 and stats["stored"] == args.rows
             scaling[workers] = args.rows / seconds
             print(f"{workers} worker(s), 50 ms latency: {scaling[workers]:.0f} rows/s", flush=True)
@@ -198,9 +214,13 @@ async def main(argv: Sequence[str] | None = None) -> int:
         cap = args.cap
         for budget in ("shared", "local") if args.only in (None, "cap") else ():
             _, stats = await _run(
-                redis, folder, args.cap_rows, 4, ["--rate-limit", str(cap)],
+                redis,
+                folder,
+                args.cap_rows,
+                4,
+                ["--rate-limit", str(cap)],
                 ["--concurrency", "16", "--budget", budget, "--rate-limit", str(cap * 0.97)],
-            )  # fmt: skip
+            )
             span = stats["last_created_at"] - stats["first_created_at"]
             accepted = (stats["created"] - 1) / span
             results[budget] = {
@@ -218,8 +238,10 @@ async def main(argv: Sequence[str] | None = None) -> int:
         for heartbeat, sweep in ((10, 5), (2, 1)) if args.only in (None, "recovery") else ():
             seconds = await _recovery(redis, folder, heartbeat, sweep)
             results[f"recovery_heartbeat_{heartbeat}_sweep_{sweep}"] = seconds
-            print(f"recovery (heartbeat {heartbeat}s, sweep every {sweep}s): {seconds:.1f}s",
-                  flush=True)  # fmt: skip
+            print(
+                f"recovery (heartbeat {heartbeat}s, sweep every {sweep}s): {seconds:.1f}s",
+                flush=True,
+            )
     print(json.dumps(results, indent=2))
     return 0
 

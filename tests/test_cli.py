@@ -156,14 +156,23 @@ def number(text: str) -> int:
 def wire_row(i: int, *, ref: bool = True) -> dict[str, Any]:
     """A valid customer in EnKash's wire format; even rows have a second contact."""
     contacts = [
-        {"name": f"Asha {i}", "legalName": f"Asha Rao {i}", "mobile": f"98{i:08d}",
-         "deleted": False},
-    ]  # fmt: skip
+        {
+            "name": f"Asha {i}",
+            "legalName": f"Asha Rao {i}",
+            "mobile": f"98{i:08d}",
+            "deleted": False,
+        },
+    ]
     if i % 2 == 0:
         contacts.append(
-            {"name": f"Ravi {i}", "legalName": f"Ravi Iyer {i}", "mobile": f"97{i:08d}",
-             "deleted": False, "email": f"ravi{i}@example.com"}
-        )  # fmt: skip
+            {
+                "name": f"Ravi {i}",
+                "legalName": f"Ravi Iyer {i}",
+                "mobile": f"97{i:08d}",
+                "deleted": False,
+                "email": f"ravi{i}@example.com",
+            }
+        )
     row: dict[str, Any] = {"legalName": f"Row {i} Traders Pvt Ltd", "customerKeyContacts": contacts}
     if ref:
         row["uniqueRefNo"] = f"IMP-{i:04d}"
@@ -471,8 +480,12 @@ async def test_search_csv_output_has_a_header_and_one_row_per_customer(
 ) -> None:
     output = tmp_path / "all.csv"
 
-    assert await cli("customers", "search", "--format", "csv", "--page-size", "50",
-                     "--output", str(output)) == 0  # fmt: skip
+    assert (
+        await cli(
+            "customers", "search", "--format", "csv", "--page-size", "50", "--output", str(output)
+        )
+        == 0
+    )
 
     with output.open(encoding="utf-8", newline="") as stream:
         rows = list(csv.DictReader(stream))
@@ -508,12 +521,14 @@ def _filters(customers: list[dict[str, Any]]) -> list[tuple[list[str], Callable[
     return [
         (["--legal-name", word], lambda c: word.casefold() in c["legalName"].casefold()),
         (["--status", "INACTIVE"], lambda c: c["active"] is False),
-        (["--status", "ACTIVE", "--legal-name", word],
-         lambda c: c["active"] is True and word.casefold() in c["legalName"].casefold()),
+        (
+            ["--status", "ACTIVE", "--legal-name", word],
+            lambda c: c["active"] is True and word.casefold() in c["legalName"].casefold(),
+        ),
         (["--unique-ref-no", ref], lambda c: c["uniqueRefNo"] == ref),
         (["--customer-id", ids[0], "--customer-id", ids[1]], lambda c: c["customerId"] in ids),
         (["--ifsc", ifsc.lower()], lambda c: (c["ifsc"] or "").upper() == ifsc.upper()),
-    ]  # fmt: skip
+    ]
 
 
 @pytest.mark.parametrize(
@@ -537,8 +552,21 @@ async def test_search_orders_by_a_field_in_the_given_direction(
 ) -> None:
     output = tmp_path / "sorted.jsonl"
 
-    assert await cli("customers", "search", "--order-by", "legalName", "--direction", "DESC",
-                     "--page-size", "60", "--output", str(output)) == 0  # fmt: skip
+    assert (
+        await cli(
+            "customers",
+            "search",
+            "--order-by",
+            "legalName",
+            "--direction",
+            "DESC",
+            "--page-size",
+            "60",
+            "--output",
+            str(output),
+        )
+        == 0
+    )
 
     names = [c["legalName"] for c in read_jsonl(output)]
     assert sorted(names) == sorted(c["legalName"] for c in server.customers)
@@ -550,8 +578,19 @@ async def test_search_progress_shows_records_out_of_records_count(
 ) -> None:
     inactive = sum(1 for c in server.customers if c["active"] is False)
 
-    assert await cli("customers", "search", "--status", "INACTIVE", "--page-size", "7",
-                     "--output", str(tmp_path / "out.jsonl")) == 0  # fmt: skip
+    assert (
+        await cli(
+            "customers",
+            "search",
+            "--status",
+            "INACTIVE",
+            "--page-size",
+            "7",
+            "--output",
+            str(tmp_path / "out.jsonl"),
+        )
+        == 0
+    )
 
     (bar,) = bars
     assert (bar.total, bar.advanced) == (inactive, inactive)
@@ -562,8 +601,12 @@ async def test_search_max_items_caps_the_output_and_the_progress_total(
 ) -> None:
     output = tmp_path / "first.jsonl"
 
-    assert await cli("customers", "search", "--max-items", "25", "--page-size", "10",
-                     "--output", str(output)) == 0  # fmt: skip
+    assert (
+        await cli(
+            "customers", "search", "--max-items", "25", "--page-size", "10", "--output", str(output)
+        )
+        == 0
+    )
 
     exported = [c["customerId"] for c in read_jsonl(output)]
     assert exported == [c["customerId"] for c in server.customers[:25]]
@@ -580,8 +623,12 @@ async def test_search_draws_a_progress_bar_on_a_terminal(
 ) -> None:
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
 
-    assert await cli("customers", "search", "--page-size", "30",
-                     "--output", str(tmp_path / "out.jsonl")) == 0  # fmt: skip
+    assert (
+        await cli(
+            "customers", "search", "--page-size", "30", "--output", str(tmp_path / "out.jsonl")
+        )
+        == 0
+    )
 
     err = capsys.readouterr().err
     assert "exporting" in err
@@ -593,8 +640,7 @@ async def test_search_with_a_bad_flag_fails_before_contacting_enkash(
 ) -> None:
     output = tmp_path / "never.jsonl"
 
-    assert await cli("customers", "search", "--order-by", "shoeSize",
-                     "--output", str(output)) == 2  # fmt: skip
+    assert await cli("customers", "search", "--order-by", "shoeSize", "--output", str(output)) == 2
 
     err = capsys.readouterr().err
     assert "\n  --order-by: must be a Customer field" in err  # the flag's name, as typed
@@ -624,8 +670,9 @@ async def test_import_csv_creates_each_row_with_its_nested_columns(
         assert stored["legalName"] == expected["legalName"]
         mobiles = [c["mobile"] for c in stored["customerKeyContacts"]]
         assert mobiles == [c["mobile"] for c in expected["customerKeyContacts"]]
-        reminders = [(r["dueDateDifference"], r["reminderType"])
-                     for r in stored["customerReminders"]]  # fmt: skip
+        reminders = [
+            (r["dueDateDifference"], r["reminderType"]) for r in stored["customerReminders"]
+        ]
         assert reminders == ([(i, "ONCE")] if i % 3 == 0 else [])
     assert server.stats.created == 30
     assert not (tmp_path / "customers.csv.rejects.jsonl").exists()
@@ -658,7 +705,11 @@ async def test_import_summary_table_counts_each_outcome_with_elapsed_and_rate(
 
     table = summary(capsys.readouterr().err)
     assert {k: table[k] for k in ("created", "found", "rejected", "failed")} == {
-        "created": "1", "found": "1", "rejected": "1", "failed": "0"}  # fmt: skip
+        "created": "1",
+        "found": "1",
+        "rejected": "1",
+        "failed": "0",
+    }
     assert table["elapsed"].endswith(" s")
     assert table["rate"].endswith("rows/s")
 
@@ -736,8 +787,9 @@ async def test_import_lists_rows_enkash_refuses_as_failed_with_its_reason(
 ) -> None:
     server.inject(
         Fault.status(400, error_type="VALIDATION_ERROR", message="PAN already registered"),
-        route="create", times=1,
-    )  # fmt: skip
+        route="create",
+        times=1,
+    )
     source = write_jsonl(tmp_path / "customers.jsonl", [wire_row(i) for i in range(1, 4)])
 
     # One at a time, so the refused request is line 1's.
@@ -1011,13 +1063,26 @@ async def test_import_writes_rejects_and_checkpoint_where_told(
     source = write_jsonl(tmp_path / "customers.jsonl", [wire_row(1), bad])
     rejects, checkpoint = tmp_path / "refused.jsonl", tmp_path / "progress.sqlite"
 
-    assert await cli("customers", "import", str(source), "--rejects", str(rejects),
-                     "--checkpoint", str(checkpoint)) == 1  # fmt: skip
+    assert (
+        await cli(
+            "customers",
+            "import",
+            str(source),
+            "--rejects",
+            str(rejects),
+            "--checkpoint",
+            str(checkpoint),
+        )
+        == 1
+    )
 
     assert [r["line"] for r in read_jsonl(rejects)] == [2]
     assert checkpoint_states(checkpoint) == {"IMP-0001": "done"}
     assert [n for n in listing(tmp_path) if "-" not in n] == [
-        "customers.jsonl", "progress.sqlite", "refused.jsonl"]  # fmt: skip
+        "customers.jsonl",
+        "progress.sqlite",
+        "refused.jsonl",
+    ]
 
 
 async def test_import_dry_run_creates_nothing_and_counts_what_it_would_do(
@@ -1044,9 +1109,19 @@ async def test_import_dry_run_creates_nothing_and_counts_what_it_would_do(
 
 async def test_serve_on_port_0_prints_a_url_that_answers_and_stops_on_sigint() -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "enkash_async", "serve", "--port", "0", "--customers", "7",
-        "--seed", "5", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "enkash_async",
+        "serve",
+        "--port",
+        "0",
+        "--customers",
+        "7",
+        "--seed",
+        "5",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         assert process.stdout is not None
         line = await asyncio.wait_for(process.stdout.readline(), timeout=30)
@@ -1054,8 +1129,7 @@ async def test_serve_on_port_0_prints_a_url_that_answers_and_stops_on_sigint() -
         info = json.loads(line)
         assert not info["url"].endswith(":0")
         credentials = DEFAULT_CREDENTIALS
-        assert (info["username"], info["password"]) == (credentials.username,
-                                                        credentials.password)  # fmt: skip
+        assert (info["username"], info["password"]) == (credentials.username, credentials.password)
         async with EnkashClient(info["url"], token=info["token"]) as client:
             found = await client.customers.search().collect()
         assert [c.customer_id for c in found] == [
@@ -1073,9 +1147,17 @@ async def test_serve_prints_the_export_lines_that_connect_the_cli_to_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "enkash_async", "serve", "--port", "0", "--customers", "3",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "enkash_async",
+        "serve",
+        "--port",
+        "0",
+        "--customers",
+        "3",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         assert process.stdout is not None and process.stderr is not None
         await asyncio.wait_for(process.stdout.readline(), timeout=30)
@@ -1226,14 +1308,28 @@ def test_fake_runs_a_search_against_an_embedded_server(
 @pytest.mark.parametrize(
     ("given", "missing"),
     [
-        ({}, ["ENKASH_BASE_URL", "ENKASH_CLIENT_ID", "ENKASH_CLIENT_SECRET",
-              "ENKASH_USERNAME", "ENKASH_PASSWORD"]),
-        ({"ENKASH_BASE_URL": "https://api.example.test", "ENKASH_CLIENT_ID": "c",
-          "ENKASH_PASSWORD": "p"}, ["ENKASH_CLIENT_SECRET", "ENKASH_USERNAME"]),
+        (
+            {},
+            [
+                "ENKASH_BASE_URL",
+                "ENKASH_CLIENT_ID",
+                "ENKASH_CLIENT_SECRET",
+                "ENKASH_USERNAME",
+                "ENKASH_PASSWORD",
+            ],
+        ),
+        (
+            {
+                "ENKASH_BASE_URL": "https://api.example.test",
+                "ENKASH_CLIENT_ID": "c",
+                "ENKASH_PASSWORD": "p",
+            },
+            ["ENKASH_CLIENT_SECRET", "ENKASH_USERNAME"],
+        ),
         ({"ENKASH_TOKEN": "t"}, ["ENKASH_BASE_URL"]),
     ],
     ids=["nothing", "half-the-credentials", "token-without-url"],
-)  # fmt: skip
+)
 def test_missing_configuration_names_the_variables_and_exits_2(
     given: dict[str, str],
     missing: list[str],
@@ -1284,9 +1380,14 @@ SECRET_CLIENT = "cs-Lm55-never-print-me"
 
 @pytest.mark.parametrize(
     ("scenario", "exit_code"),
-    [("success", 0), ("wrong-password", 1), ("wrong-client-secret", 1), ("bad-token", 1),
-     ("half-set", 2)],
-)  # fmt: skip
+    [
+        ("success", 0),
+        ("wrong-password", 1),
+        ("wrong-client-secret", 1),
+        ("bad-token", 1),
+        ("half-set", 2),
+    ],
+)
 async def test_secrets_from_the_environment_are_never_echoed(
     scenario: str,
     exit_code: int,
@@ -1298,15 +1399,19 @@ async def test_secrets_from_the_environment_are_never_echoed(
     from enkash_async.auth import PasswordCredentials
 
     credentials = PasswordCredentials(
-        client_id="cli-test", client_secret=SECRET_CLIENT, username="ops@example.test",
+        client_id="cli-test",
+        client_secret=SECRET_CLIENT,
+        username="ops@example.test",
         password=SECRET_PASSWORD,
-    )  # fmt: skip
+    )
     server = await start(customers=5, credentials=credentials)
     env = {
-        "ENKASH_BASE_URL": server.url, "ENKASH_CLIENT_ID": "cli-test",
-        "ENKASH_CLIENT_SECRET": SECRET_CLIENT, "ENKASH_USERNAME": "ops@example.test",
+        "ENKASH_BASE_URL": server.url,
+        "ENKASH_CLIENT_ID": "cli-test",
+        "ENKASH_CLIENT_SECRET": SECRET_CLIENT,
+        "ENKASH_USERNAME": "ops@example.test",
         "ENKASH_PASSWORD": SECRET_PASSWORD,
-    }  # fmt: skip
+    }
     if scenario == "wrong-password":
         env["ENKASH_PASSWORD"] = SECRET_PASSWORD + "-typo"
     elif scenario == "wrong-client-secret":
@@ -1331,8 +1436,16 @@ async def test_secrets_from_the_environment_are_never_echoed(
 
 
 def test_a_closed_stdout_pipe_ends_the_command_quietly() -> None:
-    command = [sys.executable, "-m", "enkash_async", "customers", "search", "--fake",
-               "--fake-customers", "3000"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "enkash_async",
+        "customers",
+        "search",
+        "--fake",
+        "--fake-customers",
+        "3000",
+    ]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
         assert process.stdout is not None and process.stderr is not None
         first = process.stdout.readline()

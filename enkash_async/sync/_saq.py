@@ -327,8 +327,9 @@ class _Reviver:
                 heartbeat = int(status.meta.get("heartbeat", 10))
                 count = await _enqueue(self.queue, store, run, again, heartbeat)
                 if count:
-                    logger.warning("run %s: chunks %s were lost by the queue; enqueued again",
-                                   run, again)  # fmt: skip
+                    logger.warning(
+                        "run %s: chunks %s were lost by the queue; enqueued again", run, again
+                    )
                 revived += count
         self.suspects = lost_now
         return revived

@@ -27,18 +27,27 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--token-style", choices=("old", "new"), default="old")
     for route in ("token", "create", "search"):
         parser.add_argument(
-            f"--latency-{route}", type=float, default=0.0, metavar="SECONDS",
+            f"--latency-{route}",
+            type=float,
+            default=0.0,
+            metavar="SECONDS",
             help=f"delay added to every {route} request",
-        )  # fmt: skip
+        )
     parser.add_argument("--max-in-flight", type=int, default=None, help="429 beyond this")
     parser.add_argument(
-        "--rate-limit", type=float, default=None, metavar="RPS",
+        "--rate-limit",
+        type=float,
+        default=None,
+        metavar="RPS",
         help="429 to create/search requests beyond this many per second",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--fault-rate", type=float, default=0.0, metavar="SHARE",
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
         help="inject a mix of faults (after-commit included) into this share of requests",
-    )  # fmt: skip
+    )
     return parser
 
 

@@ -102,13 +102,21 @@ class Workers:
         log = self.folder / f"worker-{len(self.processes)}.log"
         with log.open("wb") as stream:
             process = subprocess.Popen(
-                [sys.executable, "-m", "enkash_async", "sync", "worker", "--redis",
-                 redis_url, *options],
+                [
+                    sys.executable,
+                    "-m",
+                    "enkash_async",
+                    "sync",
+                    "worker",
+                    "--redis",
+                    redis_url,
+                    *options,
+                ],
                 env=environ,
                 stdin=subprocess.DEVNULL,
                 stdout=stream,
                 stderr=subprocess.STDOUT,
-            )  # fmt: skip
+            )
         self.processes.append(process)
         return process
 

@@ -90,9 +90,14 @@ async def test_workers_sharing_a_budget_keep_under_a_hidden_rate_cap(
         )
         for _ in range(4):
             workers.start(
-                redis_url, fake.environ(), "--concurrency", "8", "--rate-limit", str(cap * 0.95),
+                redis_url,
+                fake.environ(),
+                "--concurrency",
+                "8",
+                "--rate-limit",
+                str(cap * 0.95),
                 *FAST,
-            )  # fmt: skip
+            )
         await wait_for(redis_url, submitted.run, lambda status: status.complete)
         stats = fake.stats()
     finally:

@@ -38,12 +38,16 @@ def customer(i: int, *, ref: str | None = None, name: str | None = None) -> Cust
         {
             "legalName": name or f"Sync {i} Traders Pvt Ltd",
             "customerKeyContacts": [
-                {"name": f"Asha {i}", "legalName": f"Asha Rao {i}", "mobile": f"98{i:08d}",
-                 "deleted": False}
+                {
+                    "name": f"Asha {i}",
+                    "legalName": f"Asha Rao {i}",
+                    "mobile": f"98{i:08d}",
+                    "deleted": False,
+                }
             ],
             **({"uniqueRefNo": ref} if ref is not None else {"uniqueRefNo": f"SY-{i:05d}"}),
         }
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture
@@ -87,8 +91,13 @@ async def test_each_row_is_created_and_reported_once(
 ) -> None:
     seen = Recorder()
 
-    summary = await sync_rows([customer(i) for i in range(1, 41)], client=client,
-                              checkpoint=checkpoint, concurrency=5, on_outcome=seen)  # fmt: skip
+    summary = await sync_rows(
+        [customer(i) for i in range(1, 41)],
+        client=client,
+        checkpoint=checkpoint,
+        concurrency=5,
+        on_outcome=seen,
+    )
 
     assert seen.by_line() == {i: Outcome.CREATED for i in range(1, 41)}
     assert (summary.created, summary.found, summary.rejected, summary.failed) == (40, 0, 0, 0)
@@ -115,9 +124,13 @@ async def test_a_row_without_unique_ref_no_is_rejected_unsent(
 ) -> None:
     seen = Recorder()
     no_ref = CustomerCreate.from_dict(
-        {"legalName": "No Ref Ltd", "customerKeyContacts": [
-            {"name": "A", "legalName": "A B", "mobile": "9876543210", "deleted": False}]}
-    )  # fmt: skip
+        {
+            "legalName": "No Ref Ltd",
+            "customerKeyContacts": [
+                {"name": "A", "legalName": "A B", "mobile": "9876543210", "deleted": False}
+            ],
+        }
+    )
 
     await sync_rows([customer(1), no_ref], client=client, checkpoint=checkpoint, on_outcome=seen)
 
@@ -150,8 +163,12 @@ async def test_a_ref_repeated_in_the_input_is_created_once_and_its_repeats_found
 
     await sync_rows(rows, client=client, checkpoint=checkpoint, concurrency=8, on_outcome=seen)
 
-    assert seen.by_line() == {1: Outcome.CREATED, 2: Outcome.CREATED, 3: Outcome.FOUND,
-                              4: Outcome.FOUND}  # fmt: skip
+    assert seen.by_line() == {
+        1: Outcome.CREATED,
+        2: Outcome.CREATED,
+        3: Outcome.FOUND,
+        4: Outcome.FOUND,
+    }
     assert server.stats.requests["create"] == 2
     assert refs_stored(server) == ["SY-00001", "SY-00002"]
 
@@ -176,8 +193,9 @@ async def test_an_intended_ref_is_looked_up_first_and_found_or_created(
     await checkpoint.mark_intended(["SY-00001", "SY-00002"])
     seen = Recorder()
 
-    await sync_rows([customer(1), customer(2)], client=client, checkpoint=checkpoint,
-                    on_outcome=seen)  # fmt: skip
+    await sync_rows(
+        [customer(1), customer(2)], client=client, checkpoint=checkpoint, on_outcome=seen
+    )
 
     assert seen.by_line() == {1: Outcome.FOUND, 2: Outcome.CREATED}
     assert [o.detail for o in seen.outcomes if o.line == 1] == ["lookup"]
@@ -221,8 +239,7 @@ async def test_a_create_enkash_refuses_fails_with_its_error_and_stays_intended(
     server.inject(Fault.status(500), route="search")
     seen = Recorder()
 
-    summary = await sync_rows([customer(1)], client=client, checkpoint=checkpoint,
-                              on_outcome=seen)  # fmt: skip
+    summary = await sync_rows([customer(1)], client=client, checkpoint=checkpoint, on_outcome=seen)
 
     (outcome,) = seen.outcomes
     assert outcome.outcome is Outcome.FAILED
@@ -237,9 +254,14 @@ async def test_outcomes_are_reported_as_they_happen_even_if_the_caller_stops(
     server.inject(Fault.latency(0.5), route="create", times=1)  # one slow create
     seen = Recorder()
     task = asyncio.ensure_future(
-        sync_rows([customer(i) for i in range(1, 11)], client=client, checkpoint=checkpoint,
-                  concurrency=10, on_outcome=seen)
-    )  # fmt: skip
+        sync_rows(
+            [customer(i) for i in range(1, 11)],
+            client=client,
+            checkpoint=checkpoint,
+            concurrency=10,
+            on_outcome=seen,
+        )
+    )
     for _ in range(200):
         if len(seen.outcomes) == 9:
             break
@@ -281,8 +303,9 @@ async def test_known_refs_skip_rows_enkash_has_without_a_lookup(
     await known.load(client)
     searches = server.stats.requests["search"]
 
-    summary = await sync_rows([customer(1), customer(2)], client=client,
-                              checkpoint=checkpoint, known_refs=known)  # fmt: skip
+    summary = await sync_rows(
+        [customer(1), customer(2)], client=client, checkpoint=checkpoint, known_refs=known
+    )
     known.close()
 
     assert (summary.created, summary.found) == (1, 1)
@@ -295,8 +318,9 @@ async def test_concurrency_bounds_the_creates_in_flight(
 ) -> None:
     server.inject(Fault.latency(0.02), route="create")
 
-    await sync_rows([customer(i) for i in range(1, 31)], client=client,
-                    checkpoint=checkpoint, concurrency=4)  # fmt: skip
+    await sync_rows(
+        [customer(i) for i in range(1, 31)], client=client, checkpoint=checkpoint, concurrency=4
+    )
 
     assert server.stats.peak_in_flight <= 4
 
@@ -310,8 +334,12 @@ async def test_dry_run_sends_no_create_and_reports_what_a_run_would_do(
 
     summary = await plan_rows(rows, client=client, on_outcome=seen)
 
-    assert seen.by_line() == {1: Outcome.FOUND, 2: Outcome.WOULD_CREATE, 3: Outcome.REJECTED,
-                              4: Outcome.FOUND}  # fmt: skip
+    assert seen.by_line() == {
+        1: Outcome.FOUND,
+        2: Outcome.WOULD_CREATE,
+        3: Outcome.REJECTED,
+        4: Outcome.FOUND,
+    }
     assert (summary.would_create, summary.found, summary.rejected) == (1, 2, 1)
     assert server.stats.requests["create"] == 1  # the setup's
     assert server.stats.requests["search"] == 1  # one pass over EnKash's customers
@@ -343,8 +371,9 @@ async def test_rows_are_read_lazily(client: EnkashClient, checkpoint: SqliteChec
             raise Stop  # the caller stops consuming
 
     with pytest.raises(Stop):
-        await sync_rows(counted(), client=client, checkpoint=checkpoint, concurrency=2,
-                        on_outcome=stop_early)  # fmt: skip
+        await sync_rows(
+            counted(), client=client, checkpoint=checkpoint, concurrency=2, on_outcome=stop_early
+        )
 
     assert read < 2_000
 
@@ -385,8 +414,9 @@ async def test_lookups_of_intended_refs_first_wait_the_settle_time_once(
     policy = RetryPolicy(settle_time=1.5, sleep=sleep)
     await checkpoint.mark_intended(["SY-00001", "SY-00002", "SY-00003"])
     async with EnkashClient(server.url, credentials=server.credentials, retry=policy) as client:
-        summary = await sync_rows([customer(i) for i in (1, 2, 3)], client=client,
-                                  checkpoint=checkpoint)  # fmt: skip
+        summary = await sync_rows(
+            [customer(i) for i in (1, 2, 3)], client=client, checkpoint=checkpoint
+        )
 
     assert waits == [1.5]  # a create sent just before a crash may still be committing
     assert summary.created == 3

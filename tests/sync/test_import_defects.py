@@ -176,4 +176,8 @@ async def test_an_unclosed_quote_is_reported_on_its_line_and_the_next_row_is_imp
     assert reject.get("line") == 3  # the file's line, the header being line 1
     assert "unclosed quote" in json.dumps(reject)
     assert {c["uniqueRefNo"] for c in server.created_customers} == {
-        "IMP-0001", "IMP-0003", "IMP-0004", "IMP-0005"}  # fmt: skip
+        "IMP-0001",
+        "IMP-0003",
+        "IMP-0004",
+        "IMP-0005",
+    }

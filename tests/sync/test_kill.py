@@ -35,10 +35,19 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
 async def enkash() -> AsyncIterator[dict[str, Any]]:
     """A fake EnKash in its own process, each create taking 10 ms."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "enkash_async.testing", "--port", "0", "--customers", "0",
-        "--latency-create", "0.01", stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL, env=_env({}),
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "enkash_async.testing",
+        "--port",
+        "0",
+        "--customers",
+        "0",
+        "--latency-create",
+        "0.01",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=_env({}),
+    )
     try:
         assert process.stdout is not None
         line = await asyncio.wait_for(process.stdout.readline(), timeout=60)
@@ -49,10 +58,17 @@ async def enkash() -> AsyncIterator[dict[str, Any]]:
 
 
 def _row(i: int) -> dict[str, Any]:
-    contact = {"name": f"Asha {i}", "legalName": f"Asha Rao {i}", "mobile": f"98{i:08d}",
-               "deleted": False}  # fmt: skip
-    return {"legalName": f"Kill {i} Traders Pvt Ltd", "uniqueRefNo": f"KL-{i:05d}",
-            "customerKeyContacts": [contact]}  # fmt: skip
+    contact = {
+        "name": f"Asha {i}",
+        "legalName": f"Asha Rao {i}",
+        "mobile": f"98{i:08d}",
+        "deleted": False,
+    }
+    return {
+        "legalName": f"Kill {i} Traders Pvt Ltd",
+        "uniqueRefNo": f"KL-{i:05d}",
+        "customerKeyContacts": [contact],
+    }
 
 
 async def _stored(client: EnkashClient) -> int:
@@ -65,25 +81,41 @@ async def test_reruns_after_several_kill_9_leave_exactly_the_files_customers(
 ) -> None:
     source = tmp_path / "customers.jsonl"
     source.write_text("".join(json.dumps(_row(i)) + "\n" for i in range(ROWS)), "utf-8")
-    env = _env({
-        "ENKASH_BASE_URL": enkash["url"], "ENKASH_CLIENT_ID": enkash["client_id"],
-        "ENKASH_CLIENT_SECRET": enkash["client_secret"], "ENKASH_USERNAME": enkash["username"],
-        "ENKASH_PASSWORD": enkash["password"], "XDG_STATE_HOME": str(tmp_path / "state"),
-    })  # fmt: skip
+    env = _env(
+        {
+            "ENKASH_BASE_URL": enkash["url"],
+            "ENKASH_CLIENT_ID": enkash["client_id"],
+            "ENKASH_CLIENT_SECRET": enkash["client_secret"],
+            "ENKASH_USERNAME": enkash["username"],
+            "ENKASH_PASSWORD": enkash["password"],
+            "XDG_STATE_HOME": str(tmp_path / "state"),
+        }
+    )
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
     # Kill points are counts of customers EnKash holds, not moments: random, yet each
     # kill lands while that run is creating, however slow the machine.
     points = sorted(rng.sample(range(20, ROWS - 20), KILLS))
-    command = [sys.executable, "-m", "enkash_async", "customers", "import", str(source),
-               "--concurrency", "16", "--no-scan"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "enkash_async",
+        "customers",
+        "import",
+        str(source),
+        "--concurrency",
+        "16",
+        "--no-scan",
+    ]
     killed = 0
     async with EnkashClient(enkash["url"], token=enkash["token"]) as client:
         for point in points:
             process = await asyncio.create_subprocess_exec(
-                *command, env=env, stdout=asyncio.subprocess.DEVNULL,
+                *command,
+                env=env,
+                stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
-            )  # fmt: skip
+            )
             for _ in range(3000):  # bounded: at most 60 s
                 if process.returncode is not None or await _stored(client) >= point:
                     break

@@ -62,11 +62,13 @@ def test_a_stray_quote_at_the_end_of_a_row_is_an_unclosed_quote() -> None:
     ("line", "problem"),
     [
         ("R-9,Short Ltd\n", "has 2 cells, fewer than the header's 6 columns"),
-        ("R-9,Long,Asha,Asha Rao,9800000009,false,extra\n",
-         "has 7 cells, more than the header's 6 columns"),
+        (
+            "R-9,Long,Asha,Asha Rao,9800000009,false,extra\n",
+            "has 7 cells, more than the header's 6 columns",
+        ),
     ],
     ids=["short", "long"],
-)  # fmt: skip
+)
 def test_a_short_or_long_row_is_reported_as_such(line: str, problem: str) -> None:
     assert outcomes(HEADER + line + row(2)) == [(2, None, (problem,)), (3, "R-2", ())]
 
@@ -85,11 +87,21 @@ def test_every_problem_of_a_row_is_reported_in_wire_names_and_dotted_paths() -> 
 
 def test_read_only_fields_enkash_assigns_are_ignored_and_counted() -> None:
     record = {
-        "customerId": "KC1", "createdOn": "2024-01-01T00:00:00Z", "active": True,
-        "legalName": "Firm", "uniqueRefNo": "R-1",
-        "customerKeyContacts": [{"name": "A", "customerName": "A Rao", "mobile": "9800000001",
-                                 "deleted": False, "customerId": "KC1"}],
-    }  # fmt: skip
+        "customerId": "KC1",
+        "createdOn": "2024-01-01T00:00:00Z",
+        "active": True,
+        "legalName": "Firm",
+        "uniqueRefNo": "R-1",
+        "customerKeyContacts": [
+            {
+                "name": "A",
+                "customerName": "A Rao",
+                "mobile": "9800000001",
+                "deleted": False,
+                "customerId": "KC1",
+            }
+        ],
+    }
 
     (only,) = read_jsonl(io.StringIO(json.dumps(record) + "\n"))
 
@@ -100,8 +112,11 @@ def test_read_only_fields_enkash_assigns_are_ignored_and_counted() -> None:
 
 
 def test_jsonl_problems_use_wire_names_with_list_indexes() -> None:
-    record = {"legalName": "Firm", "uniqueRefNo": "R-1", "customerKeyContacts": [
-        {"name": "A", "legalName": "A", "mobile": "12", "deleted": False}]}  # fmt: skip
+    record = {
+        "legalName": "Firm",
+        "uniqueRefNo": "R-1",
+        "customerKeyContacts": [{"name": "A", "legalName": "A", "mobile": "12", "deleted": False}],
+    }
 
     (only,) = read_jsonl(io.StringIO("\n" + json.dumps(record) + "\n"))
 

@@ -63,8 +63,18 @@ async def test_created_customer_echoes_the_request_and_fills_server_fields(
 ) -> None:
     customer = (await api.create(valid_body)).json["payload"]
 
-    for field in ("accountNumber", "address", "companyId", "contactNumber", "ifsc", "legalName",
-                  "panOrGstin", "pinCode", "state", "uniqueRefNo"):  # fmt: skip
+    for field in (
+        "accountNumber",
+        "address",
+        "companyId",
+        "contactNumber",
+        "ifsc",
+        "legalName",
+        "panOrGstin",
+        "pinCode",
+        "state",
+        "uniqueRefNo",
+    ):
         assert customer[field] == valid_body[field], field
     assert customer["active"] is True
     assert customer["bankName"] == "HDFC Bank"

@@ -38,10 +38,23 @@ async def test_process_mode_prints_one_json_line_and_serves_until_signalled(
         "PYTHONPATH": os.pathsep.join([str(_ROOT), os.environ.get("PYTHONPATH", "")]),
     }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "enkash_async.testing", "--port", "0", "--customers", "10",
-        "--seed", "4", "--latency-search", "0.001", "--max-in-flight", "50",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "enkash_async.testing",
+        "--port",
+        "0",
+        "--customers",
+        "10",
+        "--seed",
+        "4",
+        "--latency-search",
+        "0.001",
+        "--max-in-flight",
+        "50",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
     try:
         assert process.stdout is not None
         line = await asyncio.wait_for(process.stdout.readline(), timeout=30)

@@ -156,9 +156,18 @@ def _key(customer: Customer, field: str) -> tuple[bool, Any]:
 
 @pytest.mark.parametrize(
     "field",
-    ["id", "legalName", "netAmount", "createdOn", "dsoMedian", "parentCompanyId", "active",
-     "customerId", "assignedAgent"],
-)  # fmt: skip
+    [
+        "id",
+        "legalName",
+        "netAmount",
+        "createdOn",
+        "dsoMedian",
+        "parentCompanyId",
+        "active",
+        "customerId",
+        "assignedAgent",
+    ],
+)
 @pytest.mark.parametrize("direction", ["ASC", "DESC"])
 async def test_order_by_sorts_on_the_field_and_breaks_ties_by_ascending_id(
     api: Api, field: str, direction: str
@@ -293,8 +302,14 @@ async def test_a_5000_record_page_is_served_whole(api: Api) -> None:
 
 def test_level_is_derived_from_dso_median_buckets() -> None:
     assert [level_of(d) for d in (None, 0, 30, 31, 60, 61, 400)] == [
-        "LEVEL_1", "LEVEL_1", "LEVEL_1", "LEVEL_2", "LEVEL_2", "LEVEL_3", "LEVEL_3",
-    ]  # fmt: skip
+        "LEVEL_1",
+        "LEVEL_1",
+        "LEVEL_1",
+        "LEVEL_2",
+        "LEVEL_2",
+        "LEVEL_3",
+        "LEVEL_3",
+    ]
 
 
 def test_the_same_seed_gives_the_same_customers() -> None:
