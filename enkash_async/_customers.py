@@ -22,7 +22,7 @@ from typing import Any, Protocol, TypeVar
 
 import attrs
 
-from enkash_async import _convert
+from enkash_async import _wire
 from enkash_async._bulk import run_bounded
 from enkash_async._fast import dumps
 from enkash_async._pagination import DEFAULT_PREFETCH, MAX_PAGE_SIZE, SearchIterator
@@ -57,9 +57,18 @@ CUSTOMER_PATH = "/api/v0/customer"
 SEARCH_PATH = "/api/v0/customer/search"
 
 _ORDER_FIELDS: dict[str, str] = {
-    **{a.name: _convert.wire_name(a.name) for a in attrs.fields(Customer)},
-    **{_convert.wire_name(a.name): _convert.wire_name(a.name) for a in attrs.fields(Customer)},
+    **{a.name: _wire.wire_name(a) for a in attrs.fields(Customer)},
+    **{_wire.wire_name(a): _wire.wire_name(a) for a in attrs.fields(Customer)},
 }
+
+#: Reads one customer record: a raw view from a search reply, or a mapping.
+_read_customer = _wire.record_reader(Customer, "CustomerResponse")
+
+
+def _page_records(payload: Any) -> tuple[list[Any], int | None]:
+    """A search page's raw customer records and ``recordsCount``, shape-checked only."""
+    return _wire.page_records_from_wire(payload, Customer)
+
 
 # How many customers one reconciliation lookup by unique_ref_no reads.
 _LOOKUP_PAGE = 20
@@ -138,7 +147,7 @@ class Customers:
             )
         deadline_at = None if policy.deadline is None else policy.clock() + policy.deadline
         lookups = AttemptBudget(policy.max_attempts)
-        body = dumps(_convert.to_wire(customer))
+        body = dumps(_wire.to_wire(customer))
         ref = customer.unique_ref_no
         while True:
             try:
@@ -259,12 +268,12 @@ class Customers:
     ) -> Customer | None:
         records, records_count = await self._api._request(
             SEARCH_PATH,
-            dumps(_convert.to_wire(CustomerSearch(unique_ref_no=ref))),
+            dumps(_wire.to_wire(CustomerSearch(unique_ref_no=ref))),
             params={"offset": "0", "limit": str(_LOOKUP_PAGE)},
             idempotent=True,
             retry=policy,
             operation=f"look up customer {ref!r}",
-            decode=_convert.page_records_from_wire,
+            decode=_page_records,
             parse=read_search_reply,
             budget=budget,
             deadline_at=deadline_at,
@@ -421,7 +430,7 @@ class Customers:
         )
         if problems:
             raise ValidationError(problems, model="search")
-        body = dumps(_convert.to_wire(filter) if filter is not None else {})
+        body = dumps(_wire.to_wire(filter) if filter is not None else {})
         base: dict[str, str] = {}
         if order_by is not None:
             base["orderBy"] = _ORDER_FIELDS[order_by]
@@ -438,7 +447,7 @@ class Customers:
                 idempotent=True,
                 retry=retry,
                 operation=f"search customers (offset {offset})",
-                decode=_convert.page_records_from_wire,
+                decode=_page_records,
                 parse=read_search_reply,
             )
 
@@ -462,7 +471,7 @@ class _TooManyMatches(PaginationError):
 def _customer_from_record(record: Any) -> Customer:
     """A record decoded; a record too deep or odd for the decoder is a typed error."""
     try:
-        return _convert.customer_from_record(record)
+        return _read_customer(record)
     except EnkashError:
         raise
     except (RecursionError, ValueError, TypeError) as exc:
@@ -474,7 +483,7 @@ def _customer_from_record(record: Any) -> Customer:
 def _record_key(record: Any) -> Hashable:
     """A record's identity for dedupe and loop detection; one that is not a string or
     number (a list, an object) is a typed error."""
-    key = _convert.record_key(record)
+    key = _wire.record_key(record)
     if key is None or (isinstance(key, (str, int)) and not isinstance(key, bool)):
         return key
     raise UnexpectedResponseError(
@@ -485,7 +494,7 @@ def _record_key(record: Any) -> Hashable:
 def _created_customer(payload: Any) -> Customer:
     if payload is None:
         raise UnexpectedResponseError("create succeeded but the reply has no payload")
-    return _convert.customer_from_record(payload)
+    return _read_customer(payload)
 
 
 def _is_ambiguous(error: EnkashError) -> bool:

@@ -8,11 +8,8 @@ fresh clone tests with nothing beside it.
 
 from __future__ import annotations
 
-import atexit
 import copy
 import json
-import shutil
-import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -40,19 +37,3 @@ def documented_patterns() -> dict[str, str]:
     """Wire field -> the regex its "Match pattern:" documents on the createCustomer pages."""
     patterns: dict[str, str] = rules()["patterns"]
     return patterns
-
-
-@cache
-def seed_dir() -> Path:
-    """A folder with a createCustomer page (``000_*.txt``) carrying only its patterns.
-
-    A bridge for tests that still parse the page text (tests/test_fuzz_decode.py):
-    they should read :func:`documented_patterns` instead; then this goes.
-    """
-    folder = Path(tempfile.mkdtemp(prefix="enkash-seeds-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    lines = []
-    for name, pattern in documented_patterns().items():
-        lines += [name, "string", "optional", "Match pattern:", pattern]
-    (folder / "000_fixture.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return folder

@@ -1,7 +1,8 @@
 """Property tests: the reply decoder never leaks a foreign exception, the request
 validators agree with the seed's documented patterns, and valid requests survive JSON.
 
-The patterns are read from the seed page itself (``createCustomer``), never copied.
+The patterns are the ones the createCustomer seed page documents (``tests/_seeds.py``),
+never copied.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from typing import Any
 
 import attrs
 import pytest
-from _seeds import seed_dir
+from _customer_wire import customer_from_record, customer_from_wire, page_from_wire
+from _seeds import documented_patterns
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from enkash_async import _convert
 from enkash_async._validation import gstin_check_character
-from enkash_async._wire import read_search_reply
+from enkash_async._wire import read_search_reply, wire_name
 from enkash_async.errors import EnkashError, UnexpectedResponseError, ValidationError
 from enkash_async.models import (
     Customer,
@@ -39,25 +40,7 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 # --------------------------------------------------------------------------- the seed
 
 
-SEEDS = seed_dir()
-
-
-def _seed_patterns() -> dict[str, str]:
-    """Wire field -> the pattern printed under "Match pattern:" in the createCustomer page."""
-    assert SEEDS is not None
-    text = next(SEEDS.glob("000_*.txt")).read_text(encoding="utf-8")
-    lines = [line.strip() for line in text.splitlines()]
-    patterns: dict[str, str] = {}
-    for index, line in enumerate(lines):
-        if line == "Match pattern:":
-            name = index - 1
-            while lines[name + 1] != "string":  # walk back to "<name>\nstring"
-                name -= 1
-            patterns[lines[name]] = lines[index + 1]
-    return patterns
-
-
-SEED_PATTERNS = _seed_patterns()
+SEED_PATTERNS = documented_patterns()
 SEED_REGEX = {name: re.compile(rx, re.ASCII) for name, rx in SEED_PATTERNS.items()}
 
 
@@ -183,10 +166,7 @@ json_values = st.recursive(
 
 def _shaped(model: type[Any], nested: dict[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
     """Objects using the model's own wire keys, each with any JSON value (or a nested shape)."""
-    keys = {
-        _convert.wire_name(a.name): nested.get(a.name, _tricky | json_values)
-        for a in _fields(model)
-    }
+    keys = {wire_name(a): nested.get(a.name, _tricky | json_values) for a in _fields(model)}
     keys["undocumentedKey"] = json_values
     return st.fixed_dictionaries({}, optional=keys)
 
@@ -223,7 +203,7 @@ page_like = st.fixed_dictionaries(
 @given(st.one_of(json_values, customer_like))
 def test_customer_decoder_succeeds_or_raises_only_enkash_errors(value: Any) -> None:
     try:
-        customer = _convert.customer_from_wire(value)
+        customer = customer_from_wire(value)
     except EnkashError as exc:
         assert isinstance(exc, UnexpectedResponseError)
     else:
@@ -234,7 +214,7 @@ def test_customer_decoder_succeeds_or_raises_only_enkash_errors(value: Any) -> N
 @given(st.one_of(json_values, page_like))
 def test_page_decoder_succeeds_or_raises_only_enkash_errors(value: Any) -> None:
     try:
-        customers, count = _convert.page_from_wire(value)
+        customers, count = page_from_wire(value)
     except EnkashError as exc:
         assert isinstance(exc, UnexpectedResponseError)
     else:
@@ -246,11 +226,11 @@ def test_page_decoder_succeeds_or_raises_only_enkash_errors(value: Any) -> None:
 @given(customer_like)
 def test_a_decoded_customer_encodes_to_strict_json_and_decodes_back_the_same(value: Any) -> None:
     try:
-        customer = _convert.customer_from_wire(value)
+        customer = customer_from_wire(value)
     except UnexpectedResponseError:
         return
     wire = json.loads(json.dumps(customer.to_dict(), allow_nan=False))
-    again = _convert.customer_from_wire(wire)
+    again = customer_from_wire(wire)
     assert again.to_dict() == wire
 
 
@@ -299,13 +279,13 @@ def test_every_field_given_any_awkward_value_decodes_or_raises_only_enkash_error
     """A deterministic sweep of every wire key with values that broke readers before."""
     for attribute in _fields(model):
         for value in AWKWARD:
-            record = {_convert.wire_name(attribute.name): value}
+            record = {wire_name(attribute): value}
             if model is KeyContact:
                 record = {"customerKeyContacts": [record]}
             elif model is Reminder:
                 record = {"customerReminders": [record]}
             try:
-                customer = _convert.customer_from_wire(record)
+                customer = customer_from_wire(record)
             except UnexpectedResponseError:
                 continue
             except Exception as exc:  # pragma: no cover - the failure this test looks for
@@ -337,9 +317,7 @@ def _problems_for(wire_field: str, value: str) -> set[str]:
         if wire_field == "mobile":
             KeyContactCreate(**{**contact, "mobile": value})
         else:
-            attribute = next(
-                a.name for a in _fields(CustomerCreate) if _convert.wire_name(a.name) == wire_field
-            )
+            attribute = next(a.name for a in _fields(CustomerCreate) if wire_name(a) == wire_field)
             overrides[attribute] = value
             CustomerCreate(
                 legal_name="A", customer_key_contacts=[KeyContactCreate(**contact)], **overrides
@@ -486,8 +464,8 @@ def test_records_read_from_raw_views_equal_the_liberal_reading_of_the_same_json(
     body = json.dumps({"payload": {"data": records}}).encode()
     raws = read_search_reply(body)["payload"]["data"]  # dicts, when msgspec refuses (NaN)
     for raw, plain in zip(raws, json.loads(body)["payload"]["data"], strict=True):
-        assert _outcome(lambda raw=raw: _convert.customer_from_record(raw)) == _outcome(
-            lambda plain=plain: _convert.customer_from_wire(plain)
+        assert _outcome(lambda raw=raw: customer_from_record(raw)) == _outcome(
+            lambda plain=plain: customer_from_wire(plain)
         )
 
 

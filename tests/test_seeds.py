@@ -20,10 +20,11 @@ from typing import Any
 
 import attrs
 import pytest
+from _customer_wire import customer_from_wire, page_from_wire
 from _seeds import fixture, rules
 
-from enkash_async._convert import customer_from_wire, page_from_wire, wire_name
 from enkash_async._validation import is_valid_gstin
+from enkash_async._wire import wire_name
 from enkash_async.errors import ValidationError
 from enkash_async.models import (
     Customer,
@@ -50,7 +51,7 @@ PATTERNS = {name: re.compile(rx, re.ASCII) for name, rx in RULES["patterns"].ite
 
 
 def wire_names(model: type[Any]) -> set[str]:
-    return {wire_name(a.name) for a in attrs.fields(model)}
+    return {wire_name(a) for a in attrs.fields(model)}
 
 
 # --------------------------------------------------------------------------- the fixtures
@@ -190,7 +191,7 @@ def _python_path(wire_path: tuple[Any, ...]) -> str:
                 a.name
                 for model in (CustomerCreate, KeyContactCreate, ReminderCreate)
                 for a in attrs.fields(model)
-                if wire_name(a.name) == part
+                if wire_name(a) == part
             )
             path += f".{name}" if path else name
     return path
