@@ -8,8 +8,6 @@ numbers. The same ``seed`` always yields the same customers.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import random
 import time
 from collections.abc import Iterator
@@ -26,7 +24,6 @@ __all__ = [
     "REMINDER_FIELDS",
     "IdFactory",
     "Level",
-    "gc_paused",
     "iso_utc",
     "level_of",
     "synthesize",
@@ -396,18 +393,6 @@ def _company_id(index: int, offset: int) -> str:
     return "CEK" + _base36(number, 4)[1:]
 
 
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Switch the cyclic GC off for a bulk build of acyclic data, then back on if it was."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def synthetic_customers(count: int, seed: int, chunk: int = 1000) -> Iterator[dict[str, Any]]:
     """``count`` synthetic ``CustomerResponse`` wire dicts, made ``chunk`` at a time so a
     large count is never held in memory at once."""
@@ -419,8 +404,9 @@ def synthetic_customers(count: int, seed: int, chunk: int = 1000) -> Iterator[di
 def synthesize(count: int, seed: int, ids: IdFactory, first_id: int = 1) -> list[dict[str, Any]]:
     """``count`` customers as ``CustomerResponse`` wire dicts, ids from ``first_id`` up.
 
-    Run it under :func:`gc_paused` for large counts: the new containers would otherwise
-    set off the cyclic GC again and again (about half the time for 100,000 customers).
+    Run it under :func:`enkash_async._fast.paused_gc` for large counts: the new
+    containers would otherwise set off the cyclic GC again and again (about half the time
+    for 100,000 customers).
     """
     rng = random.Random(f"enkash-fake-data:{seed}")
     rand = rng.random

@@ -11,9 +11,11 @@ import http
 import json
 import time
 from collections.abc import Sequence
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final
 
 import attrs
+
+from enkash_async.models import ErrorType
 
 __all__ = [
     "ERROR_TYPES",
@@ -31,20 +33,8 @@ __all__ = [
     "timestamp",
 ]
 
-ErrorType = Literal[
-    "CLIENT_REQUEST_ABORT",
-    "CLIENT_REQUEST_ERROR",
-    "INVALID_ACCESS",
-    "RECORD_NOT_FOUND",
-    "SYSTEM_ERROR",
-    "UNAUTHORIZED",
-    "UNKNOWN_ERROR",
-    "UNPROCESSABLE_REQUEST",
-    "VALIDATION_ERROR",
-]
-
-#: The documented ``errorType`` values.
-ERROR_TYPES: Final[tuple[ErrorType, ...]] = get_args(ErrorType)
+#: The documented ``errorType`` values, as strings (the server writes them verbatim).
+ERROR_TYPES: Final[tuple[str, ...]] = tuple(error_type.value for error_type in ErrorType)
 
 #: ``response_code``/``response_message`` EnKash uses for a missing, unknown or expired token.
 TOKEN_INVALID_CODE: Final = 117
@@ -91,7 +81,7 @@ def success_body(payload: Any) -> bytes:
 
 def error_body(
     *,
-    error_type: ErrorType,
+    error_type: ErrorType | str,
     message: str,
     request_id: str,
     response_code: int,
@@ -115,21 +105,21 @@ def error_body(
     )
 
 
-_STATUS_ERROR_TYPES: Final[dict[int, ErrorType]] = {
-    400: "CLIENT_REQUEST_ERROR",
-    401: "UNAUTHORIZED",
-    403: "INVALID_ACCESS",
-    404: "RECORD_NOT_FOUND",
-    408: "CLIENT_REQUEST_ABORT",
-    422: "UNPROCESSABLE_REQUEST",
+_STATUS_ERROR_TYPES: Final[dict[int, str]] = {
+    400: ErrorType.CLIENT_REQUEST_ERROR.value,
+    401: ErrorType.UNAUTHORIZED.value,
+    403: ErrorType.INVALID_ACCESS.value,
+    404: ErrorType.RECORD_NOT_FOUND.value,
+    408: ErrorType.CLIENT_REQUEST_ABORT.value,
+    422: ErrorType.UNPROCESSABLE_REQUEST.value,
 }
 
 
-def error_type_for_status(status: int) -> ErrorType:
+def error_type_for_status(status: int) -> str:
     """The ``errorType`` a reply with HTTP ``status`` carries (5xx is SYSTEM_ERROR)."""
     if status >= 500:
-        return "SYSTEM_ERROR"
-    return _STATUS_ERROR_TYPES.get(status, "UNKNOWN_ERROR")
+        return ErrorType.SYSTEM_ERROR.value
+    return _STATUS_ERROR_TYPES.get(status, ErrorType.UNKNOWN_ERROR.value)
 
 
 def reason(status: int) -> str:

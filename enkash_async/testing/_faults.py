@@ -79,7 +79,7 @@ class Fault:
     http_status: int = 200
     retry_after: RetryAfter | None = None
     delay: float = 0.0
-    error_type: ErrorType = "SYSTEM_ERROR"
+    error_type: ErrorType | str = ErrorType.SYSTEM_ERROR.value
     response_code: int = 500
     message: str = "Internal server error"
     #: For ``disconnect``/``truncated``: the share of the body sent before the cut.
@@ -93,7 +93,7 @@ class Fault:
         status: int,
         *,
         retry_after: RetryAfter | None = None,
-        error_type: ErrorType | None = None,
+        error_type: ErrorType | str | None = None,
         message: str | None = None,
     ) -> Fault:
         """Answer HTTP ``status`` with an error envelope (and ``Retry-After`` if given).
@@ -138,7 +138,7 @@ class Fault:
     @classmethod
     def envelope_error(
         cls,
-        error_type: ErrorType = "SYSTEM_ERROR",
+        error_type: ErrorType | str = ErrorType.SYSTEM_ERROR.value,
         response_code: int = 500,
         message: str = "Something went wrong",
     ) -> Fault:
@@ -152,7 +152,7 @@ class Fault:
         """Answer HTTP 200 with ``response_code`` 117, "Token is invalid." (the token is kept)."""
         return cls(
             "token_invalid",
-            error_type="UNAUTHORIZED",
+            error_type=ErrorType.UNAUTHORIZED.value,
             response_code=TOKEN_INVALID_CODE,
             message=TOKEN_INVALID_MESSAGE,
         )

@@ -20,9 +20,10 @@ import attrs
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from enkash_async._fast import paused_gc
 from enkash_async.auth import PasswordCredentials
 
-from ._data import API_USER, BANKS, IdFactory, gc_paused, iso_utc, synthesize
+from ._data import API_USER, BANKS, IdFactory, iso_utc, synthesize
 from ._envelope import (
     SUCCESS_MESSAGE,
     TOKEN_INVALID_CODE,
@@ -127,7 +128,7 @@ def _request_id() -> str:
 
 def _error(
     status: int,
-    error_type: ErrorType,
+    error_type: ErrorType | str,
     message: str,
     *,
     response_code: int | None = None,
@@ -273,7 +274,7 @@ class FakeEnkash:
         self._injections: list[Injection] = []
         self._injected = 0
         if customers:
-            with gc_paused():
+            with paused_gc():
                 self._store.add(synthesize(customers, seed, self._ids))
 
         self._app = web.Application(middlewares=[self._middleware])

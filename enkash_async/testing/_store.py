@@ -29,7 +29,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from ._data import gc_paused, iso_utc, level_of
+from enkash_async._fast import paused_gc
+
+from ._data import iso_utc, level_of
 from ._envelope import dumps
 from ._validate import Paging, parse_datetime
 
@@ -204,7 +206,7 @@ class Store:
             else:
                 # The records are in id order and sorted() is stable even with reverse=True,
                 # so ties keep ascending ids in both directions.
-                with gc_paused():  # 100k key tuples would set off full collections
+                with paused_gc():  # 100k key tuples would set off full collections
                     ordered = sorted(self._records, key=_sort_key(order_by), reverse=descending)
             self._orders[key] = ordered
         return ordered
