@@ -419,13 +419,13 @@ async def serve(host: str, port: int, customers: int, seed: int) -> int:
     stdout, and on stderr the ``export`` lines that point the CLI at it."""
     from enkash_async.testing import FakeEnkash
     from enkash_async.testing import serve as serve_fake
+    from enkash_async.testing._server import print_connection_info
 
     def ready(server: FakeEnkash) -> None:
         # The real address (a --port of 0 is replaced by the port picked), as one JSON
         # line a script can read; the credentials are the fake server's own, not secrets.
+        print_connection_info(server)
         info = server.connection_info()
-        sys.stdout.write(json.dumps(info) + "\n")
-        sys.stdout.flush()
         err(
             f"fake EnKash with {count_words(customers, 'customer')} listening on "
             f"{server.url} (Ctrl-C stops it). To point enkash-async at it, paste:"

@@ -71,46 +71,20 @@ __all__ = [
     "synthetic_customers",
 ]
 
-# Public name -> the private module that defines it.
-_HOMES: dict[str, str] = {
-    **dict.fromkeys(
-        (
-            "CUSTOMER_FIELDS",
-            "KEY_CONTACT_FIELDS",
-            "LEVELS",
-            "REMINDER_FIELDS",
-            "Level",
-            "level_of",
-            "synthetic_customers",
-        ),
-        "._data",
-    ),
-    **dict.fromkeys(("ERROR_TYPES", "ErrorType"), "._envelope"),
-    **dict.fromkeys(
-        ("ROUTES", "Fault", "FaultKind", "Injection", "RetryAfter", "Route"), "._faults"
-    ),
-    **dict.fromkeys(
-        (
-            "DEFAULT_CREDENTIALS",
-            "FakeEnkash",
-            "ServerStats",
-            "TokenStyle",
-            "inject_fault_mix",
-            "serve",
-        ),
-        "._server",
-    ),
-    **dict.fromkeys(("DEFAULT_LIMIT", "MAX_LIMIT", "SORTABLE_FIELDS"), "._validate"),
-}
+# Where the names live, cheapest first: a name loads the modules up to its own.
+_HOMES: tuple[str, ...] = ("._envelope", "._data", "._validate", "._faults", "._server")
 
 
 def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
+    if name not in __all__:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home, __name__), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+    for home in _HOMES:
+        module = importlib.import_module(home, __name__)
+        if name in module.__all__:
+            value = getattr(module, name)
+            globals()[name] = value  # later lookups skip this function
+            return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")  # pragma: no cover
 
 
 def __dir__() -> list[str]:

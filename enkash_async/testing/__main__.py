@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import sys
 from collections.abc import Sequence
 
-from ._server import FakeEnkash, serve
+from ._server import print_connection_info, serve
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,12 +47,6 @@ def _parser() -> argparse.ArgumentParser:
         help="inject a mix of faults (after-commit included) into this share of requests",
     )
     return parser
-
-
-def print_connection_info(server: FakeEnkash) -> None:
-    """Print the server's URL, credentials and token as one JSON line, and flush."""
-    sys.stdout.write(json.dumps(server.connection_info()) + "\n")
-    sys.stdout.flush()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""Faults the fake server can inject, and the rules that decide when they fire."""
+"""Faults the fake server can inject, the rules that decide when they fire, and the
+replies they make (:func:`shape`)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,17 @@ from email.utils import format_datetime
 from typing import Final, Literal
 
 import attrs
+from aiohttp import web
 
 from ._envelope import (
     TOKEN_INVALID_CODE,
     TOKEN_INVALID_MESSAGE,
     ErrorType,
     error_type_for_status,
+    html_page,
     reason,
 )
+from ._reply import Reply, error, request_id, respond
 
 __all__ = [
     "ROUTES",
@@ -27,6 +31,7 @@ __all__ = [
     "Route",
     "make_injection",
     "retry_after_header",
+    "shape",
 ]
 
 #: The routes faults can target: ``POST /oauth/token``, ``/api/v0/customer``, ``.../search``.
@@ -248,3 +253,38 @@ def make_injection(
     if times is not None and times < 1:
         raise ValueError(f"times must be at least 1; got {times!r}")
     return Injection(fault, chosen, rate, times, rng)
+
+
+async def shape(request: web.Request, fault: Fault, base: Reply | None) -> web.StreamResponse:
+    """The reply ``fault`` makes of ``base`` (the route's own reply, where needed)."""
+    headers = {}
+    if fault.retry_after is not None:
+        headers["Retry-After"] = retry_after_header(fault.retry_after)
+    kind = fault.kind
+    if kind == "status":
+        return respond(error(fault.http_status, fault.error_type, fault.message, headers=headers))
+    if kind == "html":
+        page = html_page(fault.http_status)
+        return respond(Reply(fault.http_status, page, "text/html", headers))
+    if kind in ("envelope_error", "token_invalid"):
+        reply = error(200, fault.error_type, fault.message, response_code=fault.response_code)
+        return respond(reply)
+    if kind == "drop":
+        if request.transport is not None:
+            request.transport.close()
+        # Writing this fails on the closed transport; aiohttp treats that as a hang-up.
+        return web.Response(status=500)
+    if base is None:  # pragma: no cover - every other kind is handled above
+        raise AssertionError(f"fault {kind!r} needs a reply to cut")
+    cut = min(len(base.body) - 1, int(len(base.body) * fault.cut))
+    if kind == "truncated":
+        return respond(Reply(200, base.body[: max(cut, 0)], base.content_type))
+    response = web.StreamResponse(status=base.status, headers=base.headers)
+    response.content_type = base.content_type
+    response.content_length = len(base.body)
+    response.headers["X-Request-Id"] = request_id()
+    await response.prepare(request)
+    await response.write(base.body[: max(cut, 0)])
+    if request.transport is not None:
+        request.transport.close()
+    return response

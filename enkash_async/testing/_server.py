@@ -1,42 +1,38 @@
-"""FakeEnkash: an in-process stand-in for EnKash's Customer APIs (like stripe-mock or moto)."""
+"""FakeEnkash: an in-process stand-in for EnKash's Customer APIs (like stripe-mock or moto).
+
+The server itself: lifecycle, tokens, fault injection, rate limits and the middleware.
+What each route answers is in :mod:`._routes`; what a fault makes of a reply, in
+:mod:`._faults`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextvars
 import json
 import random
 import secrets
 import signal
+import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
 from types import TracebackType
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, cast
 
-import attrs
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from enkash_async._fast import paused_gc
 from enkash_async.auth import PasswordCredentials
 
-from ._data import API_USER, BANKS, IdFactory, iso_utc, synthesize
-from ._envelope import (
-    SUCCESS_MESSAGE,
-    TOKEN_INVALID_CODE,
-    TOKEN_INVALID_MESSAGE,
-    ErrorType,
-    SubError,
-    error_body,
-    html_page,
-    success_body,
-)
-from ._faults import ROUTES, Fault, Injection, Route, make_injection, retry_after_header
+from ._data import IdFactory, synthesize
+from ._faults import ROUTES, Fault, Injection, Route, make_injection, shape
+from ._reply import REQUEST_ID, Reply, error, respond, token_invalid
+from ._routes import RouteHandlers, TokenStyle
+from ._stats import ServerStats
 from ._store import Record, Store
-from ._validate import DEFAULT_LIMIT, validate_create, validate_filter, validate_paging
+from ._validate import DEFAULT_LIMIT
 
 __all__ = [
     "DEFAULT_CREDENTIALS",
@@ -44,10 +40,9 @@ __all__ = [
     "ServerStats",
     "TokenStyle",
     "inject_fault_mix",
+    "print_connection_info",
     "serve",
 ]
-
-TokenStyle = Literal["old", "new"]
 
 #: The credentials a :class:`FakeEnkash` accepts unless told otherwise (fake, by design).
 DEFAULT_CREDENTIALS: Final = PasswordCredentials(
@@ -59,140 +54,9 @@ DEFAULT_CREDENTIALS: Final = PasswordCredentials(
 
 # Handlers finish at once; a short grace keeps close() quick even with a fault sleeping.
 _SHUTDOWN_TIMEOUT: Final = 0.5
-_REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("enkash_fake_request_id")
-_PAGE_HEAD: Final = b'{"errorResponse":null,"payload":{"data":['
-_PAGE_TAIL: Final = (
-    b',"response_code":0,"response_message":' + json.dumps(SUCCESS_MESSAGE).encode() + b"}"
-)
 
 
-@attrs.define
-class ServerStats:
-    """What a :class:`FakeEnkash` has seen, for assertions in tests."""
-
-    #: Requests per route: ``token``, ``create``, ``search``, and ``other`` (unknown paths).
-    requests: Counter[str] = attrs.Factory(Counter)
-    #: Successful logins.
-    logins: int = 0
-    #: Refused logins (bad credentials, bad Basic header, wrong grant type, locked account).
-    failed_logins: int = 0
-    #: Faults that fired, per kind (``status``, ``disconnect``, ``after_commit``, ...).
-    faults_injected: Counter[str] = attrs.Factory(Counter)
-    #: Requests refused with 429: more than ``max_in_flight`` in flight, or over ``rate_limit``.
-    rate_limited: int = 0
-    #: Of those, the ones refused for going over ``rate_limit``.
-    over_rate: int = 0
-    #: Customers stored through ``POST /api/v0/customer`` (after-commit faults included).
-    created: int = 0
-    #: Requests being handled right now, and the most there ever were at once.
-    in_flight: int = 0
-    peak_in_flight: int = 0
-    #: ``time.monotonic()`` of the first and the latest customer stored (0.0: none yet).
-    first_created_at: float = 0.0
-    last_created_at: float = 0.0
-
-    def as_json(self) -> dict[str, Any]:
-        """These counters as a JSON-ready dict (what ``GET /_fake/stats`` serves)."""
-        return {
-            "requests": dict(self.requests),
-            "logins": self.logins,
-            "failed_logins": self.failed_logins,
-            "faults_injected": dict(self.faults_injected),
-            "rate_limited": self.rate_limited,
-            "over_rate": self.over_rate,
-            "created": self.created,
-            "in_flight": self.in_flight,
-            "peak_in_flight": self.peak_in_flight,
-            "first_created_at": self.first_created_at,
-            "last_created_at": self.last_created_at,
-        }
-
-    def reset(self) -> None:
-        """Zero every counter (``in_flight`` keeps counting what is still running)."""
-        in_flight = self.in_flight
-        self.__init__()  # type: ignore[misc]
-        self.in_flight = in_flight
-
-
-@attrs.frozen
-class _Reply:
-    status: int
-    body: bytes
-    content_type: str = "application/json"
-    headers: Mapping[str, str] = attrs.Factory(dict)
-
-
-def _request_id() -> str:
-    return _REQUEST_ID.get("")
-
-
-def _error(
-    status: int,
-    error_type: ErrorType | str,
-    message: str,
-    *,
-    response_code: int | None = None,
-    response_message: str | None = None,
-    sub_errors: Sequence[SubError] = (),
-    headers: Mapping[str, str] | None = None,
-) -> _Reply:
-    body = error_body(
-        error_type=error_type,
-        message=message,
-        request_id=_request_id(),
-        response_code=status if response_code is None else response_code,
-        response_message=response_message,
-        sub_errors=sub_errors,
-    )
-    return _Reply(status, body, headers=headers or {})
-
-
-def _token_invalid() -> _Reply:
-    return _error(401, "UNAUTHORIZED", TOKEN_INVALID_MESSAGE, response_code=TOKEN_INVALID_CODE)
-
-
-def _basic_credentials(authorization: str) -> tuple[str, str] | None:
-    """(client id, client secret) from a ``Basic`` Authorization header, or None."""
-    scheme, _, encoded = authorization.strip().partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
-    except ValueError:  # bad base64 (binascii.Error) or bad UTF-8
-        return None
-    client_id, colon, secret = decoded.partition(":")
-    return (client_id, secret) if colon else None
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-class _BadBody(Exception):
-    """The request body is not the JSON the route needs."""
-
-
-async def _json_body(request: web.Request) -> Any:
-    """The parsed body, None for an empty one; raises _BadBody for anything else."""
-    raw = await request.read()
-    if not raw.strip():
-        return None
-    try:
-        return json.loads(raw, parse_constant=_reject_constant)
-    except ValueError as exc:  # includes UnicodeDecodeError
-        raise _BadBody(f"Malformed JSON request: {exc}") from None
-
-
-def _bad_body(message: str) -> _Reply:
-    return _error(400, "CLIENT_REQUEST_ERROR", message)
-
-
-def _invalid(problems: Sequence[SubError]) -> _Reply:
-    fields = ", ".join(dict.fromkeys(problem.field for problem in problems))
-    return _error(400, "VALIDATION_ERROR", f"Validation failed for: {fields}", sub_errors=problems)
-
-
-class FakeEnkash:
+class FakeEnkash(RouteHandlers):
     """An EnKash Customer API on 127.0.0.1, for tests and benchmarks.
 
     Serves ``POST /oauth/token`` (password grant), ``POST /api/v0/customer`` and
@@ -475,7 +339,7 @@ class FakeEnkash:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
-        _REQUEST_ID.set(request_id)
+        REQUEST_ID.set(request_id)
         stats = self.stats
         stats.requests[request.match_info.route.name or "other"] += 1
         stats.in_flight += 1
@@ -489,11 +353,11 @@ class FakeEnkash:
             ):
                 stats.rate_limited += 1
                 stats.over_rate += over_rate
-                response = self._respond(
-                    _error(429, "UNKNOWN_ERROR", "Too Many Requests", headers={"Retry-After": "1"})
+                response = respond(
+                    error(429, "UNKNOWN_ERROR", "Too Many Requests", headers={"Retry-After": "1"})
                 )
             elif exception is not None:
-                response = self._respond(self._no_route(request, exception))
+                response = respond(self._no_route(request, exception))
             else:
                 response = await handler(request)
         finally:
@@ -528,22 +392,13 @@ class FakeEnkash:
         return web.json_response(body)
 
     @staticmethod
-    def _no_route(request: web.Request, exception: web.HTTPException) -> _Reply:
+    def _no_route(request: web.Request, exception: web.HTTPException) -> Reply:
         where = f"{request.method} {request.path}"
         if isinstance(exception, web.HTTPMethodNotAllowed):
             allow = {"Allow": ", ".join(sorted(exception.allowed_methods))}
             message = f"Method not allowed: {where}"
-            return _error(405, "CLIENT_REQUEST_ERROR", message, headers=allow)
-        return _error(404, "RECORD_NOT_FOUND", f"No such endpoint: {where}")
-
-    @staticmethod
-    def _respond(reply: _Reply) -> web.Response:
-        return web.Response(
-            status=reply.status,
-            body=reply.body,
-            content_type=reply.content_type,
-            headers=reply.headers,
-        )
+            return error(405, "CLIENT_REQUEST_ERROR", message, headers=allow)
+        return error(404, "RECORD_NOT_FOUND", f"No such endpoint: {where}")
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
         route = cast(Route, request.match_info.route.name)
@@ -551,245 +406,26 @@ class FakeEnkash:
         if delay:
             await asyncio.sleep(delay)
         if route != "token" and not self._token_valid(request):
-            return self._respond(_token_invalid())
+            return respond(token_invalid())
         fault = self._pick_fault(route)
         if fault is None:
-            return self._respond(await self._answer(route, request, commit=True))
+            return respond(await self._answer(route, request, commit=True))
         self.stats.faults_injected[fault.kind] += 1
         if fault.kind == "latency":
             await asyncio.sleep(fault.delay)
-            return self._respond(await self._answer(route, request, commit=True))
+            return respond(await self._answer(route, request, commit=True))
         if fault.kind == "after_commit":
             reply = await self._answer(route, request, commit=True)
             if fault.delay:
                 await asyncio.sleep(fault.delay)
             if fault.then is None:
-                return self._respond(reply)
-            return await self._shape(request, fault.then, reply)
+                return respond(reply)
+            return await shape(request, fault.then, reply)
         base = None
         if fault.kind in ("disconnect", "truncated"):
             # Cut what the route would have said, without its side effects.
             base = await self._answer(route, request, commit=False)
-        return await self._shape(request, fault, base)
-
-    async def _shape(
-        self, request: web.Request, fault: Fault, base: _Reply | None
-    ) -> web.StreamResponse:
-        """The reply ``fault`` makes of ``base`` (the route's own reply, where needed)."""
-        headers = {}
-        if fault.retry_after is not None:
-            headers["Retry-After"] = retry_after_header(fault.retry_after)
-        kind = fault.kind
-        if kind == "status":
-            return self._respond(
-                _error(fault.http_status, fault.error_type, fault.message, headers=headers)
-            )
-        if kind == "html":
-            page = html_page(fault.http_status)
-            return self._respond(_Reply(fault.http_status, page, "text/html", headers))
-        if kind in ("envelope_error", "token_invalid"):
-            error = _error(200, fault.error_type, fault.message, response_code=fault.response_code)
-            return self._respond(error)
-        if kind == "drop":
-            if request.transport is not None:
-                request.transport.close()
-            # Writing this fails on the closed transport; aiohttp treats that as a hang-up.
-            return web.Response(status=500)
-        if base is None:  # pragma: no cover - every other kind is handled above
-            raise AssertionError(f"fault {kind!r} needs a reply to cut")
-        cut = min(len(base.body) - 1, int(len(base.body) * fault.cut))
-        if kind == "truncated":
-            return self._respond(_Reply(200, base.body[: max(cut, 0)], base.content_type))
-        response = web.StreamResponse(status=base.status, headers=base.headers)
-        response.content_type = base.content_type
-        response.content_length = len(base.body)
-        response.headers["X-Request-Id"] = _request_id()
-        await response.prepare(request)
-        await response.write(base.body[: max(cut, 0)])
-        if request.transport is not None:
-            request.transport.close()
-        return response
-
-    async def _answer(self, route: Route, request: web.Request, *, commit: bool) -> _Reply:
-        try:
-            if route == "token":
-                return await self._login(request, commit=commit)
-            if route == "create":
-                return await self._create(request, commit=commit)
-            return await self._search(request)
-        except _BadBody as exc:
-            return _bad_body(str(exc))
-
-    # ---- POST /oauth/token ---------------------------------------------------------
-
-    async def _login(self, request: web.Request, *, commit: bool) -> _Reply:
-        form = await request.post()
-
-        def field(name: str) -> str:
-            value = form.get(name)
-            return value if isinstance(value, str) else ""
-
-        username = field("username")
-        problem, counts = self._login_problem(
-            request.headers.get("Authorization", ""),
-            client_id=field("clientId"),
-            grant_type=field("grant_type"),
-            username=username,
-            password=field("password"),
-        )
-        if problem is not None:
-            if commit:
-                self.stats.failed_logins += 1
-                if counts:
-                    self._failures[username] += 1
-            return _error(401, "UNAUTHORIZED", problem)
-        token = secrets.token_urlsafe(32)
-        if commit:
-            self._tokens[token] = time.monotonic() + self._token_ttl
-            self._failures.pop(username, None)
-            self.stats.logins += 1
-        expires_in = int(self._token_ttl)
-        if self._token_style == "old":
-            payload: dict[str, Any] = {
-                "access_token": token,
-                "token_type": "bearer",
-                "expires_in": expires_in,
-            }
-        else:
-            payload = {"accessToken": token, "tokenType": "bearer", "expiresIn": expires_in}
-        return _Reply(200, json.dumps(payload).encode())
-
-    def _login_problem(
-        self, authorization: str, *, client_id: str, grant_type: str, username: str, password: str
-    ) -> tuple[str | None, bool]:
-        """Why the login fails (None if it does not), and whether it counts to a lockout."""
-        expected = self._credentials
-        basic = _basic_credentials(authorization)
-        if basic is None:
-            return "Full authentication is required: send Basic client credentials", False
-        if basic != (expected.client_id, expected.client_secret):
-            return "Bad client credentials", False
-        if client_id != expected.client_id:
-            return "clientId is missing or does not match the Basic credentials", False
-        if grant_type != "password":
-            return f"Unsupported grant type: {grant_type!r}", False
-        if self.is_locked(username):
-            return "User account is locked", False
-        if (username, password) != (expected.username, expected.password):
-            return "Bad credentials", True
-        return None, False
-
-    # ---- POST /api/v0/customer -----------------------------------------------------
-
-    async def _create(self, request: web.Request, *, commit: bool) -> _Reply:
-        body = await _json_body(request)
-        if body is None:
-            return _bad_body("Required request body is missing")
-        if not isinstance(body, dict):
-            return _bad_body("The request body must be a JSON object")
-        problems = validate_create(body, strict=self._strict)
-        if problems:
-            return _invalid(problems)
-        wire = self._new_customer(body)
-        if commit:
-            self._store.add([wire])
-            self._created.append(self._store.records[-1])
-            self.stats.created += 1
-            self.stats.last_created_at = time.monotonic()
-            if not self.stats.first_created_at:
-                self.stats.first_created_at = self.stats.last_created_at
-        return _Reply(200, success_body(wire))
-
-    def _new_customer(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """The ``CustomerResponse`` EnKash makes of a valid ``CustomerCreate``."""
-        now = iso_utc(time.time())
-        customer_id = self._ids.customer_id()
-        user, user_name = API_USER
-        contacts = [
-            {
-                "createdBy": user,
-                "createdOn": now,
-                "customerId": customer_id,
-                "customerName": contact["legalName"],
-                "deleted": "true" if contact["deleted"] else "false",
-                "email": contact.get("email"),
-                "keyContactPersonId": contact.get("keyContactPersonId")
-                or self._ids.key_contact_id(),
-                "mail_enabled": contact.get("mail_enabled") is True,
-                "mobile": contact["mobile"],
-                "modifiedBy": user,
-                "modifiedOn": now,
-                "name": contact["name"],
-                "sms_enabled": contact.get("sms_enabled") is True,
-                "whatsapp_enabled": contact.get("whatsapp_enabled") is True,
-            }
-            for contact in body["customerKeyContacts"]
-        ]
-        reminders = [
-            {
-                "customerId": customer_id,
-                "customerReminderId": reminder.get("customerReminderId") or self._ids.reminder_id(),
-                "dueDateDifference": reminder.get("dueDateDifference"),
-                "reminderInterval": reminder.get("reminderInterval"),
-                # LocalTime "HH:mm:ss" comes back as "HH:mm".
-                "reminderTime": (reminder.get("reminderTime") or "")[:5] or None,
-                "reminderType": reminder.get("reminderType"),
-                "stage": reminder.get("stage"),
-            }
-            for reminder in body.get("customerReminders") or ()
-        ]
-        ifsc = body.get("ifsc")
-        emails = [c["email"] for c in contacts if c["deleted"] == "false" and c["email"]]
-        return {
-            "accountNumber": body.get("accountNumber"),
-            "active": True,
-            "address": body.get("address"),
-            "assignedAgent": None,
-            "bankName": BANKS.get(ifsc[:4].upper()) if ifsc else None,
-            "branchCodes": [],
-            "companyId": body.get("companyId"),
-            "contactEmail": emails[0] if emails else None,
-            "contactNumber": body.get("contactNumber"),
-            "createdBy": user,
-            "createdByName": user_name,
-            "createdOn": now,
-            "customerId": customer_id,
-            "customerKeyContacts": contacts,
-            "customerLogo": None,
-            "customerReminders": reminders,
-            "dsoMedian": 0,
-            "id": self._store.next_id,
-            "ifsc": ifsc,
-            "legalName": body["legalName"],
-            "modifiedBy": user,
-            "modifiedByName": user_name,
-            "modifiedOn": now,
-            "netAmount": 0.0,
-            "panOrGstin": body.get("panOrGstin"),
-            "parentCompanyId": None,
-            "parentLegalName": None,
-            "pinCode": body.get("pinCode"),
-            "state": body.get("state"),
-            "uniqueRefNo": body.get("uniqueRefNo"),
-            "warnings": [],
-        }
-
-    # ---- POST /api/v0/customer/search ----------------------------------------------
-
-    async def _search(self, request: web.Request) -> _Reply:
-        paging, problems = validate_paging(request.query, default_limit=self._default_limit)
-        body = await _json_body(request)
-        if body is None:
-            body = {}
-        if not isinstance(body, dict):
-            return _bad_body("The request body must be a JSON object")
-        problems.extend(validate_filter(body, strict=self._strict))
-        if problems:
-            return _invalid(problems)
-        page, total = self._store.search(body, paging)
-        data = b",".join([record.body for record in page])
-        count = f'],"recordsCount":{total}}}'.encode()
-        return _Reply(200, b"".join((_PAGE_HEAD, data, count, _PAGE_TAIL)))
+        return await shape(request, fault, base)
 
 
 async def serve(
@@ -827,6 +463,13 @@ async def serve(
         if ready is not None:
             ready(server)
         await _until_signalled()
+
+
+def print_connection_info(server: FakeEnkash) -> None:
+    """Print the server's :meth:`~FakeEnkash.connection_info` as one JSON line on stdout,
+    and flush, so a script or benchmark reading the line can connect."""
+    sys.stdout.write(json.dumps(server.connection_info()) + "\n")
+    sys.stdout.flush()
 
 
 def inject_fault_mix(server: FakeEnkash, rate: float) -> list[Injection]:
