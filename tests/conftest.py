@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from _support import FakeTime
+
+if TYPE_CHECKING:
+    from enkash_async.testing import FakeEnkash
 
 
 @pytest.fixture
@@ -57,3 +62,30 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
         capture_output=True,
     )
     yield cert, key
+
+
+# --- the command line, run in process (tests/test_cli.py, tests/sync/)
+
+
+@pytest.fixture
+def no_enkash_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The test runs without the caller's ENKASH_* configuration or CLI state."""
+    for name in list(os.environ):
+        if name.startswith("ENKASH_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
+@pytest.fixture
+async def start() -> AsyncIterator[Callable[..., Awaitable[FakeEnkash]]]:
+    """Start a FakeEnkash with the given options; it is closed after the test."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def start_server(**options: Any) -> FakeEnkash:
+            from enkash_async.testing import FakeEnkash  # the server loads only when asked for
+
+            return await stack.enter_async_context(FakeEnkash(**options))
+
+        yield start_server

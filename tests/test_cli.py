@@ -14,14 +14,13 @@ import contextlib
 import csv
 import io
 import json
-import os
 import re
 import signal
 import sqlite3
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,29 +36,10 @@ from enkash_async.testing._store import Store
 Run = Callable[..., Awaitable[int]]
 Start = Callable[..., Awaitable[FakeEnkash]]
 
+# Every test runs without the caller's ENKASH_* configuration or CLI state.
+pytestmark = pytest.mark.usefixtures("no_enkash_environment")
+
 # --------------------------------------------------------------------------- helpers
-
-
-@pytest.fixture(autouse=True)
-def _no_enkash_environment(
-    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    """Every test starts without the caller's ENKASH_* configuration or CLI state."""
-    for name in list(os.environ):
-        if name.startswith("ENKASH_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
-
-
-@pytest.fixture
-async def start() -> AsyncIterator[Start]:
-    """Start a FakeEnkash with the given options; it is closed after the test."""
-    async with contextlib.AsyncExitStack() as stack:
-
-        async def start_server(**options: Any) -> FakeEnkash:
-            return await stack.enter_async_context(FakeEnkash(**options))
-
-        yield start_server
 
 
 @pytest.fixture

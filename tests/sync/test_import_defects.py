@@ -7,11 +7,9 @@ on the code as it was.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import json
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,25 +21,8 @@ from enkash_async.testing import FakeEnkash
 Run = Callable[..., Awaitable[int]]
 Start = Callable[..., Awaitable[FakeEnkash]]
 
-
-@pytest.fixture(autouse=True)
-def _no_enkash_environment(
-    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    for name in list(os.environ):
-        if name.startswith("ENKASH_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
-
-
-@pytest.fixture
-async def start() -> AsyncIterator[Start]:
-    async with contextlib.AsyncExitStack() as stack:
-
-        async def start_server(**options: Any) -> FakeEnkash:
-            return await stack.enter_async_context(FakeEnkash(**options))
-
-        yield start_server
+# Every test runs without the caller's ENKASH_* configuration or CLI state.
+pytestmark = pytest.mark.usefixtures("no_enkash_environment")
 
 
 @pytest.fixture
