@@ -146,7 +146,7 @@ class Customers:
                 ]
             )
         deadline_at = None if policy.deadline is None else policy.clock() + policy.deadline
-        lookups = AttemptBudget(policy.max_attempts)
+        lookups: AttemptBudget | None = None  # made on the first ambiguous failure only
         body = dumps(_wire.to_wire(customer))
         ref = customer.unique_ref_no
         while True:
@@ -174,6 +174,7 @@ class Customers:
                         cause=exc,
                     ) from exc
                 await self._settle(ref, exc, policy, sends.used, deadline_at)
+                lookups = lookups or AttemptBudget(policy.max_attempts)
                 found = await self._find_by_ref(ref, exc, policy, lookups, deadline_at)
                 if found is not None:
                     self._api._note_reconciled()

@@ -98,18 +98,31 @@ class RequestLimiter:
         await self._admit()
         return self._started
 
+    def try_acquire(self) -> int | None:
+        """A place in the window taken without waiting (its sequence number), or None when
+        the request must wait: a rate limit is set, the window is full, or others wait."""
+        if self._rate is not None or self._waiters or self.in_flight >= max(1, int(self.window)):
+            return None
+        self.in_flight += 1
+        self._started += 1
+        return self._started
+
     async def _admit(self) -> None:
-        while self.in_flight >= max(1, int(self.window)):
+        if self._waiters or self.in_flight >= max(1, int(self.window)):
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             try:
-                await waiter
+                await waiter  # resolved by _wake, which counts this request in flight
             except asyncio.CancelledError:
-                with contextlib.suppress(ValueError):
-                    self._waiters.remove(waiter)
-                self._wake()  # pass on a wake-up this waiter can no longer use
+                if waiter.done() and not waiter.cancelled():
+                    self.in_flight -= 1  # woken, then cancelled before it ran: hand it on
+                    self._wake()
+                else:
+                    with contextlib.suppress(ValueError):
+                        self._waiters.remove(waiter)
                 raise
-        self.in_flight += 1
+        else:
+            self.in_flight += 1
         self._started += 1
 
     def release(self, sequence: int, *, overloaded: bool, succeeded: bool) -> None:
@@ -127,12 +140,13 @@ class RequestLimiter:
         self._wake()
 
     def _wake(self) -> None:
-        free = max(1, int(self.window)) - self.in_flight
-        while free > 0 and self._waiters:
+        # A freed place is handed to the longest waiter, counted in flight at once, so a
+        # newcomer arriving before that waiter runs cannot take it (first come, first served).
+        while self._waiters and self.in_flight < max(1, int(self.window)):
             waiter = self._waiters.popleft()
             if not waiter.done():
+                self.in_flight += 1
                 waiter.set_result(None)
-                free -= 1
 
 
 class _Slot:
@@ -146,7 +160,9 @@ class _Slot:
         self.success = False
 
     async def __aenter__(self) -> _Slot:
-        self.sequence = await self._limiter.acquire()
+        # Most requests find room at once: no coroutine to make, nothing to wait for.
+        sequence = self._limiter.try_acquire()
+        self.sequence = await self._limiter.acquire() if sequence is None else sequence
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -36,6 +36,8 @@ __all__ = [
     "call_with_retries",
     "failure_status",
     "is_retryable",
+    "may_retry",
+    "retry_after",
 ]
 
 logger = logging.getLogger("enkash_async")
@@ -166,6 +168,50 @@ async def call_with_retries(
     """
     if deadline_at is None and policy.deadline is not None:
         deadline_at = policy.clock() + policy.deadline
+    try:
+        return await attempt()
+    except EnkashError as exc:
+        if not may_retry(exc, policy, idempotent=idempotent, budget=budget):
+            raise
+        failure = exc
+    return await retry_after(
+        failure,
+        attempt,
+        policy,
+        idempotent=idempotent,
+        operation=operation,
+        observe=observe,
+        budget=budget,
+        deadline_at=deadline_at,
+    )
+
+
+def may_retry(
+    error: EnkashError, policy: RetryPolicy, *, idempotent: bool, budget: AttemptBudget | None
+) -> bool:
+    """Whether a first attempt's ``error`` leaves a retry to try (kind and budget alike)."""
+    out_of_attempts = budget.spent if budget is not None else policy.max_attempts <= 1
+    return not out_of_attempts and is_retryable(error, policy, idempotent=idempotent)
+
+
+async def retry_after(
+    failure: EnkashError,
+    attempt: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    *,
+    idempotent: bool,
+    operation: str,
+    observe: Callable[[RetryEvent], None] | None = None,
+    budget: AttemptBudget | None = None,
+    deadline_at: float | None = None,
+) -> T:
+    """Go on after a first attempt failed with ``failure`` (one :func:`may_retry` allows):
+    wait, then run ``attempt`` again until it succeeds, fails for good, or the policy
+    stops it, as :func:`call_with_retries` does. ``deadline_at`` is the call's own (None:
+    no deadline). Raises the last :class:`EnkashError` seen.
+
+    Most calls succeed at once, so only a failure pays for tenacity and these closures.
+    """
     planned: dict[int, float] = {}
 
     def wait(state: tenacity.RetryCallState) -> float:
@@ -176,13 +222,9 @@ async def call_with_retries(
             planned[state.attempt_number] = policy.backoff(state.attempt_number, error)
         return planned[state.attempt_number]
 
-    def out_of_attempts(attempt_number: int) -> bool:
-        if budget is not None:
-            return budget.spent
-        return attempt_number >= policy.max_attempts
-
     def stop(state: tenacity.RetryCallState) -> bool:
-        if out_of_attempts(state.attempt_number):
+        spent = budget.spent if budget is not None else state.attempt_number >= policy.max_attempts
+        if spent:
             return True
         if deadline_at is None:
             return False
@@ -215,13 +257,7 @@ async def call_with_retries(
         if policy.on_retry is not None:
             policy.on_retry(event)
 
-    # Most calls succeed at once: only a failure that may be retried pays for tenacity.
-    try:
-        return await attempt()
-    except EnkashError as exc:
-        if out_of_attempts(1) or not is_retryable(exc, policy, idempotent=idempotent):
-            raise
-        failures = [exc]
+    failures = [failure]
 
     async def replay_then_attempt() -> T:
         if failures:  # tenacity's attempt 1 is the one already made

@@ -109,6 +109,9 @@ class Timeouts:
         return Timeouts(connect=min(self.connect, left), attempt=left)
 
 
+# How many aiohttp timeouts a transport keeps for reuse.
+_TIMEOUTS_KEPT = 8
+
 # The least time an attempt is given, even when the deadline is (nearly) spent.
 _MIN_ATTEMPT = 0.05
 
@@ -228,6 +231,8 @@ class AiohttpTransport:
         self.max_reply_bytes = max_reply_bytes
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        # aiohttp timeouts by Timeouts: most requests share the client's, made once.
+        self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
         self._closer: asyncio.Task[None] | None = None
 
     def _get_session(self) -> aiohttp.ClientSession:
@@ -286,7 +291,13 @@ class AiohttpTransport:
         if body is not None:
             all_headers["Content-Type"] = "application/json"
         t = timeouts
-        timeout = aiohttp.ClientTimeout(total=t.attempt, sock_connect=t.connect, connect=t.connect)
+        timeout = self._timeouts.get(t)
+        if timeout is None:
+            # sock_connect, not connect: aiohttp arms a connect timer even for a pooled
+            # connection, and ``total`` already bounds the wait for a free one.
+            timeout = aiohttp.ClientTimeout(total=t.attempt, sock_connect=t.connect)
+            if len(self._timeouts) < _TIMEOUTS_KEPT:  # cut ones vary per call: keep a few
+                self._timeouts[t] = timeout
         session = self._get_session()
         try:
             async with session.post(

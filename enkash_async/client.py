@@ -10,11 +10,12 @@ envelope, then the caller's ``decode``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import ssl as ssl_module
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
 
 import aiohttp
 import attrs
@@ -23,7 +24,14 @@ from enkash_async._auth import PasswordLogin, StaticToken, TokenProvider
 from enkash_async._customers import CUSTOMER_PATH, SEARCH_PATH, Customers
 from enkash_async._fast import loads
 from enkash_async._limits import Limiter, RequestLimiter
-from enkash_async._retry import AttemptBudget, RetryEvent, RetryPolicy, call_with_retries
+from enkash_async._retry import (
+    AttemptBudget,
+    RetryEvent,
+    RetryPolicy,
+    call_with_retries,
+    may_retry,
+    retry_after,
+)
 from enkash_async._transport import (
     DEFAULT_MAX_REPLY_BYTES,
     USER_AGENT,
@@ -221,50 +229,58 @@ class EnkashClient:
         and request id. Raises :class:`EnkashError` subclasses only.
         """
         policy = retry or self.retry
+        if deadline_at is None and policy.deadline is not None:
+            deadline_at = policy.clock() + policy.deadline
         call = _Call(
             path=path,
             body=body,
             params=params,
             request_id=new_request_id(),
             budget=budget or AttemptBudget(policy.max_attempts),
-            deadline_at=(
-                deadline_at
-                if deadline_at is not None or policy.deadline is None
-                else policy.clock() + policy.deadline
-            ),
+            deadline_at=deadline_at,
             policy=policy,
             parse=parse,
+            decode=decode,
+            operation=operation,
+            idempotent=idempotent,
         )
-
-        def with_token(token: str) -> Awaitable[T]:
-            headers = {"Authorization": f"Bearer {token}"}
-            return call_with_retries(
-                lambda: self._attempt(call, headers, decode),
+        # Auth renewal around retries around one attempt, written flat: this runs once per
+        # request, and every closure or coroutine it saves is garbage the collector skips.
+        auth = self._auth
+        token = await auth.token()
+        try:
+            try:
+                return await self._attempt(call, token)
+            except EnkashError as exc:
+                if not may_retry(exc, policy, idempotent=idempotent, budget=call.budget):
+                    raise
+                failure = exc
+            return await retry_after(
+                failure,
+                functools.partial(self._attempt, call, token),
                 policy,
                 idempotent=idempotent,
                 operation=operation,
                 observe=self._count_retry,
                 budget=call.budget,
-                deadline_at=call.deadline_at,
+                deadline_at=deadline_at,
             )
-
-        return await self._authorised(with_token, operation)
-
-    async def _authorised(self, send: Callable[[str], Awaitable[T]], operation: str) -> T:
-        """``send(token)``; when EnKash rejects a renewable token, renew it and send once more."""
-        token = await self._auth.token()
-        try:
-            return await send(token)
         except AuthenticationError:
-            if not self._auth.can_renew:
+            if not auth.can_renew:
                 raise
-            self._auth.invalidate(token)
+            auth.invalidate(token)
             logger.info("%s: EnKash rejected the token; logging in again", operation)
-        return await send(await self._auth.token())
+        return await call_with_retries(
+            functools.partial(self._attempt, call, await auth.token()),
+            policy,
+            idempotent=idempotent,
+            operation=operation,
+            observe=self._count_retry,
+            budget=call.budget,
+            deadline_at=deadline_at,
+        )
 
-    async def _attempt(
-        self, call: _Call, headers: Mapping[str, str], decode: Callable[[Any], T]
-    ) -> T:
+    async def _attempt(self, call: _Call[T], token: str) -> T:
         """One request within the limiter: its reply's payload, decoded, or its error."""
         policy = call.policy
         left = None if call.deadline_at is None else call.deadline_at - policy.clock()
@@ -275,7 +291,7 @@ class EnkashClient:
                 call.path,
                 body=call.body,
                 params=call.params,
-                headers=headers,
+                headers={"Authorization": "Bearer " + token},
                 request_id=call.request_id,
                 timeouts=self.timeouts.within(left),
             )
@@ -286,7 +302,7 @@ class EnkashClient:
                 slot.succeeded()
         payload = reply.payload(call.parse)
         try:
-            return decode(payload)
+            return call.decode(payload)
         except UnexpectedResponseError as exc:
             if exc.request_id is not None:
                 raise
@@ -319,7 +335,7 @@ class EnkashClient:
 
 
 @attrs.frozen
-class _Call:
+class _Call(Generic[T]):
     """What every attempt of one call shares."""
 
     path: str
@@ -330,3 +346,6 @@ class _Call:
     deadline_at: float | None
     policy: RetryPolicy
     parse: Parse
+    decode: Callable[[Any], T]
+    operation: str
+    idempotent: bool

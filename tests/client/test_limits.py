@@ -236,6 +236,60 @@ async def test_a_cancelled_waiter_passes_its_turn_on(holders: list[Holder]) -> N
     assert limiter.in_flight == 1
 
 
+async def test_a_woken_waiter_keeps_its_place_against_a_newcomer() -> None:
+    limiter = RequestLimiter(1, adaptive=False)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def first_then_newcomer() -> None:
+        async with limiter.slot():
+            order.append("first")
+            await release.wait()
+        # The slot just freed went to the waiter, which has not run yet.
+        async with limiter.slot():
+            order.append("newcomer")
+
+    async def waiter() -> None:
+        async with limiter.slot():
+            order.append("waiter")
+
+    tasks = [asyncio.ensure_future(first_then_newcomer()), asyncio.ensure_future(waiter())]
+    await _settle()
+    release.set()
+    await asyncio.gather(*tasks)
+    assert order == ["first", "waiter", "newcomer"]
+    assert limiter.in_flight == 0
+
+
+async def test_a_waiter_cancelled_after_it_was_woken_hands_its_place_on(
+    holders: list[Holder],
+) -> None:
+    limiter = RequestLimiter(1, adaptive=False)
+    held = holder_for(holders, limiter)
+    held.start(3)
+    await _settle()
+    held._ends[0].set_result("succeeded")  # frees the place for the next in line...
+    await asyncio.sleep(0)  # ...whose slot is handed over, then:
+    held.tasks[1].cancel()  # it gives up before it runs
+    await _settle()
+    assert held.admitted == 2  # the third got the place
+    assert limiter.in_flight == 1
+
+
+def test_try_acquire_takes_a_free_place_without_waiting() -> None:
+    limiter = RequestLimiter(2, adaptive=False)
+    assert limiter.try_acquire() == 1
+    assert limiter.try_acquire() == 2
+    assert limiter.try_acquire() is None  # full: the caller must wait
+    assert limiter.in_flight == 2
+
+
+def test_try_acquire_leaves_a_rate_limited_request_to_wait() -> None:
+    limiter = RequestLimiter(10, rate_limit=5)
+    assert limiter.try_acquire() is None
+    assert limiter.in_flight == 0
+
+
 async def test_rate_limit_admits_a_burst_of_one_seconds_worth_then_waits(
     holders: list[Holder],
 ) -> None:
