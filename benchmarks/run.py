@@ -38,35 +38,12 @@ CREATE_PATH = "/api/v0/customer"
 @contextmanager
 def fake_server(customers: int, *extra: str) -> Iterator[dict[str, str]]:
     """A fake EnKash in its own process; yields its connection info."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "enkash_async.testing",
-            "--port",
-            "0",
-            "--customers",
-            str(customers),
-            "--seed",
-            "1",
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line:
-            raise RuntimeError("the fake server exited before it was ready")
-        yield json.loads(line)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # a server busy with a million records
-            process.kill()
-            process.wait()
+    from enkash_async.testing import FakeEnkashProcess
+
+    options = ("--customers", str(customers), "--seed", "1", *extra)
+    # A million records take a while to generate, and to let go of at SIGTERM.
+    with FakeEnkashProcess(*options, ready_timeout=300, stop_timeout=30) as fake:
+        yield fake.info
 
 
 def median_of(repeats: int, run: Callable[[], Awaitable[float]]) -> tuple[float, list[float]]:

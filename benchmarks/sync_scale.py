@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from typing import Any
 from enkash_async.sync import SyncTarget
 from enkash_async.sync._redis_server import RedisServer
 from enkash_async.sync._saq import WorkerSettings, make_queue, run_status, submit
+from enkash_async.testing import FakeEnkashProcess
 
 
 def _row(i: int) -> dict[str, Any]:
@@ -44,37 +44,8 @@ def _row(i: int) -> dict[str, Any]:
     }
 
 
-class _Fake:
-    def __init__(self, *options: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "enkash_async.testing", "--port", "0", *options],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        self.info = json.loads(self.process.stdout.readline())
-        self.url: str = self.info["url"]
-
-    def environ(self) -> dict[str, str]:
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("ENKASH")}
-        environ.update(ENKASH_BASE_URL=self.url, ENKASH_TOKEN=self.info["token"])
-        return environ
-
-    def target(self) -> SyncTarget:
-        return SyncTarget.for_token(self.url, self.info["token"])
-
-    def stats(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.url}/_fake/stats", timeout=10) as reply:
-            stats: dict[str, Any] = json.loads(reply.read())
-        return stats
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
-
-
 def _workers(
-    url: str, fake: _Fake, count: int, options: Sequence[str], log: Path | None = None
+    url: str, fake: FakeEnkashProcess, count: int, options: Sequence[str], log: Path | None = None
 ) -> list[subprocess.Popen[bytes]]:
     command = [sys.executable, "-m", "enkash_async", "sync", "worker", "--redis", url]
     command += ["--log-level", "INFO" if log else "WARNING", *options]
@@ -117,7 +88,7 @@ async def _run(
     path = folder / f"rows-{rows}.jsonl"
     if not path.exists():
         path.write_text("".join(json.dumps(_row(i)) + "\n" for i in range(rows)))
-    fake = _Fake(*fake_options)
+    fake = FakeEnkashProcess(*fake_options).start()
     processes = _workers(redis.url, fake, workers, worker_options)
     try:
         await asyncio.sleep(1.0)  # workers up and waiting
@@ -125,7 +96,7 @@ async def _run(
         submitted = await submit(
             redis.url,
             str(path),
-            target=fake.target(),
+            target=SyncTarget.for_token(fake.url, fake.token),
             chunk_rows=max(50, rows // 40),
             settings=settings,
         )
@@ -144,7 +115,7 @@ async def _recovery(redis: RedisServer, folder: Path, heartbeat: int, sweep: int
     redis.start()
     path = folder / "rows-recovery.jsonl"
     path.write_text("".join(json.dumps(_row(i)) + "\n" for i in range(2000)))
-    fake = _Fake("--latency-create", "0.05")
+    fake = FakeEnkashProcess("--latency-create", "0.05").start()
     log = Path(tempfile.gettempdir()) / f"enkash-sync-recovery-{heartbeat}.log"
     processes = _workers(redis.url, fake, 2, ["--concurrency", "4", "--sweep", str(sweep)], log)
     queue = make_queue(redis.url)
@@ -152,7 +123,7 @@ async def _recovery(redis: RedisServer, folder: Path, heartbeat: int, sweep: int
         submitted = await submit(
             redis.url,
             str(path),
-            target=fake.target(),
+            target=SyncTarget.for_token(fake.url, fake.token),
             chunk_rows=250,
             settings=WorkerSettings(heartbeat=heartbeat),
         )

@@ -12,6 +12,10 @@ demand::
 
 Run it as a process with ``python -m enkash_async.testing --port 8080 --customers 100000``;
 it prints one JSON line with ``url``, the credentials and a ready ``token``.
+:class:`FakeEnkashProcess` runs that process for a test or benchmark and stops it::
+
+    with FakeEnkashProcess("--customers", "1000") as fake:
+        ...  # fake.url, fake.token, fake.environ() for a child process, fake.stats()
 
 The names load on first use, so that pytest importing the fixtures module
 (``enkash_async.testing.pytest_plugin``) at startup does not load the server.
@@ -34,6 +38,7 @@ if TYPE_CHECKING:
     )
     from ._envelope import ERROR_TYPES, ErrorType
     from ._faults import ROUTES, Fault, FaultKind, Injection, RetryAfter, Route
+    from ._process import FakeEnkashProcess, FakeEnkashProcessError
     from ._server import (
         DEFAULT_CREDENTIALS,
         FakeEnkash,
@@ -57,6 +62,8 @@ __all__ = [
     "SORTABLE_FIELDS",
     "ErrorType",
     "FakeEnkash",
+    "FakeEnkashProcess",
+    "FakeEnkashProcessError",
     "Fault",
     "FaultKind",
     "Injection",
@@ -72,7 +79,14 @@ __all__ = [
 ]
 
 # Where the names live, cheapest first: a name loads the modules up to its own.
-_HOMES: tuple[str, ...] = ("._envelope", "._data", "._validate", "._faults", "._server")
+_HOMES: tuple[str, ...] = (
+    "._process",
+    "._envelope",
+    "._data",
+    "._validate",
+    "._faults",
+    "._server",
+)
 
 
 def __getattr__(name: str) -> Any:

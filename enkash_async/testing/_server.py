@@ -16,7 +16,8 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Final, cast
 
@@ -460,9 +461,11 @@ async def serve(
     ) as server:
         if fault_rate:
             inject_fault_mix(server, fault_rate)
-        if ready is not None:
-            ready(server)
-        await _until_signalled()
+        with _stop_on_signals() as stop:
+            # After the handlers: whoever reads the ready line may signal at once.
+            if ready is not None:
+                ready(server)
+            await stop.wait()
 
 
 def print_connection_info(server: FakeEnkash) -> None:
@@ -495,7 +498,9 @@ def inject_fault_mix(server: FakeEnkash, rate: float) -> list[Injection]:
     return injections
 
 
-async def _until_signalled() -> None:
+@contextmanager
+def _stop_on_signals() -> Iterator[asyncio.Event]:
+    """An event that SIGINT and SIGTERM set while in the block."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     installed: list[signal.Signals] = []
@@ -506,7 +511,7 @@ async def _until_signalled() -> None:
             continue  # not the main thread, or Windows: wait for cancellation instead
         installed.append(signum)
     try:
-        await stop.wait()
+        yield stop
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)

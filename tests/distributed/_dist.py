@@ -1,18 +1,18 @@
-"""Helpers of the distributed sync tests: rows, the fake EnKash and workers as processes."""
+"""Helpers of the distributed sync tests: rows, and workers as processes (the fake EnKash
+as a process is :class:`enkash_async.testing.FakeEnkashProcess`)."""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from enkash_async.sync import SyncTarget
+from enkash_async.testing import FakeEnkashProcess
 
 # Every process a test starts is stopped by then (seconds).
 PROCESS_TIMEOUT = 15.0
@@ -36,45 +36,10 @@ def write_rows(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
     return path
 
 
-class FakeProcess:
-    """``python -m enkash_async.testing`` in a process of its own; ``stats()`` reads its
-    counters over HTTP (``GET /_fake/stats``)."""
-
-    def __init__(self, *options: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "enkash_async.testing", "--port", "0", *options],
-            stdout=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            self.stop()
-            raise RuntimeError("the fake EnKash process did not start")
-        self.info: dict[str, str] = json.loads(line)
-        self.url = self.info["url"]
-
-    def environ(self) -> dict[str, str]:
-        """The environment of a worker of this fake: its URL and ready token (no logins,
-        which no budget covers, so the server's in-flight count is the budget's alone)."""
-        environ = {key: value for key, value in os.environ.items() if not key.startswith("ENKASH")}
-        environ.update(ENKASH_BASE_URL=self.url, ENKASH_TOKEN=self.info["token"])
-        return environ
-
-    def target(self) -> SyncTarget:
-        """The checkpoint target of ``environ()``'s workers."""
-        return SyncTarget.for_token(self.url, self.info["token"])
-
-    def stats(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.url}/_fake/stats", timeout=10) as reply:
-            stats: dict[str, Any] = json.loads(reply.read())
-        return stats
-
-    def stop(self) -> None:
-        stop_process(self.process)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+def target_of(fake: FakeEnkashProcess) -> SyncTarget:
+    """The checkpoint target of ``fake.environ()``'s workers: its URL and ready token (no
+    logins, which no budget covers, so the server's in-flight count is the budget's alone)."""
+    return SyncTarget.for_token(fake.url, fake.token)
 
 
 def stop_process(process: subprocess.Popen[Any]) -> None:

@@ -10,11 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis.asyncio as aioredis
-from _dist import FakeProcess, Workers, wire_row, write_rows
+from _dist import Workers, target_of, wire_row, write_rows
 
 from enkash_async.sync._redis_runs import RunStatus, RunStore
 from enkash_async.sync._redis_server import RedisServer
 from enkash_async.sync._saq import JOB_FUNCTION, WorkerSettings, make_queue, run_status, submit
+from enkash_async.testing import FakeEnkashProcess
 
 # Fast failure detection for tests: a chunk not touched for 2 s is redone.
 FAST = ("--sweep", "1", "--lease-ttl", "10")
@@ -50,11 +51,11 @@ async def max_attempts(redis_url: str, run: str, chunks: int) -> int:
 async def test_a_killed_workers_chunk_is_redone_and_every_customer_exists_once(
     redis_url: str, workers: Workers, tmp_path: Path
 ) -> None:
-    fake = FakeProcess("--fault-rate", "0.1", "--latency-create", "0.005")
+    fake = FakeEnkashProcess("--fault-rate", "0.1", "--latency-create", "0.005").start()
     try:
         rows = write_rows(tmp_path / "rows.jsonl", [wire_row(i) for i in range(5000)])
         submitted = await submit(
-            redis_url, str(rows), target=fake.target(), chunk_rows=250, settings=HEARTBEAT
+            redis_url, str(rows), target=target_of(fake), chunk_rows=250, settings=HEARTBEAT
         )
         for _ in range(3):
             workers.start(redis_url, fake.environ(), "--concurrency", "16", *FAST)
@@ -82,11 +83,11 @@ async def test_workers_sharing_a_budget_keep_under_a_hidden_rate_cap(
     redis_url: str, workers: Workers, tmp_path: Path
 ) -> None:
     cap = 200
-    fake = FakeProcess("--rate-limit", str(cap))
+    fake = FakeEnkashProcess("--rate-limit", str(cap)).start()
     try:
         rows = write_rows(tmp_path / "rows.jsonl", [wire_row(i) for i in range(800)])
         submitted = await submit(
-            redis_url, str(rows), target=fake.target(), chunk_rows=100, settings=HEARTBEAT
+            redis_url, str(rows), target=target_of(fake), chunk_rows=100, settings=HEARTBEAT
         )
         for _ in range(4):
             workers.start(
@@ -112,11 +113,11 @@ async def test_workers_sharing_a_budget_keep_under_a_hidden_rate_cap(
 async def test_workers_sharing_max_concurrency_never_exceed_it_at_the_server(
     redis_url: str, workers: Workers, tmp_path: Path
 ) -> None:
-    fake = FakeProcess("--max-in-flight", "8", "--latency-create", "0.05")
+    fake = FakeEnkashProcess("--max-in-flight", "8", "--latency-create", "0.05").start()
     try:
         rows = write_rows(tmp_path / "rows.jsonl", [wire_row(i) for i in range(300)])
         submitted = await submit(
-            redis_url, str(rows), target=fake.target(), chunk_rows=50, settings=HEARTBEAT
+            redis_url, str(rows), target=target_of(fake), chunk_rows=50, settings=HEARTBEAT
         )
         for _ in range(4):
             workers.start(
@@ -135,11 +136,11 @@ async def test_workers_sharing_max_concurrency_never_exceed_it_at_the_server(
 async def test_redis_stopped_mid_run_stops_every_request_and_the_run_resumes_after(
     redis_server: RedisServer, redis_url: str, workers: Workers, tmp_path: Path
 ) -> None:
-    fake = FakeProcess("--latency-create", "0.01")
+    fake = FakeEnkashProcess("--latency-create", "0.01").start()
     try:
         rows = write_rows(tmp_path / "rows.jsonl", [wire_row(i) for i in range(1200)])
         submitted = await submit(
-            redis_url, str(rows), target=fake.target(), chunk_rows=100, settings=HEARTBEAT
+            redis_url, str(rows), target=target_of(fake), chunk_rows=100, settings=HEARTBEAT
         )
         for _ in range(2):
             workers.start(redis_url, fake.environ(), "--concurrency", "8", *FAST)

@@ -8,9 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _dist import FakeProcess, Workers, wire_row, write_rows
+from _dist import Workers, wire_row, write_rows
 
 from enkash_async.cli import _sync
+from enkash_async.testing import FakeEnkashProcess
 
 SYNC = [sys.executable, "-m", "enkash_async", "sync"]
 
@@ -41,7 +42,7 @@ def test_sync_fake_runs_a_file_on_local_workers_and_prints_the_summary(tmp_path:
 def test_submit_prints_the_run_id_last_and_status_and_report_follow_it(
     redis_url: str, workers: Workers, tmp_path: Path
 ) -> None:
-    fake = FakeProcess()
+    fake = FakeEnkashProcess().start()
     try:
         environ = fake.environ()
         rows = rows_with_one_reject(tmp_path / "rows.jsonl", 30)

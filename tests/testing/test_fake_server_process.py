@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +18,10 @@ from enkash_async.testing import FakeEnkash, serve
 
 # The checkout root, so the child imports this enkash_async even when it is not installed.
 _ROOT = Path(enkash_async.testing.__file__).resolve().parents[2]
+_CHILD_ENV = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join([str(_ROOT), os.environ.get("PYTHONPATH", "")]),
+}
 
 
 async def _search(http: aiohttp.ClientSession, url: str, token: str) -> dict:
@@ -33,10 +38,6 @@ async def _search(http: aiohttp.ClientSession, url: str, token: str) -> dict:
 async def test_process_mode_prints_one_json_line_and_serves_until_signalled(
     signum: signal.Signals,
 ) -> None:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(_ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -53,7 +54,7 @@ async def test_process_mode_prints_one_json_line_and_serves_until_signalled(
         "50",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=env,
+        env=_CHILD_ENV,
     )
     try:
         assert process.stdout is not None
@@ -70,6 +71,21 @@ async def test_process_mode_prints_one_json_line_and_serves_until_signalled(
         process.send_signal(signum)
         _, errors = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode == 0, errors.decode()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_a_sigterm_as_soon_as_the_server_is_ready_stops_it_cleanly() -> None:
+    # Whoever reads the connection line may signal at once: the handlers are in place.
+    code = (
+        "import asyncio, os, signal\n"
+        "from enkash_async.testing import serve\n"
+        "asyncio.run(serve('127.0.0.1', 0, ready=lambda _: os.kill(os.getpid(), signal.SIGTERM)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=_CHILD_ENV, capture_output=True, text=True, timeout=60
+    )
+
+    assert done.returncode == 0, done.stderr
 
 
 async def test_serve_calls_ready_once_listening_and_stops_when_cancelled() -> None:
