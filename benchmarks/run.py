@@ -26,6 +26,8 @@ from typing import Any
 
 import aiohttp
 
+from benchmarks.minimal_server import minimal_server
+
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results" / "latest.json"
 SEARCH_PATH = "/api/v0/customer/search"
@@ -65,6 +67,27 @@ def create_bodies(count: int) -> list[Any]:
 # Client-process CPU seconds per create of each run, by side: where the fake server is not
 # the bottleneck (another machine, more cores), throughput follows these, not wall time.
 CREATE_CPU: dict[str, list[float]] = {"raw": [], "client": []}
+
+
+def compare_creates(info: dict[str, str], customers: list[Any], repeats: int) -> dict[str, Any]:
+    """Raw aiohttp and the client creating ``customers`` at concurrency 64, alternated:
+    medians of creates/s and of client-process CPU µs per create, and every sample."""
+    CREATE_CPU["raw"].clear()
+    CREATE_CPU["client"].clear()
+    raw_rate, raw_samples, sdk_rate, sdk_samples = interleaved(
+        repeats,
+        lambda: create_raw(info, customers, 64),
+        lambda: create_client(info, customers, 64),
+    )
+    return {
+        "raw_rate": raw_rate,
+        "client_rate": sdk_rate,
+        "raw_per_s": raw_samples,
+        "client_per_s": sdk_samples,
+        "n": len(customers),
+        "raw_cpu_us": statistics.median(CREATE_CPU["raw"]) * 1e6,
+        "client_cpu_us": statistics.median(CREATE_CPU["client"]) * 1e6,
+    }
 
 
 async def create_raw(info: dict[str, str], customers: list[Any], concurrency: int) -> float:
@@ -262,76 +285,30 @@ def main(argv: list[str] | None = None) -> int:
     if "create" in only:
         customers = create_bodies(n_create)
         with fake_server(0) as info:
-            raw_rate, raw_samples, sdk_rate, sdk_samples = interleaved(
-                repeats,
-                lambda: create_raw(info, customers, 64),
-                lambda: create_client(info, customers, 64),
-            )
-        raw_cpu = statistics.median(CREATE_CPU["raw"]) * 1e6
-        sdk_cpu = statistics.median(CREATE_CPU["client"]) * 1e6
-        raw["create"] = {
-            "raw_per_s": raw_samples,
-            "client_per_s": sdk_samples,
-            "n": n_create,
-            "raw_cpu_us": raw_cpu,
-            "client_cpu_us": sdk_cpu,
-        }
-        rows.append(
-            (
-                "create, concurrency 64: client / raw aiohttp",
-                sdk_rate / raw_rate,
-                ">= 0.9",
-                f"{sdk_rate:,.0f} vs {raw_rate:,.0f} creates/s",
-            )
-        )
-        rows.append(
-            (
-                "create, client-process CPU per create: raw aiohttp / client",
-                raw_cpu / sdk_cpu,
-                ">= 0.9",
-                f"{raw_cpu:.0f} vs {sdk_cpu:.0f} µs",
-            )
-        )
-
-    if "create" in only:
+            raw["create"] = compare_creates(info, customers, repeats)
         # The same against a server that spends next to nothing per request, so the
         # client's own cost shows rather than the fake EnKash's (the issue's second setup).
-        from benchmarks.minimal_server import minimal_server
-
-        customers = create_bodies(n_create)
-        CREATE_CPU["raw"].clear()
-        CREATE_CPU["client"].clear()
         with minimal_server() as info:
-            raw_rate, raw_samples, sdk_rate, sdk_samples = interleaved(
-                repeats + 2,  # a fast server leaves the figures noisier: more runs
-                lambda: create_raw(info, customers, 64),
-                lambda: create_client(info, customers, 64),
+            # A fast server leaves the figures noisier: more runs.
+            raw["create_minimal_server"] = compare_creates(info, customers, repeats + 2)
+        for key, against in (("create", ""), ("create_minimal_server", " vs a minimal server")):
+            figures = raw[key]
+            rows.append(
+                (
+                    f"create{against}, concurrency 64: client / raw aiohttp",
+                    figures["client_rate"] / figures["raw_rate"],
+                    ">= 0.9",
+                    f"{figures['client_rate']:,.0f} vs {figures['raw_rate']:,.0f} creates/s",
+                )
             )
-        raw_cpu = statistics.median(CREATE_CPU["raw"]) * 1e6
-        sdk_cpu = statistics.median(CREATE_CPU["client"]) * 1e6
-        raw["create_minimal_server"] = {
-            "raw_per_s": raw_samples,
-            "client_per_s": sdk_samples,
-            "n": n_create,
-            "raw_cpu_us": raw_cpu,
-            "client_cpu_us": sdk_cpu,
-        }
-        rows.append(
-            (
-                "create vs a minimal server, concurrency 64: client / raw aiohttp",
-                sdk_rate / raw_rate,
-                ">= 0.9",
-                f"{sdk_rate:,.0f} vs {raw_rate:,.0f} creates/s",
+            rows.append(
+                (
+                    f"create{against}, client-process CPU per create: raw aiohttp / client",
+                    figures["raw_cpu_us"] / figures["client_cpu_us"],
+                    ">= 0.9",
+                    f"{figures['raw_cpu_us']:.0f} vs {figures['client_cpu_us']:.0f} µs",
+                )
             )
-        )
-        rows.append(
-            (
-                "create vs a minimal server, client CPU per create: raw / client",
-                raw_cpu / sdk_cpu,
-                ">= 0.9",
-                f"{raw_cpu:.0f} vs {sdk_cpu:.0f} µs",
-            )
-        )
 
     if "stream" in only:
         with fake_server(n_stream) as info:

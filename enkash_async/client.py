@@ -28,7 +28,6 @@ from enkash_async._retry import (
     AttemptBudget,
     RetryEvent,
     RetryPolicy,
-    call_with_retries,
     may_retry,
     retry_after,
 )
@@ -244,40 +243,37 @@ class EnkashClient:
             operation=operation,
             idempotent=idempotent,
         )
-        # Auth renewal around retries around one attempt, written flat: this runs once per
-        # request, and every closure or coroutine it saves is garbage the collector skips.
+        # Auth renewal around retries around one attempt, with no closure per call: this
+        # runs once per request, and every object it saves is one the collector skips.
         auth = self._auth
         token = await auth.token()
         try:
-            try:
-                return await self._attempt(call, token)
-            except EnkashError as exc:
-                if not may_retry(exc, policy, idempotent=idempotent, budget=call.budget):
-                    raise
-                failure = exc
-            return await retry_after(
-                failure,
-                functools.partial(self._attempt, call, token),
-                policy,
-                idempotent=idempotent,
-                operation=operation,
-                observe=self._count_retry,
-                budget=call.budget,
-                deadline_at=deadline_at,
-            )
+            return await self._retrying(call, token)
         except AuthenticationError:
             if not auth.can_renew:
                 raise
             auth.invalidate(token)
             logger.info("%s: EnKash rejected the token; logging in again", operation)
-        return await call_with_retries(
-            functools.partial(self._attempt, call, await auth.token()),
-            policy,
-            idempotent=idempotent,
-            operation=operation,
+        return await self._retrying(call, await auth.token())
+
+    async def _retrying(self, call: _Call[T], token: str) -> T:
+        """The retries layer: one attempt, and only after a failure that may be retried,
+        the policy's waits and further attempts."""
+        try:
+            return await self._attempt(call, token)
+        except EnkashError as exc:
+            if not may_retry(exc, call.policy, idempotent=call.idempotent, budget=call.budget):
+                raise
+            failure = exc
+        return await retry_after(
+            failure,
+            functools.partial(self._attempt, call, token),
+            call.policy,
+            idempotent=call.idempotent,
+            operation=call.operation,
             observe=self._count_retry,
             budget=call.budget,
-            deadline_at=deadline_at,
+            deadline_at=call.deadline_at,
         )
 
     async def _attempt(self, call: _Call[T], token: str) -> T:
