@@ -18,6 +18,7 @@ import pytest
 
 import enkash_async
 from enkash_async import EnkashClient
+from enkash_async.testing import FakeEnkashProcess
 
 ROWS = 600
 KILLS = 3
@@ -34,27 +35,9 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
 @pytest.fixture
 async def enkash() -> AsyncIterator[dict[str, Any]]:
     """A fake EnKash in its own process, each create taking 10 ms."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "enkash_async.testing",
-        "--port",
-        "0",
-        "--customers",
-        "0",
-        "--latency-create",
-        "0.01",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-        env=_env({}),
-    )
-    try:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), timeout=60)
-        yield json.loads(line)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.wait(), timeout=30)
+    options = ("--customers", "0", "--latency-create", "0.01")
+    async with FakeEnkashProcess(*options, env=_env({})) as fake:
+        yield fake.info
 
 
 def _row(i: int) -> dict[str, Any]:
