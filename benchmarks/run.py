@@ -260,7 +260,9 @@ async def bulk(info: dict[str, str], customers: list[Any], *, adaptive: bool) ->
 # --------------------------------------------------------------------------- main
 
 
-SCENARIOS = ("create", "stream", "collect", "prefetch", "memory", "bulk", "sweep")
+SCENARIOS = ("create", "stream", "collect", "prefetch", "memory", "bulk", "sweep", "instructions")
+# Scenarios run only when named: the prefetch sweep, and callgrind's instruction counts.
+ON_REQUEST = frozenset({"sweep", "instructions"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -273,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     quick = args.quick
     repeats = 1 if quick else args.repeats
-    only = set(args.only or SCENARIOS) - ({"sweep"} if args.only is None else set())
+    only = set(args.only or SCENARIOS) - (ON_REQUEST if args.only is None else set())
     n_create = 500 if quick else 3000
     n_stream = 20_000 if quick else 200_000
     n_prefetch = 5_000 if quick else 30_000
@@ -309,6 +311,20 @@ def main(argv: list[str] | None = None) -> int:
                     f"{figures['raw_cpu_us']:.0f} vs {figures['client_cpu_us']:.0f} µs",
                 )
             )
+
+    if "instructions" in only:
+        from benchmarks.instructions import per_create
+
+        counts = per_create()
+        raw["create_instructions"] = counts
+        rows.append(
+            (
+                "create vs a minimal server, instructions per create: raw aiohttp / client",
+                counts["raw"] / counts["client"],
+                ">= 0.9",
+                f"{counts['raw']:,.0f} vs {counts['client']:,.0f}",
+            )
+        )
 
     if "stream" in only:
         with fake_server(n_stream) as info:
