@@ -369,6 +369,8 @@ class AiohttpTransport:
                 status=response.status,
                 request_id=request_id,
             )
+        if response.headers.get("Content-Encoding", "identity").lower() not in ("", "identity"):
+            declared = None  # aiohttp decompresses: the body read is longer than declared
         # A declared length is mapped (and its memory committed) only once a share of it
         # has arrived: a few bytes of headers must not commit max_reply_bytes.
         proven = None if declared is None or declared < _MAPPED_BODY else declared // _PROVEN

@@ -5,8 +5,10 @@ and are read, refused and cut exactly as bytes are."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import mmap
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -144,6 +146,7 @@ class Scripted:
         self, declared: int | None, chunks: list[bytes], then: BaseException | None = None
     ) -> None:
         self.content_length = declared
+        self.headers: dict[str, str] = {}
         self._chunks = list(chunks)
         self._then = then
         self.content = self
@@ -201,3 +204,16 @@ async def test_a_body_longer_than_its_content_length_is_cut() -> None:
     with pytest.raises(UnexpectedResponseError, match="grew past its Content-Length"):
         await read(response)
     assert response.closed
+
+
+async def test_a_large_compressed_body_is_read_whole_past_its_content_length() -> None:
+    body = b'{"pad": "' + os.urandom(2 * MIB).hex().encode() + b'"}'
+    packed = gzip.compress(body)
+    assert MIB < len(packed) < len(body)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=packed, headers={"Content-Encoding": "gzip"})
+
+    async with serving(handler) as url:
+        reply = await post(url)
+    assert reply.body[:] == body
