@@ -178,7 +178,9 @@ def maps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 async def read(response: Scripted) -> Any:
-    return await AiohttpTransport("http://127.0.0.1:1")._read(response, "r1")  # type: ignore[arg-type]
+    """The body ``_read`` makes of ``response``."""
+    transport = AiohttpTransport("http://127.0.0.1:1")
+    return await transport._read(response, "r1")  # type: ignore[arg-type]
 
 
 async def test_a_declared_length_is_not_committed_before_an_eighth_of_it_arrives(
