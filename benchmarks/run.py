@@ -418,12 +418,18 @@ def main(argv: list[str] | None = None) -> int:
             print(name, {p: round(r) for p, r in rates.items()})
 
     if "memory" in only:
+        small_runs: list[float] = []
+        large_runs: list[float] = []
         with fake_server(n_large) as info:
-            small = peak_rss_streaming(info, n_small)
-            large = peak_rss_streaming(info, n_large)
+            for _ in range(repeats):  # interleaved: the machine's state weighs on both alike
+                small_runs.append(peak_rss_streaming(info, n_small))
+                large_runs.append(peak_rss_streaming(info, n_large))
+        small, large = statistics.median(small_runs), statistics.median(large_runs)
         raw["memory"] = {
             "peak_rss_mib_small": small,
             "peak_rss_mib_large": large,
+            "samples_small": small_runs,
+            "samples_large": large_runs,
             "n_small": n_small,
             "n_large": n_large,
         }

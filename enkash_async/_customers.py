@@ -24,7 +24,7 @@ import attrs
 
 from enkash_async import _wire
 from enkash_async._bulk import run_bounded
-from enkash_async._fast import dumps
+from enkash_async._fast import JSONBytes, dumps
 from enkash_async._pagination import DEFAULT_PREFETCH, MAX_PAGE_SIZE, SearchIterator
 from enkash_async._retry import AttemptBudget, RetryPolicy, failure_status
 from enkash_async._wire import read_record_reply, read_search_reply
@@ -91,7 +91,7 @@ class Api(Protocol):
         retry: RetryPolicy | None = None,
         budget: AttemptBudget | None = None,
         deadline_at: float | None = None,
-        parse: Callable[[bytes], Any] = ...,
+        parse: Callable[[JSONBytes], Any] = ...,
     ) -> T:
         """POST ``body`` to ``path`` with auth and retries; ``parse`` the body, ``decode``
         the payload."""

@@ -14,12 +14,16 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import mmap
 from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 
-__all__ = ["JSONDepthError", "dumps", "loads", "paused_gc"]
+__all__ = ["JSONBytes", "JSONDepthError", "dumps", "loads", "paused_gc"]
+
+# JSON text: bytes, or an anonymous memory map of them (a large reply body).
+JSONBytes = bytes | mmap.mmap
 
 _decode = msgspec.json.decode
 _encode = msgspec.json.Encoder().encode
@@ -34,8 +38,8 @@ def dumps(data: Any) -> bytes:
     return _encode(data)
 
 
-def loads(raw: bytes) -> Any:
-    """Parse JSON bytes.
+def loads(raw: JSONBytes) -> Any:
+    """Parse JSON bytes (or a memory map of them).
 
     Raises ``ValueError`` for a body that is not JSON (``UnicodeDecodeError`` and
     :class:`JSONDepthError` included).
@@ -47,7 +51,7 @@ def loads(raw: bytes) -> Any:
     except RecursionError as exc:
         raise JSONDepthError("JSON is nested too deeply") from exc
     try:
-        return json.loads(raw)
+        return json.loads(raw if isinstance(raw, bytes) else raw[:])
     except RecursionError as exc:
         raise JSONDepthError("JSON is nested too deeply") from exc
 

@@ -16,8 +16,10 @@ import asyncio
 import email.utils
 import ipaddress
 import itertools
+import mmap
 import os
 import ssl as ssl_module
+import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -26,7 +28,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import attrs
 
-from enkash_async._fast import loads
+from enkash_async._fast import JSONBytes, loads
 from enkash_async._version import __version__
 from enkash_async.errors import (
     APIError,
@@ -201,6 +203,12 @@ DEFAULT_MAX_REPLY_BYTES = 64 * 1024 * 1024
 
 _READ_CHUNK = 256 * 1024
 
+# Bodies this large are read into an anonymous memory map rather than a bytes object.
+_MAPPED_BODY = 1024 * 1024
+
+# A declared length is mapped once 1/_PROVEN of it has arrived.
+_PROVEN = 8
+
 
 class AiohttpTransport:
     """One aiohttp session to one EnKash base URL: the :class:`Transport` the client uses
@@ -311,7 +319,7 @@ class AiohttpTransport:
                 status = response.status
                 reply_headers = response.headers
                 if 300 <= status < 400:
-                    raw = b""  # a redirect's body is never read, nor its target sent anything
+                    raw: Body = b""  # a redirect's body is never read, nor its target sent anything
                 else:
                     raw = await self._read(response, request_id)
         except aiohttp.ConnectionTimeoutError as exc:
@@ -355,8 +363,14 @@ class AiohttpTransport:
             ) from exc
         return Reply(status=status, headers=reply_headers, body=raw, request_id=request_id)
 
-    async def _read(self, response: aiohttp.ClientResponse, request_id: str) -> bytes:
-        """The body, refused unread when it says it is too large and cut when it grows so."""
+    async def _read(self, response: aiohttp.ClientResponse, request_id: str) -> Body:
+        """The body, refused unread when it says it is too large and cut when it grows so.
+
+        A body of ``_MAPPED_BODY`` bytes or more comes back in an anonymous memory map,
+        whose memory goes back to the OS when it is freed: large ``bytes`` come from
+        malloc's heap, which a stream of 7 MB pages read side by side fragments, so the
+        process's peak RSS crept up with the number of pages.
+        """
         limit = self.max_reply_bytes
         declared = response.content_length
         if declared is not None and declared > limit:
@@ -366,19 +380,50 @@ class AiohttpTransport:
                 status=response.status,
                 request_id=request_id,
             )
-        chunks = bytearray()
+        if response.headers.get("Content-Encoding", "identity").lower() not in ("", "identity"):
+            declared = None  # aiohttp decompresses: the body read is longer than declared
+        # A declared length is mapped (and its memory committed) only once a share of it
+        # has arrived: a few bytes of headers must not commit max_reply_bytes.
+        proven = None if declared is None or declared < _MAPPED_BODY else declared // _PROVEN
+        mapped: mmap.mmap | None = None
+        chunks: list[bytes] = []
+        size = 0
         while True:
             chunk = await response.content.read(_READ_CHUNK)
             if not chunk:
-                return bytes(chunks)
-            chunks += chunk
-            if len(chunks) > limit:
+                break
+            size += len(chunk)
+            if size > limit or (declared is not None and size > declared):
                 response.close()
+                what = f"max_reply_bytes={limit}" if size > limit else "its Content-Length"
                 raise UnexpectedResponseError(
-                    f"the reply grew past max_reply_bytes={limit}; cut off",
+                    f"the reply grew past {what}; cut off",
                     status=response.status,
                     request_id=request_id,
                 )
+            if mapped is not None:
+                mapped.write(chunk)
+                continue
+            chunks.append(chunk)
+            if proven is not None and declared is not None and size >= proven:
+                mapped = _mapped(chunks, declared)
+                chunks.clear()
+        if mapped is not None:
+            return mapped if size == len(mapped) else mapped[:size]
+        return _mapped(chunks, size) if size >= _MAPPED_BODY else b"".join(chunks)
+
+
+def _mapped(chunks: list[bytes], capacity: int) -> mmap.mmap:
+    """An anonymous memory map of ``capacity`` bytes, positioned after ``chunks``."""
+    if sys.platform == "win32":  # pragma: no cover - no MAP_* flags there
+        mapped = mmap.mmap(-1, capacity)
+    else:
+        # Committed at once: one call instead of a page fault per 4 KiB (half the CPU).
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
+        mapped = mmap.mmap(-1, capacity, flags=flags)
+    for chunk in chunks:
+        mapped.write(chunk)
+    return mapped
 
 
 async def _close_when_cancelled(session: aiohttp.ClientSession) -> None:
@@ -402,17 +447,21 @@ def _tls_reason(exc: aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch)
 # How many redirect statuses are refused, and the few that are worth naming.
 _REDIRECT = range(300, 400)
 
-Parse = Callable[[bytes], Any]
+# A reply body: bytes, or an anonymous memory map for a large one (see ``_read``).
+Body = JSONBytes
+
+Parse = Callable[[Body], Any]
 
 
 @attrs.frozen(repr=False)
 class Reply:
     """One HTTP reply as the transport read it: ``status``, ``headers`` and the raw
-    ``body`` bytes; ``request_id`` is the ``X-Request-Id`` the request carried."""
+    ``body`` (bytes; a large one is an ``mmap.mmap``, whose slices are bytes);
+    ``request_id`` is the ``X-Request-Id`` the request carried."""
 
     status: int
     headers: Mapping[str, str]
-    body: bytes
+    body: Body
     request_id: str = ""
 
     def __repr__(self) -> str:

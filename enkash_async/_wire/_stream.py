@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import attrs
 import msgspec
 
-from enkash_async._fast import loads
+from enkash_async._fast import JSONBytes, loads
 from enkash_async._wire._codegen import compile_function
 from enkash_async._wire._names import wire_name
 from enkash_async._wire._read import (
@@ -68,7 +68,7 @@ class _RecordEnvelope(msgspec.Struct):
 _record_envelope_decoder = msgspec.json.Decoder(_RecordEnvelope)
 
 
-def read_record_reply(body: bytes) -> Any:
+def read_record_reply(body: JSONBytes) -> Any:
     """A one-record reply's envelope as a dict, its ``payload`` left as a raw view (read
     by a :func:`record_reader` when wanted; None when absent or null).
 
@@ -90,7 +90,7 @@ def read_record_reply(body: bytes) -> Any:
     }
 
 
-def read_search_reply(body: bytes) -> Any:
+def read_search_reply(body: JSONBytes) -> Any:
     """A search reply's envelope as a dict, its ``payload.data`` records as raw views.
 
     A body of another shape is parsed whole by :func:`enkash_async._fast.loads` (so its
