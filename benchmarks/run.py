@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import platform
@@ -522,7 +523,9 @@ def interleaved(
     a: list[float] = []
     b: list[float] = []
     for _ in range(repeats):
+        gc.collect()  # each run starts from the same collector state, not the last run's
         a.append(asyncio.run(first()))  # type: ignore[arg-type]
+        gc.collect()
         b.append(asyncio.run(second()))  # type: ignore[arg-type]
     return statistics.median(a), a, statistics.median(b), b
 
