@@ -679,6 +679,9 @@ def test_a_raw_record_reads_the_same_customer_as_the_liberal_reader() -> None:
         {"legalName": 12},  # a number where a string belongs
         {"branchCodes": ["A", None]},  # null list items
         {"customerKeyContacts": [{"deleted": "yes"}]},
+        {"active": "yes"},  # a flag documented as a boolean, sent as a string
+        {"customerKeyContacts": [{"mail_enabled": "false"}]},
+        {"customerKeyContacts": [{"deleted": True}]},  # the string flag sent as a boolean
         {"customerReminders": [{"reminderTime": {"hour": 9, "minute": 30}}]},
         {"customerReminders": [{"reminderType": "WEEKLY"}]},  # unknown enum value kept
         {"createdOn": 1566656122000},  # epoch millis

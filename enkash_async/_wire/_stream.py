@@ -24,7 +24,7 @@ import msgspec
 
 from enkash_async._fast import loads
 from enkash_async._wire._codegen import compile_function
-from enkash_async._wire._names import wire_name
+from enkash_async._wire._names import TEXT_FLAG, wire_name
 from enkash_async._wire._read import (
     DECODE_ERRORS,
     enum_of,
@@ -134,7 +134,8 @@ def record_reader(model: type[T], what: str | None = None) -> Callable[[Any], T]
     cannot be read."""
     what = what or model.__name__
     struct, build = _struct_and_builder(model)
-    decode = msgspec.json.Decoder(struct).decode
+    # A float in a field typed Any (a Decimal's) arrives as _amount makes it.
+    decode = msgspec.json.Decoder(struct, float_hook=_amount).decode
 
     def read(record: Any) -> T:
         if record.__class__ is Raw:
@@ -171,10 +172,13 @@ def _struct_and_builder(model: type[Any]) -> tuple[type[msgspec.Struct], Callabl
     for index, attribute in enumerate(attrs.fields(model)):
         key = wire_name(attribute)
         hint = hints[attribute.name]
-        struct_type, expression = _field_plan(hint, f"s.{key}", index, namespace)
+        text_flag = bool(attribute.metadata.get(TEXT_FLAG))
+        struct_type, expression = _field_plan(hint, f"s.{key}", index, namespace, text_flag)
         struct_fields.append((key, struct_type, None))
         lines.append(f"    o.{attribute.name} = {expression}")
     lines.append("    return o")
+    # In wire order (EnKash writes keys sorted), msgspec finds each key at its first guess.
+    struct_fields.sort(key=lambda field: field[0])
     # gc=False: decoded from JSON, a Struct holds no cycle, and lives for one record.
     struct = msgspec.defstruct(f"Liberal{model.__name__}", struct_fields, gc=False)
     setter: Any = model.__setattr__
@@ -187,24 +191,48 @@ def _struct_and_builder(model: type[Any]) -> tuple[type[msgspec.Struct], Callabl
     return struct, builder
 
 
+def _amount(text: str) -> Decimal | float:
+    """A JSON float (its text) as the liberal reader reads it into a Decimal field.
+
+    Positional, at most 15 significant digits and no trailing zero but ``.0``: then the
+    float's repr has the same digits, so ``Decimal(text)`` is ``Decimal(repr(float))``
+    without making the float. Any other text becomes the float, read by the builder.
+    """
+    if (
+        len(text) <= 16
+        and "." in text
+        and "e" not in text
+        and "E" not in text
+        and (text[-1] != "0" or text[-2] == ".")
+    ):
+        return Decimal(text)
+    return float(text)
+
+
 _FLAGS = {"true": True, "false": False}
 # Python 3.10's fromisoformat does not read EnKash's "Z": there the liberal reader parses.
 _fromisoformat = dt.datetime.fromisoformat if sys.version_info >= (3, 11) else read_datetime
 _PLAIN = {str | None: str, int | None: int, str: str, int: int}
 
 
-def _field_plan(hint: Any, source: str, index: int, namespace: dict[str, Any]) -> tuple[Any, str]:
+def _field_plan(
+    hint: Any, source: str, index: int, namespace: dict[str, Any], text_flag: bool = False
+) -> tuple[Any, str]:
     """A field's type in the liberal Struct, and the expression that reads it off ``s``."""
     if hint in _PLAIN:
         return hint, source
     hook = f"__h{index}"
     if hint in (bool | None, bool):
+        if not text_flag:
+            # A flag EnKash writes as a boolean is copied; any other value sends the
+            # record to the liberal reader.
+            return hint, source
         namespace[hook] = read_bool
         namespace["__flags"] = _FLAGS
-        # EnKash writes some flags as "true"/"false": read those without a call.
+        # "true"/"false" without a call; anything else as the liberal reader reads it.
         expression = (
-            f"(v if (v := {source}) is None or v.__class__ is bool"
-            f" else __flags[v] if v in __flags else {hook}(v))"
+            f"(__flags[v] if (v := {source}) in __flags"
+            f" else v if v is None or v.__class__ is bool else {hook}(v))"
         )
         return bool | str | None, expression
     if hint == dt.datetime | None:
@@ -216,9 +244,10 @@ def _field_plan(hint: Any, source: str, index: int, namespace: dict[str, Any]) -
         namespace[hook] = field_hook(hint)
         namespace["__Decimal"] = Decimal
         # Any, not Decimal: a float reads as the liberal reader reads it (``1e5`` ->
-        # Decimal('100000.0')); a finite float (v - v == 0) without a call.
+        # Decimal('100000.0')): most already as a Decimal by _amount, the others as a
+        # float here when finite (v - v == 0), without a call.
         expression = (
-            f"(None if (v := {source}) is None"
+            f"(v if (v := {source}) is None or v.__class__ is __Decimal"
             f" else __Decimal(repr(v)) if v.__class__ is float and v - v == 0 else {hook}(v))"
         )
         return Any, expression
@@ -232,9 +261,10 @@ def _field_plan(hint: Any, source: str, index: int, namespace: dict[str, Any]) -
     if item_model is not None:
         item_struct, build_item = _struct_and_builder(item_model)
         namespace[hook] = build_item
+        # An empty list is msgspec's own, fresh for this record: kept, not rebuilt.
         return (
             list[item_struct] | None,  # type: ignore[valid-type]
-            f"([] if (v := {source}) is None else [{hook}(x) for x in v])",
+            f"([{hook}(x) for x in v] if (v := {source}) else [] if v is None else v)",
         )
     if dt.time in typing.get_args(hint):
         namespace[hook] = dt.time.fromisoformat
