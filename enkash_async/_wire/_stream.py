@@ -158,6 +158,7 @@ def raise_unreadable(what: str, exc: BaseException) -> typing.NoReturn:
 
 
 _BUILT: dict[type[Any], tuple[type[msgspec.Struct], Callable[[Any], Any]]] = {}
+_STRUCTS: dict[type[Any], type[msgspec.Struct]] = {}
 
 
 def _struct_and_builder(model: type[Any]) -> tuple[type[msgspec.Struct], Callable[[Any], Any]]:
@@ -165,30 +166,67 @@ def _struct_and_builder(model: type[Any]) -> tuple[type[msgspec.Struct], Callabl
     found = _BUILT.get(model)
     if found is not None:
         return found
-    hints = typing.get_type_hints(model)
-    struct_fields: list[tuple[str, Any, Any]] = []
-    namespace: dict[str, Any] = {"__new": object.__new__, "__cl": model}
-    lines = [f"def build_{model.__name__}(s):", "    o = __new(__cl)"]
-    for index, attribute in enumerate(attrs.fields(model)):
-        key = wire_name(attribute)
-        hint = hints[attribute.name]
-        text_flag = bool(attribute.metadata.get(TEXT_FLAG))
-        struct_type, expression = _field_plan(hint, f"s.{key}", index, namespace, text_flag)
-        struct_fields.append((key, struct_type, None))
-        lines.append(f"    o.{attribute.name} = {expression}")
+    namespace: dict[str, Any] = {"__new": object.__new__}
+    lines = [f"def build_{model.__name__}(s):"]
+    struct = _emit(model, "s", "o", 0, namespace, lines)
     lines.append("    return o")
-    # In wire order (EnKash writes keys sorted), msgspec finds each key at its first guess.
-    struct_fields.sort(key=lambda field: field[0])
-    # gc=False: decoded from JSON, a Struct holds no cycle, and lives for one record.
-    struct = msgspec.defstruct(f"Liberal{model.__name__}", struct_fields, gc=False)
+    builder = compile_function(f"build_{model.__name__}", "\n".join(lines) + "\n", namespace)
+    _BUILT[model] = (struct, builder)
+    return struct, builder
+
+
+def _emit(
+    model: type[Any], s: str, o: str, depth: int, namespace: dict[str, Any], lines: list[str]
+) -> type[msgspec.Struct]:
+    """Append the statements building ``model`` as ``o`` from its Struct ``s``; the Struct.
+
+    The items of a record list are built inline, in a loop over msgspec's own list
+    (fresh for this record), each item replaced by its model: no call per item.
+    """
     setter: Any = model.__setattr__
     if (
         setter is not object.__setattr__
     ):  # pragma: no cover - every reply model is a plain attrs.define class
         raise TypeError(f"{model.__name__} runs hooks on setattr; cannot build it directly")
-    builder = compile_function(f"build_{model.__name__}", "\n".join(lines) + "\n", namespace)
-    _BUILT[model] = (struct, builder)
-    return struct, builder
+    pad = "    " * (1 + 2 * depth)
+    namespace[f"__{model.__name__}"] = model
+    lines.append(f"{pad}{o} = __new(__{model.__name__})")
+    hints = typing.get_type_hints(model)
+    struct_fields: list[tuple[str, Any, Any]] = []
+    for index, attribute in enumerate(attrs.fields(model)):
+        key = wire_name(attribute)
+        hint = hints[attribute.name]
+        item_model = record_list_of(hint)
+        if item_model is not None:
+            items, at, item = f"l{depth}", f"i{depth}", f"x{depth}"
+            lines += [
+                f"{pad}{items} = {s}.{key}",
+                f"{pad}if {items}:",
+                f"{pad}    for {at} in range(len({items})):",
+                f"{pad}        {item} = {items}[{at}]",
+            ]
+            item_struct = _emit(item_model, item, f"o{depth + 1}", depth + 1, namespace, lines)
+            lines += [
+                f"{pad}        {items}[{at}] = o{depth + 1}",
+                f"{pad}elif {items} is None:",
+                f"{pad}    {items} = []",
+                f"{pad}{o}.{attribute.name} = {items}",
+            ]
+            struct_fields.append((key, list[item_struct] | None, None))  # type: ignore[valid-type]
+            continue
+        text_flag = bool(attribute.metadata.get(TEXT_FLAG))
+        hook = f"__{model.__name__}_{index}"
+        struct_type, expression = _field_plan(hint, f"{s}.{key}", hook, namespace, text_flag)
+        struct_fields.append((key, struct_type, None))
+        lines.append(f"{pad}{o}.{attribute.name} = {expression}")
+    struct = _STRUCTS.get(model)
+    if struct is None:
+        # In wire order (EnKash writes keys sorted), msgspec finds each key at its first guess.
+        struct_fields.sort(key=lambda field: field[0])
+        # gc=False: decoded from JSON, a Struct holds no cycle, and lives for one record.
+        struct = msgspec.defstruct(f"Liberal{model.__name__}", struct_fields, gc=False)
+        _STRUCTS[model] = struct
+    return struct
 
 
 def _amount(text: str) -> Decimal | float:
@@ -216,12 +254,12 @@ _PLAIN = {str | None: str, int | None: int, str: str, int: int}
 
 
 def _field_plan(
-    hint: Any, source: str, index: int, namespace: dict[str, Any], text_flag: bool = False
+    hint: Any, source: str, hook: str, namespace: dict[str, Any], text_flag: bool = False
 ) -> tuple[Any, str]:
-    """A field's type in the liberal Struct, and the expression that reads it off ``s``."""
+    """A field's type in the liberal Struct, and the expression reading it off ``source``
+    (``hook``: the name under which the expression finds its helper)."""
     if hint in _PLAIN:
         return hint, source
-    hook = f"__h{index}"
     if hint in (bool | None, bool):
         if not text_flag:
             # A flag EnKash writes as a boolean is copied; any other value sends the
@@ -257,15 +295,6 @@ def _field_plan(
         return str | None, f"(None if (v := {source}) is None else {hook}(v, v))"
     if hint == list[str]:
         return list[str] | None, f"([] if (v := {source}) is None else v)"
-    item_model = record_list_of(hint)
-    if item_model is not None:
-        item_struct, build_item = _struct_and_builder(item_model)
-        namespace[hook] = build_item
-        # An empty list is msgspec's own, fresh for this record: kept, not rebuilt.
-        return (
-            list[item_struct] | None,  # type: ignore[valid-type]
-            f"([{hook}(x) for x in v] if (v := {source}) else [] if v is None else v)",
-        )
     if dt.time in typing.get_args(hint):
         namespace[hook] = dt.time.fromisoformat
         # A string fromisoformat refuses (kept as a string), or Jackson's time objects and
