@@ -3,8 +3,10 @@ requests from wire JSON with every problem reported by its Python path."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import sys
 import traceback
 from decimal import Decimal
 from typing import Any
@@ -715,6 +717,23 @@ def test_an_unreadable_field_is_named_by_its_wire_path() -> None:
         read_raw(record)
     with pytest.raises(UnexpectedResponseError, match=r"\$\.customerKeyContacts\[1\]\.mobile"):
         customer_from_wire(record)
+
+
+@pytest.mark.parametrize("key", ["netAmount", "legalName", "customerKeyContacts", "unknownKey"])
+def test_a_record_nested_up_to_the_envelopes_limit_reads_or_raises_unexpected_response(
+    key: str,
+) -> None:
+    """Depths where the envelope still parses but reading (or describing) the value
+    recurses too far: the reader's error is typed, never a RecursionError."""
+    limit = sys.getrecursionlimit()
+    for depth in range(limit - 60, limit + 5):
+        body = b'{"payload": {"data": [{"%s": %s%s}]}}' % (key.encode(), b"[" * depth, b"]" * depth)
+        try:
+            (raw,) = read_search_reply(body)["payload"]["data"]
+        except ValueError:
+            continue  # refused whole, as too deep, by the envelope
+        with contextlib.suppress(UnexpectedResponseError):
+            READ_CUSTOMER(raw)
 
 
 def test_a_record_that_is_not_an_object_is_refused_by_the_page_check() -> None:

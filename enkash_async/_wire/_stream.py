@@ -129,25 +129,26 @@ _FALLBACK_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, *DECODE_ERRORS
 
 def record_reader(model: type[T], what: str | None = None) -> Callable[[Any], T]:
     """A function reading one record of ``model``: from a raw view (fast) or a mapping
-    of wire keys (liberal). It raises
-    :class:`~enkash_async.errors.UnexpectedResponseError` naming the field path that
-    cannot be read."""
+    of wire keys (liberal). It raises only
+    :class:`~enkash_async.errors.UnexpectedResponseError`, naming the field path that
+    cannot be read (or saying the record is not JSON, or nested too deeply)."""
     what = what or model.__name__
     struct, build = _struct_and_builder(model)
     # A float in a field typed Any (a Decimal's) arrives as _amount makes it.
     decode = msgspec.json.Decoder(struct, float_hook=_amount).decode
 
     def read(record: Any) -> T:
-        if record.__class__ is Raw:
-            try:
-                built: T = build(decode(record))
-                return built
-            except _FALLBACK_ERRORS:
+        try:
+            if record.__class__ is Raw:
                 try:
+                    built: T = build(decode(record))
+                    return built
+                except _FALLBACK_ERRORS:
                     record = msgspec.json.decode(record)
-                except (msgspec.DecodeError, RecursionError) as exc:
-                    raise_unreadable(what, exc)
-        return record_from_wire(record, model, what)
+            return record_from_wire(record, model, what)
+        except (msgspec.DecodeError, RecursionError) as exc:
+            # Not JSON, or nested so deeply that reading (or describing) it recursed too far.
+            raise_unreadable(what, exc)
 
     return read
 
