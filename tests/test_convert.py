@@ -705,6 +705,25 @@ def test_fractional_seconds_beyond_microseconds_are_truncated() -> None:
     assert customer_from_wire(record).created_on == expected
 
 
+def test_each_date_time_reads_from_its_own_text_when_a_record_repeats_some() -> None:
+    first, second = "2019-08-24T14:15:22Z", "2020-01-02T03:04:05+05:30"
+    record = {
+        "createdOn": first,
+        "modifiedOn": second,
+        "customerKeyContacts": [
+            {"createdOn": first, "modifiedOn": first},
+            {"createdOn": second, "modifiedOn": None},
+            {"createdOn": first, "modifiedOn": second},
+        ],
+    }
+    customer = read_raw(record)
+    assert customer == customer_from_wire(record)
+    times = [(c.created_on, c.modified_on) for c in customer.customer_key_contacts]
+    one, two = dt.datetime.fromisoformat(first), dt.datetime.fromisoformat(second)
+    assert (customer.created_on, customer.modified_on) == (one, two)
+    assert times == [(one, one), (two, None), (one, two)]
+
+
 def test_an_amount_in_exponent_notation_reads_as_the_float_it_is() -> None:
     amount = read_raw({"netAmount": 1e5}).net_amount
     assert amount == Decimal("100000.0")

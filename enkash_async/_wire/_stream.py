@@ -170,6 +170,9 @@ def _struct_and_builder(model: type[Any]) -> tuple[type[msgspec.Struct], Callabl
     namespace: dict[str, Any] = {"__new": object.__new__}
     lines = [f"def build_{model.__name__}(s):"]
     struct = _emit(model, "s", "o", 0, namespace, lines)
+    memos = sorted(namespace.pop(_MEMOS, ()))
+    if memos:  # each date-time key's last text and value, starting empty
+        lines.insert(1, "    " + " = ".join([*memos, "None"]))
     lines.append("    return o")
     builder = compile_function(f"build_{model.__name__}", "\n".join(lines) + "\n", namespace)
     _BUILT[model] = (struct, builder)
@@ -249,6 +252,7 @@ def _amount(text: str) -> Decimal | float:
 
 
 _FLAGS = {"true": True, "false": False}
+_MEMOS = " memos"  # namespace key (no name can reach it) of the builder's memo locals
 # Python 3.10's fromisoformat does not read EnKash's "Z": there the liberal reader parses.
 _fromisoformat = dt.datetime.fromisoformat if sys.version_info >= (3, 11) else read_datetime
 _PLAIN = {str | None: str, int | None: int, str: str, int: int}
@@ -278,7 +282,16 @@ def _field_plan(
         # Not msgspec's datetime: it rounds nanoseconds, where Python (and the liberal
         # reader) truncate. A string fromisoformat refuses sends the record to that reader.
         namespace[hook] = _fromisoformat
-        return str | None, f"(None if (v := {source}) is None else {hook}(v))"
+        # A key contact's times are mostly its customer's: the same text, parsed once a
+        # record (the last text and value of each key, in the builder's locals).
+        key = source.rpartition(".")[2]
+        text, value = f"t_{key}", f"d_{key}"
+        namespace.setdefault(_MEMOS, set()).update((text, value))
+        expression = (
+            f"(None if (v := {source}) is None else {value} if v == {text}"
+            f" else ({value} := {hook}(({text} := v))))"
+        )
+        return str | None, expression
     if hint == Decimal | None:
         namespace[hook] = field_hook(hint)
         namespace["__Decimal"] = Decimal
