@@ -423,7 +423,8 @@ class KeyContact(_Record):
     created_on: dt.datetime | None = None
     customer_id: str | None = None
     customer_name: str | None = None
-    deleted: bool | None = None
+    # EnKash documents this one flag as a string ("false").
+    deleted: bool | None = attrs.field(default=None, metadata=_wire.wire_field(text_flag=True))
     email: str | None = None
     key_contact_person_id: str | None = None
     mail_enabled: bool | None = _reply("mail_enabled")

@@ -3,8 +3,10 @@ requests from wire JSON with every problem reported by its Python path."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import sys
 import traceback
 from decimal import Decimal
 from typing import Any
@@ -679,6 +681,9 @@ def test_a_raw_record_reads_the_same_customer_as_the_liberal_reader() -> None:
         {"legalName": 12},  # a number where a string belongs
         {"branchCodes": ["A", None]},  # null list items
         {"customerKeyContacts": [{"deleted": "yes"}]},
+        {"active": "yes"},  # a flag documented as a boolean, sent as a string
+        {"customerKeyContacts": [{"mail_enabled": "false"}]},
+        {"customerKeyContacts": [{"deleted": True}]},  # the string flag sent as a boolean
         {"customerReminders": [{"reminderTime": {"hour": 9, "minute": 30}}]},
         {"customerReminders": [{"reminderType": "WEEKLY"}]},  # unknown enum value kept
         {"createdOn": 1566656122000},  # epoch millis
@@ -700,6 +705,25 @@ def test_fractional_seconds_beyond_microseconds_are_truncated() -> None:
     assert customer_from_wire(record).created_on == expected
 
 
+def test_each_date_time_reads_from_its_own_text_when_a_record_repeats_some() -> None:
+    first, second = "2019-08-24T14:15:22Z", "2020-01-02T03:04:05+05:30"
+    record = {
+        "createdOn": first,
+        "modifiedOn": second,
+        "customerKeyContacts": [
+            {"createdOn": first, "modifiedOn": first},
+            {"createdOn": second, "modifiedOn": None},
+            {"createdOn": first, "modifiedOn": second},
+        ],
+    }
+    customer = read_raw(record)
+    assert customer == customer_from_wire(record)
+    times = [(c.created_on, c.modified_on) for c in customer.customer_key_contacts]
+    one, two = dt.datetime.fromisoformat(first), dt.datetime.fromisoformat(second)
+    assert (customer.created_on, customer.modified_on) == (one, two)
+    assert times == [(one, one), (two, None), (one, two)]
+
+
 def test_an_amount_in_exponent_notation_reads_as_the_float_it_is() -> None:
     amount = read_raw({"netAmount": 1e5}).net_amount
     assert amount == Decimal("100000.0")
@@ -712,6 +736,23 @@ def test_an_unreadable_field_is_named_by_its_wire_path() -> None:
         read_raw(record)
     with pytest.raises(UnexpectedResponseError, match=r"\$\.customerKeyContacts\[1\]\.mobile"):
         customer_from_wire(record)
+
+
+@pytest.mark.parametrize("key", ["netAmount", "legalName", "customerKeyContacts", "unknownKey"])
+def test_a_record_nested_up_to_the_envelopes_limit_reads_or_raises_unexpected_response(
+    key: str,
+) -> None:
+    """Depths where the envelope still parses but reading (or describing) the value
+    recurses too far: the reader's error is typed, never a RecursionError."""
+    limit = sys.getrecursionlimit()
+    for depth in range(limit - 60, limit + 5):
+        body = b'{"payload": {"data": [{"%s": %s%s}]}}' % (key.encode(), b"[" * depth, b"]" * depth)
+        try:
+            (raw,) = read_search_reply(body)["payload"]["data"]
+        except ValueError:
+            continue  # refused whole, as too deep, by the envelope
+        with contextlib.suppress(UnexpectedResponseError):
+            READ_CUSTOMER(raw)
 
 
 def test_a_record_that_is_not_an_object_is_refused_by_the_page_check() -> None:

@@ -474,3 +474,23 @@ def _outcome(read: Any) -> Any:
         return read()
     except UnexpectedResponseError:
         return UnexpectedResponseError
+
+
+@FUZZ
+@given(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(
+        ["{!r}", "{:.2f}", "{:.1f}", "{:.15g}", "{:.17g}", "{:e}", "{:.3E}", "{:.20f}"]
+    ),
+)
+def test_an_amount_in_any_notation_reads_from_a_raw_view_as_the_liberal_reader_reads_it(
+    number: float, notation: str
+) -> None:
+    text = notation.format(number)
+    body = b'{"payload": {"data": [{"netAmount": %s}]}}' % text.encode()
+    (raw,) = read_search_reply(body)["payload"]["data"]
+    fast = _outcome(lambda: customer_from_record(raw).net_amount)
+    liberal = _outcome(
+        lambda: customer_from_wire(json.loads(body)["payload"]["data"][0]).net_amount
+    )
+    assert repr(fast) == repr(liberal), text  # the same digits and exponent, not only value

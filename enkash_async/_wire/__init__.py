@@ -12,6 +12,7 @@ metadata) and never imports :mod:`enkash_async.models`, which builds on it.
 
 from enkash_async._wire._names import (
     REQUIRED_ON_WIRE,
+    TEXT_FLAG,
     WIRE_NAME,
     camel_case,
     wire_field,
@@ -24,6 +25,7 @@ from enkash_async._wire._write import to_wire
 
 __all__ = [
     "REQUIRED_ON_WIRE",
+    "TEXT_FLAG",
     "WIRE_NAME",
     "camel_case",
     "page_records_from_wire",

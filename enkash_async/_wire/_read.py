@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
+import struct
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -392,7 +393,11 @@ def page_records_from_wire(payload: Any, model: type[Any]) -> tuple[list[Any], i
             data = []
         elif not isinstance(data, list):
             raise WrongType("a list in 'data'", data)
-        for index, item in enumerate(data):
+        try:  # raw views: every first byte at once, in C
+            checked = set(map(_first_byte, data)) <= _OBJECT_START
+        except (TypeError, struct.error):  # parsed records (no buffer), checked one by one
+            checked = False
+        for index, item in enumerate(() if checked else data):
             # A raw view's first byte says whether it is an object (msgspec strips blanks).
             if not (
                 memoryview(item)[0] == 0x7B if item.__class__ is _Raw else isinstance(item, Mapping)
@@ -406,6 +411,8 @@ def page_records_from_wire(payload: Any, model: type[Any]) -> tuple[list[Any], i
 
 
 _Raw = msgspec.Raw
+_first_byte = struct.Struct("B").unpack_from
+_OBJECT_START = {(0x7B,)}  # "{"
 
 
 class _Identity(msgspec.Struct):

@@ -24,7 +24,7 @@ import msgspec
 
 from enkash_async._fast import JSONBytes, loads
 from enkash_async._wire._codegen import compile_function
-from enkash_async._wire._names import wire_name
+from enkash_async._wire._names import TEXT_FLAG, wire_name
 from enkash_async._wire._read import (
     DECODE_ERRORS,
     enum_of,
@@ -129,24 +129,26 @@ _FALLBACK_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, *DECODE_ERRORS
 
 def record_reader(model: type[T], what: str | None = None) -> Callable[[Any], T]:
     """A function reading one record of ``model``: from a raw view (fast) or a mapping
-    of wire keys (liberal). It raises
-    :class:`~enkash_async.errors.UnexpectedResponseError` naming the field path that
-    cannot be read."""
+    of wire keys (liberal). It raises only
+    :class:`~enkash_async.errors.UnexpectedResponseError`, naming the field path that
+    cannot be read (or saying the record is not JSON, or nested too deeply)."""
     what = what or model.__name__
     struct, build = _struct_and_builder(model)
-    decode = msgspec.json.Decoder(struct).decode
+    # A float in a field typed Any (a Decimal's) arrives as _amount makes it.
+    decode = msgspec.json.Decoder(struct, float_hook=_amount).decode
 
     def read(record: Any) -> T:
-        if record.__class__ is Raw:
-            try:
-                built: T = build(decode(record))
-                return built
-            except _FALLBACK_ERRORS:
+        try:
+            if record.__class__ is Raw:
                 try:
+                    built: T = build(decode(record))
+                    return built
+                except _FALLBACK_ERRORS:
                     record = msgspec.json.decode(record)
-                except (msgspec.DecodeError, RecursionError) as exc:
-                    raise_unreadable(what, exc)
-        return record_from_wire(record, model, what)
+            return record_from_wire(record, model, what)
+        except (msgspec.DecodeError, RecursionError) as exc:
+            # Not JSON, or nested so deeply that reading (or describing) it recursed too far.
+            raise_unreadable(what, exc)
 
     return read
 
@@ -157,6 +159,7 @@ def raise_unreadable(what: str, exc: BaseException) -> typing.NoReturn:
 
 
 _BUILT: dict[type[Any], tuple[type[msgspec.Struct], Callable[[Any], Any]]] = {}
+_STRUCTS: dict[type[Any], type[msgspec.Struct]] = {}
 
 
 def _struct_and_builder(model: type[Any]) -> tuple[type[msgspec.Struct], Callable[[Any], Any]]:
@@ -164,61 +167,139 @@ def _struct_and_builder(model: type[Any]) -> tuple[type[msgspec.Struct], Callabl
     found = _BUILT.get(model)
     if found is not None:
         return found
-    hints = typing.get_type_hints(model)
-    struct_fields: list[tuple[str, Any, Any]] = []
-    namespace: dict[str, Any] = {"__new": object.__new__, "__cl": model}
-    lines = [f"def build_{model.__name__}(s):", "    o = __new(__cl)"]
-    for index, attribute in enumerate(attrs.fields(model)):
-        key = wire_name(attribute)
-        hint = hints[attribute.name]
-        struct_type, expression = _field_plan(hint, f"s.{key}", index, namespace)
-        struct_fields.append((key, struct_type, None))
-        lines.append(f"    o.{attribute.name} = {expression}")
+    namespace: dict[str, Any] = {"__new": object.__new__}
+    lines = [f"def build_{model.__name__}(s):"]
+    struct = _emit(model, "s", "o", 0, namespace, lines)
+    memos = sorted(namespace.pop(_MEMOS, ()))
+    if memos:  # each date-time key's last text and value, starting empty
+        lines.insert(1, "    " + " = ".join([*memos, "None"]))
     lines.append("    return o")
-    # gc=False: decoded from JSON, a Struct holds no cycle, and lives for one record.
-    struct = msgspec.defstruct(f"Liberal{model.__name__}", struct_fields, gc=False)
-    setter: Any = model.__setattr__
-    if (
-        setter is not object.__setattr__
-    ):  # pragma: no cover - every reply model is a plain attrs.define class
-        raise TypeError(f"{model.__name__} runs hooks on setattr; cannot build it directly")
     builder = compile_function(f"build_{model.__name__}", "\n".join(lines) + "\n", namespace)
     _BUILT[model] = (struct, builder)
     return struct, builder
 
 
+def _emit(
+    model: type[Any], s: str, o: str, depth: int, namespace: dict[str, Any], lines: list[str]
+) -> type[msgspec.Struct]:
+    """Append the statements building ``model`` as ``o`` from its Struct ``s``; the Struct.
+
+    The items of a record list are built inline, in a loop over msgspec's own list
+    (fresh for this record), each item replaced by its model: no call per item.
+    """
+    setter: Any = model.__setattr__
+    if (
+        setter is not object.__setattr__
+    ):  # pragma: no cover - every reply model is a plain attrs.define class
+        raise TypeError(f"{model.__name__} runs hooks on setattr; cannot build it directly")
+    pad = "    " * (1 + 2 * depth)
+    namespace[f"__{model.__name__}"] = model
+    lines.append(f"{pad}{o} = __new(__{model.__name__})")
+    hints = typing.get_type_hints(model)
+    struct_fields: list[tuple[str, Any, Any]] = []
+    for index, attribute in enumerate(attrs.fields(model)):
+        key = wire_name(attribute)
+        hint = hints[attribute.name]
+        item_model = record_list_of(hint)
+        if item_model is not None:
+            items, at, item = f"l{depth}", f"i{depth}", f"x{depth}"
+            lines += [
+                f"{pad}{items} = {s}.{key}",
+                f"{pad}if {items}:",
+                f"{pad}    for {at} in range(len({items})):",
+                f"{pad}        {item} = {items}[{at}]",
+            ]
+            item_struct = _emit(item_model, item, f"o{depth + 1}", depth + 1, namespace, lines)
+            lines += [
+                f"{pad}        {items}[{at}] = o{depth + 1}",
+                f"{pad}elif {items} is None:",
+                f"{pad}    {items} = []",
+                f"{pad}{o}.{attribute.name} = {items}",
+            ]
+            struct_fields.append((key, list[item_struct] | None, None))  # type: ignore[valid-type]
+            continue
+        text_flag = bool(attribute.metadata.get(TEXT_FLAG))
+        hook = f"__{model.__name__}_{index}"
+        struct_type, expression = _field_plan(hint, f"{s}.{key}", hook, namespace, text_flag)
+        struct_fields.append((key, struct_type, None))
+        lines.append(f"{pad}{o}.{attribute.name} = {expression}")
+    struct = _STRUCTS.get(model)
+    if struct is None:
+        # In wire order (EnKash writes keys sorted), msgspec finds each key at its first guess.
+        struct_fields.sort(key=lambda field: field[0])
+        # gc=False: decoded from JSON, a Struct holds no cycle, and lives for one record.
+        struct = msgspec.defstruct(f"Liberal{model.__name__}", struct_fields, gc=False)
+        _STRUCTS[model] = struct
+    return struct
+
+
+def _amount(text: str) -> Decimal | float:
+    """A JSON float (its text) as the liberal reader reads it into a Decimal field.
+
+    Positional, at most 15 significant digits and no trailing zero but ``.0``: then the
+    float's repr has the same digits, so ``Decimal(text)`` is ``Decimal(repr(float))``
+    without making the float. Any other text becomes the float, read by the builder.
+    """
+    if (
+        len(text) <= 16
+        and "." in text
+        and "e" not in text
+        and "E" not in text
+        and (text[-1] != "0" or text[-2] == ".")
+    ):
+        return Decimal(text)
+    return float(text)
+
+
 _FLAGS = {"true": True, "false": False}
+_MEMOS = " memos"  # namespace key (no name can reach it) of the builder's memo locals
 # Python 3.10's fromisoformat does not read EnKash's "Z": there the liberal reader parses.
 _fromisoformat = dt.datetime.fromisoformat if sys.version_info >= (3, 11) else read_datetime
 _PLAIN = {str | None: str, int | None: int, str: str, int: int}
 
 
-def _field_plan(hint: Any, source: str, index: int, namespace: dict[str, Any]) -> tuple[Any, str]:
-    """A field's type in the liberal Struct, and the expression that reads it off ``s``."""
+def _field_plan(
+    hint: Any, source: str, hook: str, namespace: dict[str, Any], text_flag: bool = False
+) -> tuple[Any, str]:
+    """A field's type in the liberal Struct, and the expression reading it off ``source``
+    (``hook``: the name under which the expression finds its helper)."""
     if hint in _PLAIN:
         return hint, source
-    hook = f"__h{index}"
     if hint in (bool | None, bool):
+        if not text_flag:
+            # A flag EnKash writes as a boolean is copied; any other value sends the
+            # record to the liberal reader.
+            return hint, source
         namespace[hook] = read_bool
         namespace["__flags"] = _FLAGS
-        # EnKash writes some flags as "true"/"false": read those without a call.
+        # "true"/"false" without a call; anything else as the liberal reader reads it.
         expression = (
-            f"(v if (v := {source}) is None or v.__class__ is bool"
-            f" else __flags[v] if v in __flags else {hook}(v))"
+            f"(__flags[v] if (v := {source}) in __flags"
+            f" else v if v is None or v.__class__ is bool else {hook}(v))"
         )
         return bool | str | None, expression
     if hint == dt.datetime | None:
         # Not msgspec's datetime: it rounds nanoseconds, where Python (and the liberal
         # reader) truncate. A string fromisoformat refuses sends the record to that reader.
         namespace[hook] = _fromisoformat
-        return str | None, f"(None if (v := {source}) is None else {hook}(v))"
+        # A key contact's times are mostly its customer's: the same text, parsed once a
+        # record (the last text and value of each key, in the builder's locals).
+        key = source.rpartition(".")[2]
+        text, value = f"t_{key}", f"d_{key}"
+        namespace.setdefault(_MEMOS, set()).update((text, value))
+        expression = (
+            f"(None if (v := {source}) is None else {value} if v == {text}"
+            f" else ({value} := {hook}(({text} := v))))"
+        )
+        return str | None, expression
     if hint == Decimal | None:
         namespace[hook] = field_hook(hint)
         namespace["__Decimal"] = Decimal
         # Any, not Decimal: a float reads as the liberal reader reads it (``1e5`` ->
-        # Decimal('100000.0')); a finite float (v - v == 0) without a call.
+        # Decimal('100000.0')): most already as a Decimal by _amount, the others as a
+        # float here when finite (v - v == 0), without a call.
         expression = (
-            f"(None if (v := {source}) is None"
+            f"(v if (v := {source}) is None or v.__class__ is __Decimal"
             f" else __Decimal(repr(v)) if v.__class__ is float and v - v == 0 else {hook}(v))"
         )
         return Any, expression
@@ -228,14 +309,6 @@ def _field_plan(hint: Any, source: str, index: int, namespace: dict[str, Any]) -
         return str | None, f"(None if (v := {source}) is None else {hook}(v, v))"
     if hint == list[str]:
         return list[str] | None, f"([] if (v := {source}) is None else v)"
-    item_model = record_list_of(hint)
-    if item_model is not None:
-        item_struct, build_item = _struct_and_builder(item_model)
-        namespace[hook] = build_item
-        return (
-            list[item_struct] | None,  # type: ignore[valid-type]
-            f"([] if (v := {source}) is None else [{hook}(x) for x in v])",
-        )
     if dt.time in typing.get_args(hint):
         namespace[hook] = dt.time.fromisoformat
         # A string fromisoformat refuses (kept as a string), or Jackson's time objects and
