@@ -382,6 +382,10 @@ class AiohttpTransport:
             )
         if response.headers.get("Content-Encoding", "identity").lower() not in ("", "identity"):
             declared = None  # aiohttp decompresses: the body read is longer than declared
+        elif declared is not None and declared < _MAPPED_BODY:
+            # A small declared body (every create reply): aiohttp reads no further than
+            # Content-Length, so one read is as bounded as the loop, and cheaper.
+            return await response.read()
         # A declared length is mapped (and its memory committed) only once a share of it
         # has arrived: a few bytes of headers must not commit max_reply_bytes.
         proven = None if declared is None or declared < _MAPPED_BODY else declared // _PROVEN
