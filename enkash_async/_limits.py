@@ -101,14 +101,18 @@ class RequestLimiter:
     def try_acquire(self) -> int | None:
         """A place in the window taken without waiting (its sequence number), or None when
         the request must wait: a rate limit is set, the window is full, or others wait."""
-        if self._rate is not None or self._waiters or self.in_flight >= max(1, int(self.window)):
+        if self._rate is not None or not self._has_room():
             return None
         self.in_flight += 1
         self._started += 1
         return self._started
 
+    def _has_room(self) -> bool:
+        """Whether a request may start now without overtaking one that waits."""
+        return not self._waiters and self.in_flight < max(1, int(self.window))
+
     async def _admit(self) -> None:
-        if self._waiters or self.in_flight >= max(1, int(self.window)):
+        if not self._has_room():
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             try:
