@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from enkash_async.sync import SyncTarget
-from enkash_async.sync._redis_server import RedisServer
-from enkash_async.sync._saq import WorkerSettings, make_queue, run_status, submit
+from enkash_async.sync.redis._saq import WorkerSettings, make_queue, run_status, submit
+from enkash_async.sync.redis._server import RedisServer
 from enkash_async.testing import FakeEnkashProcess
 
 

@@ -255,8 +255,8 @@ async def run(args: argparse.Namespace) -> int:
 
 
 async def _submit(args: argparse.Namespace) -> int:
-    from enkash_async.sync import _saq
-    from enkash_async.sync._saq import WorkerSettings
+    from enkash_async.sync.redis import _saq
+    from enkash_async.sync.redis._saq import WorkerSettings
 
     result = await _saq.submit(
         _require_redis(args),
@@ -277,7 +277,7 @@ async def _submit(args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    from enkash_async.sync._saq import WorkerSettings
+    from enkash_async.sync.redis._saq import WorkerSettings
 
     return WorkerSettings(
         concurrency=args.concurrency,
@@ -291,7 +291,7 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 async def _worker(args: argparse.Namespace) -> int:
-    from enkash_async.sync import _saq
+    from enkash_async.sync.redis import _saq
 
     logging.basicConfig(
         level=args.log_level,
@@ -336,7 +336,7 @@ def _counts_line(status: Any) -> str:
 
 async def _watch(url: str, run_id: str, *, live: bool, wait: bool) -> Any:
     """Poll the run's status (with a live bar when ``live``) until complete or not ``wait``."""
-    from enkash_async.sync._saq import run_status
+    from enkash_async.sync.redis._saq import run_status
 
     status = await run_status(url, run_id)
     if status.chunks == 0:
@@ -380,7 +380,7 @@ async def _status(args: argparse.Namespace) -> int:
     try:
         status = await _watch(url, args.run, live=live, wait=args.wait)
     except KeyboardInterrupt:  # pragma: no cover - a person stopped watching
-        from enkash_async.sync._saq import run_status
+        from enkash_async.sync.redis._saq import run_status
 
         status = await run_status(url, args.run)
     _print_status(status)
@@ -388,8 +388,8 @@ async def _status(args: argparse.Namespace) -> int:
 
 
 async def _report(args: argparse.Namespace) -> int:
-    from enkash_async.sync._redis import connect
-    from enkash_async.sync._redis_runs import RunStore
+    from enkash_async.sync.redis._connection import connect
+    from enkash_async.sync.redis._runs import RunStore
 
     url = _require_redis(args)
     redis = connect(url)
@@ -424,7 +424,7 @@ async def _local_redis(url: str | None) -> AsyncIterator[str]:
     if url is not None:
         yield url
         return
-    from enkash_async.sync._redis_server import RedisServer
+    from enkash_async.sync.redis._server import RedisServer
 
     server = RedisServer()
     await asyncio.to_thread(server.start)
@@ -501,7 +501,7 @@ async def _stop(processes: Sequence[asyncio.subprocess.Process]) -> None:
 
 
 async def _run_here(args: argparse.Namespace) -> int:
-    from enkash_async.sync import _saq
+    from enkash_async.sync.redis import _saq
 
     started = time.monotonic()
     async with _local_redis(_redis_url(args)) as url, _enkash_env(args) as environ:
@@ -530,7 +530,7 @@ async def _run_here(args: argparse.Namespace) -> int:
 async def _until_complete(
     url: str, run_id: str, processes: Sequence[asyncio.subprocess.Process]
 ) -> Any:
-    from enkash_async.sync._saq import run_status
+    from enkash_async.sync.redis._saq import run_status
 
     live = sys.stderr.isatty()
     status = await run_status(url, run_id)

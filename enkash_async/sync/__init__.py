@@ -42,24 +42,25 @@ from enkash_async.sync._sources import (
 from enkash_async.sync._sqlite import SqliteCheckpoint
 
 if TYPE_CHECKING:
-    from enkash_async.sync._budget import RedisLimiter
-    from enkash_async.sync._redis import BudgetUnavailableError, RedisCheckpoint, SyncStoreError
+    from enkash_async.sync.redis import (
+        BudgetUnavailableError,
+        RedisCheckpoint,
+        RedisLimiter,
+        SyncStoreError,
+    )
 
-# Loaded on first use, so that the local sync works without redis-py installed.
-_REDIS_NAMES = {
-    "BudgetUnavailableError": "enkash_async.sync._redis",
-    "RedisCheckpoint": "enkash_async.sync._redis",
-    "RedisLimiter": "enkash_async.sync._budget",
-    "SyncStoreError": "enkash_async.sync._redis",
-}
+# Loaded on first use from the Redis backends' package, so that the local sync works
+# without redis-py installed.
+_REDIS_NAMES = frozenset(
+    {"BudgetUnavailableError", "RedisCheckpoint", "RedisLimiter", "SyncStoreError"}
+)
 
 
 def __getattr__(name: str) -> Any:
-    module = _REDIS_NAMES.get(name)
-    if module is None:
+    if name not in _REDIS_NAMES:
         raise AttributeError(f"module 'enkash_async.sync' has no attribute {name!r}")
     try:
-        return getattr(importlib.import_module(module), name)
+        return getattr(importlib.import_module("enkash_async.sync.redis"), name)
     except ImportError as exc:
         raise ImportError(
             f"enkash_async.sync.{name} needs the sync extra: pip install 'enkash-async[sync]'"

@@ -16,8 +16,8 @@ import redis as sync_redis
 import redis.asyncio as aioredis
 from _dist import Workers
 
-from enkash_async.sync._redis import connect
-from enkash_async.sync._redis_server import NoRedisServerError, RedisServer
+from enkash_async.sync.redis._connection import connect
+from enkash_async.sync.redis._server import NoRedisServerError, RedisServer
 
 
 @pytest.fixture(scope="session")

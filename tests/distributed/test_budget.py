@@ -12,10 +12,10 @@ import redis.asyncio as aioredis
 from _dist import wire_row
 
 from enkash_async import CustomerCreate, EnkashClient, Limiter
-from enkash_async.sync._budget import RedisLimiter
 from enkash_async.sync._checkpoint import SyncTarget
-from enkash_async.sync._redis import BudgetUnavailableError, SyncStoreError, connect
-from enkash_async.sync._redis_server import RedisServer
+from enkash_async.sync.redis._budget import RedisLimiter
+from enkash_async.sync.redis._connection import BudgetUnavailableError, SyncStoreError, connect
+from enkash_async.sync.redis._server import RedisServer
 from enkash_async.testing import FakeEnkash
 
 TARGET = SyncTarget.for_user("http://127.0.0.1:1", "api.user")

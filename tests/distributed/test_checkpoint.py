@@ -6,9 +6,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from enkash_async.sync import CheckpointStore, RefState, SyncTarget
-from enkash_async.sync._redis import RedisCheckpoint, SyncStoreError, connect, redacted
-from enkash_async.sync._redis_runs import RunStore, StoredOutcome
-from enkash_async.sync._redis_server import RedisServer
+from enkash_async.sync.redis._checkpoint import RedisCheckpoint
+from enkash_async.sync.redis._connection import SyncStoreError, connect, redacted
+from enkash_async.sync.redis._runs import RunStore, StoredOutcome
+from enkash_async.sync.redis._server import RedisServer
 
 TARGET = SyncTarget.for_user("http://127.0.0.1:1", "api.user")
 

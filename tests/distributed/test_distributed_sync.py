@@ -12,9 +12,15 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from _dist import Workers, target_of, wire_row, write_rows
 
-from enkash_async.sync._redis_runs import RunStatus, RunStore
-from enkash_async.sync._redis_server import RedisServer
-from enkash_async.sync._saq import JOB_FUNCTION, WorkerSettings, make_queue, run_status, submit
+from enkash_async.sync.redis._runs import RunStatus, RunStore
+from enkash_async.sync.redis._saq import (
+    JOB_FUNCTION,
+    WorkerSettings,
+    make_queue,
+    run_status,
+    submit,
+)
+from enkash_async.sync.redis._server import RedisServer
 from enkash_async.testing import FakeEnkashProcess
 
 # Fast failure detection for tests: a chunk not touched for 2 s is redone.

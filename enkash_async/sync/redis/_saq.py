@@ -40,19 +40,19 @@ from saq.queue.redis import RedisQueue
 from saq.types import PartialTimersDict
 
 from enkash_async import CustomerCreate, EnkashClient, EnkashError
-from enkash_async.sync._budget import RedisLimiter
 from enkash_async.sync._checkpoint import SyncTarget
 from enkash_async.sync._core import SyncOutcome, _rejected_ref, sync_rows
-from enkash_async.sync._redis import (
+from enkash_async.sync._sources import SourceRow, count_rows, read_file
+from enkash_async.sync.redis._budget import RedisLimiter
+from enkash_async.sync.redis._checkpoint import RedisCheckpoint
+from enkash_async.sync.redis._connection import (
     REDIS_TIMEOUT,
-    RedisCheckpoint,
     SyncStoreError,
     connect,
     redis_errors,
     text,
 )
-from enkash_async.sync._redis_runs import RunStatus, RunStore, StoredOutcome
-from enkash_async.sync._sources import SourceRow, count_rows, read_file
+from enkash_async.sync.redis._runs import RunStatus, RunStore, StoredOutcome
 
 __all__ = [
     "JOB_FUNCTION",

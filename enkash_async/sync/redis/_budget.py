@@ -32,7 +32,7 @@ from typing import Final
 import redis.asyncio as aioredis
 
 from enkash_async.sync._checkpoint import SyncTarget
-from enkash_async.sync._redis import BudgetUnavailableError, redis_errors, target_tag
+from enkash_async.sync.redis._connection import BudgetUnavailableError, redis_errors, target_tag
 
 __all__ = ["RedisLimiter"]
 

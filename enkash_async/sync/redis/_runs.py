@@ -18,7 +18,7 @@ from typing import Any, Final, cast
 import attrs
 import redis.asyncio as aioredis
 
-from enkash_async.sync._redis import redis_errors, text
+from enkash_async.sync.redis._connection import redis_errors, text
 
 __all__ = ["OUTCOMES", "RunStatus", "RunStore", "StoredOutcome"]
 
