@@ -15,8 +15,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from enkash_async._reply import Reply
 from enkash_async._retry import RetryPolicy, call_with_retries, failure_status
-from enkash_async._transport import Reply, Timeouts, Transport, new_request_id
+from enkash_async._transport import Timeouts, Transport, new_request_id
 from enkash_async.auth import PasswordCredentials
 from enkash_async.errors import (
     APIError,
