@@ -75,7 +75,8 @@ class EnkashClient:
     """An asyncio client for EnKash's Customer APIs.
 
     Authenticate with a static ``token`` or with ``credentials`` (a password login,
-    renewed before expiry and once on rejection). Use as ``async with`` or call
+    renewed before expiry and once on rejection); one trailing newline of a static
+    token is stripped, as a secret read from a file has. Use as ``async with`` or call
     :meth:`aclose`. ``retry`` and ``timeouts`` apply to every call unless a call
     overrides them.
 
