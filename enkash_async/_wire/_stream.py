@@ -388,12 +388,18 @@ _WIDENED: dict[Any, tuple[Any, type[Any]]] = {
 _TIMES: dict[str, dt.time | str] = {}
 _TIMES_HELD = 4096
 _TIME_TEXT = 32
+_ints = frozenset({int}).issuperset
 
 
 def _read_time(value: Any) -> dt.time | str | None:
     """A ``LocalTime`` in any of Jackson's forms, as :func:`._read.read_time` reads it;
     a short text's reading is kept for the next record."""
     if value.__class__ is not str:
+        if value.__class__ is list and 2 <= len(value) <= 4 and _ints(map(type, value[:3])):
+            try:  # Jackson's [10, 30] or [10, 30, 0]: read_time's reading, without its loop
+                return dt.time(*value[:3])
+            except (ValueError, OverflowError):
+                pass
         return read_time(_as_floats(value))
     try:
         found: dt.time | str | None = _time_fromisoformat(value)
