@@ -261,7 +261,17 @@ async def bulk(info: dict[str, str], customers: list[Any], *, adaptive: bool) ->
 # --------------------------------------------------------------------------- main
 
 
-SCENARIOS = ("create", "stream", "collect", "prefetch", "memory", "bulk", "sweep", "instructions")
+SCENARIOS = (
+    "create",
+    "stream",
+    "decode",
+    "collect",
+    "prefetch",
+    "memory",
+    "bulk",
+    "sweep",
+    "instructions",
+)
 # Scenarios run only when named: the prefetch sweep, and callgrind's instruction counts.
 ON_REQUEST = frozenset({"sweep", "instructions"})
 
@@ -296,7 +306,14 @@ def main(argv: list[str] | None = None) -> int:
             # than 10,000 and one full collection more or less swings the ratio by 0.1.
             more = create_bodies(n_create * 10 // 3)
             raw["create_minimal_server"] = compare_creates(info, more, repeats + 2)
-        for key, against in (("create", ""), ("create_minimal_server", " vs a minimal server")):
+        # Again, the canned answer the seed's own createCustomer 200 example.
+        with minimal_server(create="seed") as info:
+            raw["create_minimal_server_seed"] = compare_creates(info, more, repeats + 2)
+        for key, against in (
+            ("create", ""),
+            ("create_minimal_server", " vs a minimal server"),
+            ("create_minimal_server_seed", " vs a minimal server, the seed's example reply"),
+        ):
             figures = raw[key]
             rows.append(
                 (
@@ -359,6 +376,58 @@ def main(argv: list[str] | None = None) -> int:
                 sdk_rate / pyd_rate,
                 ">= 3.0",
                 f"{sdk_rate:,.0f} vs {pyd_rate:,.0f} records/s",
+            )
+        )
+
+    if "stream" in only:
+        # The client's own cost on each record set: pages pre-rendered by the minimal
+        # server, so the records' shape, not the fake's work, is what differs.
+        from benchmarks.decode import EVERY_QUIRK, SEED, SYNTHETIC
+
+        for shape in (SYNTHETIC, SEED, EVERY_QUIRK):
+            with minimal_server(search=shape, records=n_stream) as info:
+                raw_rate, raw_samples, sdk_rate, sdk_samples = interleaved(
+                    repeats,
+                    lambda: stream_raw(info, n_stream, 5000),
+                    lambda: stream_client(info, n_stream, 5000),
+                )
+            raw[f"stream_minimal_server {shape}"] = {
+                "raw_per_s": raw_samples,
+                "client_per_s": sdk_samples,
+                "n": n_stream,
+            }
+            rows.append(
+                (
+                    f"stream {n_stream:,} typed, {shape} records, minimal server: "
+                    "client / raw aiohttp+json.loads dicts",
+                    sdk_rate / raw_rate,
+                    ">= 2.0",
+                    f"{sdk_rate:,.0f} vs {raw_rate:,.0f} records/s",
+                )
+            )
+
+    if "decode" in only:
+        from benchmarks import decode
+
+        samples = decode.compare(decode.SHAPES, 5000, max(repeats, 3))
+        medians = {shape: statistics.median(values) for shape, values in samples.items()}
+        worst, worst_us = decode.worst_quirk(samples)
+        synthetic_us = medians[decode.SYNTHETIC]
+        raw["decode_us_per_record"] = samples
+        rows.append(
+            (
+                "per-record decode, seed records / synthetic (CPU µs)",
+                medians[decode.SEED] / synthetic_us,
+                "<= 1.3",
+                f"{medians[decode.SEED]:.2f} vs {synthetic_us:.2f} µs",
+            )
+        )
+        rows.append(
+            (
+                "per-record decode, worst quirk set / synthetic (CPU µs)",
+                worst_us / synthetic_us,
+                "<= 1.3",
+                f"{worst_us:.2f} ({worst.removeprefix('quirk: ')}) vs {synthetic_us:.2f} µs",
             )
         )
 

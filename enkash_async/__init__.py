@@ -8,8 +8,9 @@ async with EnkashClient(base_url="https://…", token="…") as client:
 
 from enkash_async._limits import Limiter, RequestLimiter, RequestSlot
 from enkash_async._pagination import SearchIterator
+from enkash_async._reply import Reply
 from enkash_async._retry import RetryEvent, RetryPolicy
-from enkash_async._transport import AiohttpTransport, Reply, Timeouts, Transport
+from enkash_async._transport import AiohttpTransport, Timeouts, Transport
 from enkash_async._version import __version__
 from enkash_async.auth import PasswordCredentials
 from enkash_async.client import ClientStats, Customers, EnkashClient

@@ -15,18 +15,21 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from enkash_async._reply import Reply
 from enkash_async._retry import RetryPolicy, call_with_retries, failure_status
-from enkash_async._transport import Reply, Timeouts, Transport, new_request_id
+from enkash_async._transport import Timeouts, Transport, new_request_id
 from enkash_async.auth import PasswordCredentials
 from enkash_async.errors import (
     APIError,
     EnkashError,
+    FieldError,
     LoginError,
     UnexpectedResponseError,
+    ValidationError,
     excerpt,
 )
 
-__all__ = ["PasswordLogin", "StaticToken", "TokenProvider"]
+__all__ = ["PasswordLogin", "StaticToken", "TokenProvider", "token_problem"]
 
 logger = logging.getLogger("enkash_async")
 
@@ -50,11 +53,48 @@ class TokenProvider:
         return f"{type(self).__name__}()"
 
 
+_CHARACTER_NAMES = {"\r": "a carriage return", "\n": "a line feed", "\x00": "a NUL", " ": "a space"}
+
+
+def token_problem(token: str) -> str | None:
+    """Why ``token`` cannot follow ``Bearer`` in a header, or None; the reason names the
+    character and its position, never the token."""
+    # RFC 6750 allows only visible ASCII in a bearer token; CR or LF would also split
+    # the header (aiohttp raises a raw ValueError for them), so refuse before sending.
+    if not token:
+        return "is empty"
+    for position, character in enumerate(token):
+        if not "!" <= character <= "~":
+            name = _CHARACTER_NAMES.get(character)
+            if name is None:
+                name = "a non-ASCII character" if ord(character) > 0x7F else "a control character"
+            return f"holds {name} at position {position}; a bearer token is visible ASCII only"
+    return None
+
+
+def static_token(token: str) -> str:
+    """``token`` as it will be sent: one trailing newline (``\n`` or ``\r\n``, as a
+    secret mounted from a file usually ends) removed. Raises ``ValidationError``."""
+    if token.endswith("\r\n"):
+        token = token[:-2]
+    elif token.endswith("\n"):
+        token = token[:-1]
+    problem = token_problem(token)
+    if problem is not None:
+        hint = " (one trailing newline is stripped, as a secret file has; not more)"
+        raise ValidationError([FieldError("token", problem + hint)])
+    return token
+
+
 class StaticToken(TokenProvider):
-    """A token the caller manages; a rejection is raised, never renewed."""
+    """A token the caller manages; a rejection is raised, never renewed.
+
+    One trailing newline is stripped (a secret mounted from a file usually has one);
+    any other character that cannot be sent in a header raises ``ValidationError``.
+    """
 
     def __init__(self, token: str) -> None:
-        self._token = token
+        self._token = static_token(token)
 
     async def token(self) -> str:
         return self._token
@@ -227,6 +267,15 @@ class PasswordLogin(TokenProvider):
                 raise  # a redirect: said as such (and, not being a success, never sent again)
             raise self._rejected from exc
         token = data.get("access_token") or data.get("accessToken")
+        problem = token_problem(token)
+        if problem is not None:
+            # Not a usable success: logging in again would only get another such token.
+            self._rejected = LoginError(
+                f"EnKash's login reply has an access_token that cannot be sent: it {problem}",
+                status=reply.status,
+                request_id=reply.request_id,
+            )
+            raise self._rejected
         return token, _lifetime(data.get("expires_in", data.get("expiresIn")))
 
 

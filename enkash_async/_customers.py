@@ -26,6 +26,7 @@ from enkash_async import _wire
 from enkash_async._bulk import run_bounded
 from enkash_async._fast import JSONBytes, dumps
 from enkash_async._pagination import DEFAULT_PREFETCH, MAX_PAGE_SIZE, SearchIterator
+from enkash_async._reply import decoded
 from enkash_async._retry import AttemptBudget, RetryPolicy, failure_status
 from enkash_async._wire import read_record_reply, read_search_reply
 from enkash_async.errors import (
@@ -470,15 +471,8 @@ class _TooManyMatches(PaginationError):
 
 
 def _customer_from_record(record: Any) -> Customer:
-    """A record decoded; a record too deep or odd for the decoder is a typed error."""
-    try:
-        return _read_customer(record)
-    except EnkashError:
-        raise
-    except (RecursionError, ValueError, TypeError) as exc:
-        raise UnexpectedResponseError(
-            f"a customer record could not be read ({type(exc).__name__})"
-        ) from exc
+    """A record decoded, by the one rule for what an unreadable reply raises."""
+    return decoded(_read_customer, record)
 
 
 def _record_key(record: Any) -> Hashable:

@@ -73,7 +73,9 @@ class SearchIterator(Generic[T]):
     its first ``records_count`` calls for plus ``PAGE_SLACK`` (2) pages, yields no more
     items than ``max_items`` nor than the largest ``records_count`` reported, and
     raises ``PaginationError`` instead of going past either, for a page of more records
-    than the ``limit`` asked for, and for a page that repeats any earlier page.
+    than the ``limit`` asked for, for a page that repeats any earlier page, and for a
+    page whose records are the same as the page before's (records without ids, no
+    ``records_count``: nothing else shows a server that ignores the offset).
     """
 
     def __init__(
@@ -157,6 +159,7 @@ class SearchIterator(Generic[T]):
         in_flight: deque[tuple[int, int, asyncio.Task[tuple[list[Any], int | None]]]] = deque()
         seen_pages: set[tuple[Hashable, ...]] = set()
         seen: set[Hashable] = set()
+        previous_items: list[Any] | None = None
         requests = 0
         max_requests: int | None = None  # known once the first total is
         most_items: int | None = None  # the largest total reported, less the start
@@ -203,9 +206,18 @@ class SearchIterator(Generic[T]):
                     total = records_count
                     most = max(0, records_count - self.start_offset)
                     most_items = most if most_items is None else max(most_items, most)
-                signature = self._signature(items)
                 # A page equal to an earlier one is a server ignoring the offset, unless
                 # the total changed too: then rows were inserted ahead (drift, reported).
+                # Records without ids are compared whole with the page just before (a
+                # list compare stops at the first record that differs: cheap when moving).
+                if items and items == previous_items and not page.count_changed:
+                    raise PaginationError(
+                        f"offset {offset} returned the same records as the page before; "
+                        "EnKash is not moving through the results, stopping instead of "
+                        "looping forever"
+                    )
+                previous_items = items
+                signature = self._signature(items)
                 if signature is not None and signature in seen_pages and not page.count_changed:
                     raise PaginationError(
                         f"offset {offset} returned the same page as an earlier offset; "

@@ -1,64 +1,46 @@
-"""HTTP to EnKash, and EnKash's reply envelope.
+"""HTTP to EnKash: the transport seam and the aiohttp transport.
 
 :class:`Transport` is the seam (a Protocol): it sends one request and returns the
-:class:`Reply` (status, headers, body bytes), bounded in size and never following a
-redirect; :class:`AiohttpTransport` is the one over aiohttp. ``Reply.payload`` turns a
-reply into the envelope's payload or an :class:`~enkash_async.errors.EnkashError`; it
-knows the envelope every EnKash API shares (``errorResponse``, ``payload``,
-``response_code``, ``response_message``) but nothing of customers. Nothing here
-retries: that is ``_retry``'s job. Every aiohttp, asyncio and JSON exception is
-translated here, where it arises.
+:class:`~enkash_async._reply.Reply` (status, headers, body bytes), bounded in size and
+never following a redirect; :class:`AiohttpTransport` is the one over aiohttp, reading
+large bodies into memory maps. What a reply means is ``_reply``'s; where a request may go
+is ``_urls``'; nothing here retries (``_retry``) or knows customers. Every aiohttp and
+asyncio exception is translated here, where it arises.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import ipaddress
 import itertools
 import mmap
 import os
 import ssl as ssl_module
 import sys
-import time
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
-from urllib.parse import urlsplit
+from collections.abc import Mapping
+from typing import Protocol
 
 import aiohttp
 import attrs
 
-from enkash_async._fast import JSONBytes, loads
+from enkash_async._reply import Body, Reply
 from enkash_async._version import __version__
 from enkash_async.errors import (
-    APIError,
-    AuthenticationError,
-    BadRequestError,
     ConnectError,
     EnkashError,
-    FieldError,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitError,
     RequestTimeout,
-    ServerError,
     TLSError,
     TransportError,
     UnexpectedResponseError,
-    ValidationError,
-    bounded,
-    excerpt,
 )
 
 __all__ = [
     "DEFAULT_MAX_REPLY_BYTES",
+    "REQUEST_ID_HEADER",
+    "USER_AGENT",
     "AiohttpTransport",
-    "Reply",
     "Timeouts",
     "Transport",
-    "check_base_url",
     "new_request_id",
-    "raise_for_envelope",
 ]
 
 USER_AGENT = f"enkash-async/{__version__}"
@@ -74,25 +56,6 @@ def new_request_id() -> str:
 
 
 REQUEST_ID_HEADER = "X-Request-Id"
-TOKEN_INVALID_CODE = 117
-
-_STATUS_ERRORS: dict[int, type[APIError]] = {
-    400: BadRequestError,
-    401: AuthenticationError,
-    403: PermissionDeniedError,
-    404: NotFoundError,
-    422: BadRequestError,
-    429: RateLimitError,
-}
-_TYPE_ERRORS: dict[str, type[APIError]] = {
-    "VALIDATION_ERROR": BadRequestError,
-    "UNPROCESSABLE_REQUEST": BadRequestError,
-    "CLIENT_REQUEST_ERROR": BadRequestError,
-    "UNAUTHORIZED": AuthenticationError,
-    "INVALID_ACCESS": PermissionDeniedError,
-    "RECORD_NOT_FOUND": NotFoundError,
-    "SYSTEM_ERROR": ServerError,
-}
 
 
 @attrs.frozen(kw_only=True)
@@ -116,56 +79,6 @@ _TIMEOUTS_KEPT = 8
 
 # The least time an attempt is given, even when the deadline is (nearly) spent.
 _MIN_ATTEMPT = 0.05
-
-
-def check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
-    """Normalise ``base_url``; refuse plain http to anything but loopback unless allowed.
-
-    Raises :class:`ValidationError`.
-    """
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError([FieldError("base_url", f"must be an http(s) URL, got {base_url!r}")])
-    if not _is_host_name(parts.hostname):
-        raise ValidationError(
-            [FieldError("base_url", f"{parts.hostname!r} is not a host name a request can use")]
-        )
-    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
-        raise ValidationError(
-            [
-                FieldError(
-                    "base_url",
-                    "plain http would send the token unencrypted; use https, or pass "
-                    "allow_insecure_http=True for a trusted network",
-                )
-            ]
-        )
-    return base_url.rstrip("/")
-
-
-def _is_host_name(host: str) -> bool:
-    # Checked when the client is built: aiohttp would raise a raw UnicodeError per request.
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        pass
-    try:
-        # NFKC maps characters such as "…" to dots, so check the labels after encoding.
-        encoded = host.encode("idna").removesuffix(b".")
-    except UnicodeError:
-        return False
-    labels = encoded.split(b".")
-    return len(encoded) <= 253 and all(0 < len(label) <= 63 for label in labels)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Transport(Protocol):
@@ -446,212 +359,3 @@ def _tls_reason(exc: aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch)
         return f"certificate not trusted ({detail or type(cause).__name__})"
     cause = exc.os_error
     return getattr(cause, "reason", None) or type(cause).__name__
-
-
-# How many redirect statuses are refused, and the few that are worth naming.
-_REDIRECT = range(300, 400)
-
-# A reply body: bytes, or an anonymous memory map for a large one (see ``_read``).
-Body = JSONBytes
-
-Parse = Callable[[Body], Any]
-
-
-@attrs.frozen(repr=False)
-class Reply:
-    """One HTTP reply as the transport read it: ``status``, ``headers`` and the raw
-    ``body`` (bytes; a large one is an ``mmap.mmap``, whose slices are bytes);
-    ``request_id`` is the ``X-Request-Id`` the request carried."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: Body
-    request_id: str = ""
-
-    def __repr__(self) -> str:
-        return f"Reply(status={self.status}, body=<{len(self.body)} bytes>)"
-
-    def json(self, parse: Parse = loads) -> Any:
-        """The body parsed by ``parse`` (``_fast.loads`` unless given).
-
-        ``parse`` returns the envelope as JSON values (dicts, lists, ...); a leaf it
-        leaves opaque (say ``msgspec.Raw`` records) is the decoder's to read. Raises
-        :class:`UnexpectedResponseError` for a redirect (never followed) and for a
-        success that is not JSON, the status's :class:`APIError` for an error that is not.
-        """
-        if self.status in _REDIRECT:
-            raise UnexpectedResponseError(
-                f"EnKash answered with a redirect to {_target_host(self.headers)}; "
-                "redirects are never followed, so nothing was sent there",
-                status=self.status,
-                request_id=self.request_id,
-            )
-        try:
-            return parse(self.body)
-        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-            raise self._unreadable(exc) from exc
-
-    def payload(self, parse: Parse = loads) -> Any:
-        """The envelope's ``payload`` when the reply is a success, else raise.
-
-        Raises like :meth:`json` and :func:`raise_for_envelope`; a reply too deeply
-        nested to read is an :class:`UnexpectedResponseError`.
-        """
-        data = self.json(parse)
-        try:
-            return raise_for_envelope(self.status, self.headers, data, self.request_id)
-        except RecursionError as exc:
-            raise UnexpectedResponseError(
-                "the reply is nested too deeply to read",
-                status=self.status,
-                request_id=self.request_id,
-            ) from exc
-
-    def _unreadable(self, exc: Exception) -> EnkashError:
-        status, raw = self.status, self.body
-        if isinstance(exc, RecursionError):
-            return UnexpectedResponseError(
-                "the reply is nested too deeply to read", status=status, request_id=self.request_id
-            )
-        text = raw[:400].decode("utf-8", "replace")
-        content_type = self.headers.get("Content-Type", "") or ""
-        looks_html = "html" in content_type or text.lstrip().startswith("<")
-        what = (
-            "an HTML page"
-            if looks_html
-            else ("an empty body" if not raw else "a body that is not JSON")
-        )
-        if status >= 400:
-            error = _error_class(status, None, None)
-            return error(
-                f"EnKash answered {what}",
-                status=status,
-                request_id=self.request_id,
-                body_excerpt=excerpt(text),
-                retry_after=retry_after_seconds(self.headers),
-            )
-        return UnexpectedResponseError(
-            f"EnKash answered {what}",
-            status=status,
-            body_excerpt=excerpt(text),
-            request_id=self.request_id,
-            transient=not looks_html,
-        )
-
-
-def _target_host(headers: Mapping[str, str]) -> str:
-    """Where a redirect points, as a host name (never the full URL: it may carry secrets)."""
-    location = headers.get("Location")
-    if not location:
-        return "no Location"
-    try:
-        parts = urlsplit(location)
-        host = parts.hostname
-    except ValueError:
-        host = None
-    if not host:
-        return "the same host" if location.startswith("/") else "an unreadable Location"
-    return excerpt(f"{parts.scheme}://{host}" if parts.scheme else host, 80)
-
-
-def raise_for_envelope(status: int, headers: Mapping[str, str], data: Any, request_id: str) -> Any:
-    """Return the envelope's ``payload`` when the reply is a success, else raise.
-
-    A success needs HTTP 2xx, ``response_code`` 0 or absent, and an ``errorResponse``
-    with no ``errorType``/``errorMessage``. Raises the matching :class:`APIError`
-    subclass, or :class:`UnexpectedResponseError` for a reply that is no envelope.
-    """
-    if not isinstance(data, dict):
-        if status >= 400:
-            raise _error_class(status, None, None)(
-                "EnKash answered without an error envelope",
-                status=status,
-                request_id=request_id,
-                body_excerpt=excerpt(repr(bounded(data))),
-            )
-        raise UnexpectedResponseError(
-            f"reply is a JSON {type(data).__name__}, not an envelope object",
-            status=status,
-            request_id=request_id,
-        )
-    error = data.get("errorResponse")
-    if not isinstance(error, dict):
-        error = {}
-    error_type = error.get("errorType")
-    if isinstance(error_type, str):
-        error_type = excerpt(error_type, 60)
-    message = error.get("errorMessage")
-    raw_code = data.get("response_code")
-    response_code = raw_code
-    if not isinstance(raw_code, int) or isinstance(raw_code, bool):
-        response_code = _int_or_none(raw_code)
-        if raw_code is not None and response_code is None and 200 <= status < 300:
-            # An unreadable code cannot vouch for success.
-            raise UnexpectedResponseError(
-                f"response_code is not a number: {excerpt(repr(raw_code), 40)}",
-                status=status,
-                request_id=request_id,
-            )
-    if 200 <= status < 300 and not response_code and not error_type and not message:
-        return data.get("payload")
-    sub_errors = error.get("apiSubErrors")
-    cls = _error_class(status, error_type if isinstance(error_type, str) else None, response_code)
-    raise cls(
-        message if isinstance(message, str) else _fallback_message(data),
-        status=status,
-        error_type=error_type if isinstance(error_type, str) else None,
-        response_code=response_code,
-        request_id=excerpt(_str_or_none(error.get("requestId")) or request_id, 80),
-        sub_errors=[s for s in sub_errors if s] if isinstance(sub_errors, list) else (),
-        retry_after=retry_after_seconds(headers),
-    )
-
-
-def _error_class(status: int, error_type: str | None, response_code: int | None) -> type[APIError]:
-    if status >= 300:
-        if status in _STATUS_ERRORS:
-            return _STATUS_ERRORS[status]
-        if status >= 500:
-            return ServerError
-    if response_code == TOKEN_INVALID_CODE:
-        return AuthenticationError
-    if error_type in _TYPE_ERRORS:
-        return _TYPE_ERRORS[error_type]
-    return APIError
-
-
-def _fallback_message(data: dict[str, Any]) -> str | None:
-    """The reason in an envelope without ``errorMessage``: ``response_message``, or the
-    OAuth-style ``error_description``/``error`` the token endpoint answers with."""
-    for key in ("response_message", "error_description", "error", "message"):
-        text = _str_or_none(data.get(key))
-        if text:
-            return excerpt(text)
-    return None
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity
-        return None
-
-
-def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """``Retry-After`` as seconds from now (it may be seconds or an HTTP date), or None."""
-    value = headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())

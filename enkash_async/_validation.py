@@ -1,22 +1,45 @@
 """EnKash's documented field rules, as checks that return a problem or None.
 
+The models declare each field once with its check (``attrs.field`` metadata under
+:data:`CHECK`); the checks and the rule that runs them (:func:`validate`) live here, so the
+models hold declarations only.
+
 The patterns are the seed's own (``shared/seeds``), matched against the whole value.
 Java's ``\\d`` is ASCII-only, so every pattern is compiled with ``re.ASCII``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import enum
+import math
 import re
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any, Final
 
+import attrs
+
+from enkash_async.errors import FieldError, ValidationError
+
 __all__ = [
+    "CHECK",
     "PATTERNS",
+    "checks_of",
+    "choice",
+    "clock",
+    "flag",
     "gstin_check_character",
+    "int32",
     "is_valid_gstin",
     "is_valid_pan",
+    "items",
+    "moment",
+    "number",
     "pan_or_gstin_problem",
     "pattern_problem",
+    "text",
+    "validate",
 ]
 
 _EMAIL = (
@@ -112,3 +135,136 @@ def _show(value: str) -> str:
 
 # A check takes a value and answers the problem with it, or None.
 Check = Callable[[Any], "str | None"]
+
+
+# --------------------------------------------------------------------------- checks
+
+_INT32 = (-(2**31), 2**31 - 1)
+
+#: Metadata key of a request field's check.
+CHECK: Final = "enkash_async.check"
+
+
+def text(*, required: bool = False, blank: bool = True, pattern: str | None = None) -> Check:
+    """A text field's check: required or not, blank allowed or not, a seed pattern."""
+
+    def check(value: Any) -> str | None:
+        if value is None:
+            return "is required" if required else None
+        if not isinstance(value, str):
+            return f"must be a string, got {type(value).__name__}"
+        if not blank and not value.strip():
+            return "must not be blank"
+        if pattern == "panOrGstin":
+            return pan_or_gstin_problem(value)
+        if pattern is not None:
+            return pattern_problem(pattern, value)
+        return None
+
+    return check
+
+
+def flag(*, required: bool = False) -> Check:
+    """A boolean field's check."""
+
+    def check(value: Any) -> str | None:
+        if value is None:
+            return "is required" if required else None
+        if not isinstance(value, bool):
+            return f"must be true or false, got {type(value).__name__}"
+        return None
+
+    return check
+
+
+def int32(value: Any) -> str | None:
+    """A 32-bit integer field's check (Java's int)."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        return f"must be an integer, got {type(value).__name__}"
+    if not _INT32[0] <= value <= _INT32[1]:
+        return "must fit in 32 bits"
+    return None
+
+
+def number(value: Any) -> str | None:
+    """A finite number field's check (JSON has no NaN)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        return f"must be a number, got {type(value).__name__}"
+    if isinstance(value, int) or (
+        value.is_finite() if isinstance(value, Decimal) else math.isfinite(value)
+    ):
+        return None
+    return f"must be a finite number; got {value!r}"  # JSON has no NaN or Infinity
+
+
+def choice(enum_type: type[enum.Enum]) -> Check:
+    """An enum field's check: a member of ``enum_type``."""
+    allowed = ", ".join(m.value for m in enum_type)
+
+    def check(value: Any) -> str | None:
+        if value is None or isinstance(value, enum_type):
+            return None
+        return f"must be one of {allowed}; got {value!r}"
+
+    return check
+
+
+def moment(value: Any) -> str | None:
+    """A date-time field's check."""
+    if value is None or isinstance(value, dt.datetime):
+        return None
+    return f"must be a datetime, got {type(value).__name__}"
+
+
+def clock(value: Any) -> str | None:
+    """A time-of-day field's check: whole minutes, as ``HH:mm`` carries it."""
+    if value is None:
+        return None
+    if isinstance(value, dt.time) and not (value.second or value.microsecond or value.tzinfo):
+        return None  # "HH:mm" carries it whole
+    return f"must be a time of day in whole minutes, or an 'HH:mm' string; got {value!r}"
+
+
+def items(item_type: type[Any], *, required: bool = False) -> Check:
+    """A list field's check: a list (or tuple) of ``item_type``."""
+
+    def check(value: Any) -> str | None:
+        if value is None:
+            return "is required" if required else None
+        if not isinstance(value, (list, tuple)):
+            return f"must be a list, got {type(value).__name__}"
+        for index, item in enumerate(value):
+            if not isinstance(item, item_type):
+                return f"[{index}] must be a {item_type.__name__}, got {type(item).__name__}"
+        return None
+
+    return check
+
+
+_CHECKS: dict[type[Any], tuple[tuple[str, Check], ...]] = {}
+
+
+def checks_of(model: type[Any]) -> tuple[tuple[str, Check], ...]:
+    """Each checked field of ``model`` and its check, from the fields' metadata."""
+    found = _CHECKS.get(model)
+    if found is None:
+        found = _CHECKS[model] = tuple(
+            (a.name, a.metadata[CHECK]) for a in attrs.fields(model) if CHECK in a.metadata
+        )
+    return found
+
+
+def validate(model: object) -> None:
+    """Run every field check of ``model``; raises one :class:`ValidationError` naming
+    each bad field."""
+    problems = [
+        FieldError(name, problem)
+        for name, check in checks_of(type(model))
+        if (problem := check(getattr(model, name))) is not None
+    ]
+    if problems:
+        raise ValidationError(problems, model=type(model).__name__)

@@ -24,6 +24,7 @@ from enkash_async._auth import PasswordLogin, StaticToken, TokenProvider
 from enkash_async._customers import CUSTOMER_PATH, SEARCH_PATH, Customers
 from enkash_async._fast import loads
 from enkash_async._limits import Limiter, RequestLimiter
+from enkash_async._reply import Parse
 from enkash_async._retry import (
     AttemptBudget,
     RetryEvent,
@@ -35,18 +36,16 @@ from enkash_async._transport import (
     DEFAULT_MAX_REPLY_BYTES,
     USER_AGENT,
     AiohttpTransport,
-    Parse,
     Timeouts,
     Transport,
-    check_base_url,
     new_request_id,
 )
+from enkash_async._urls import check_base_url
 from enkash_async.auth import PasswordCredentials
 from enkash_async.errors import (
     AuthenticationError,
     EnkashError,
     FieldError,
-    UnexpectedResponseError,
     ValidationError,
 )
 
@@ -76,7 +75,8 @@ class EnkashClient:
     """An asyncio client for EnKash's Customer APIs.
 
     Authenticate with a static ``token`` or with ``credentials`` (a password login,
-    renewed before expiry and once on rejection). Use as ``async with`` or call
+    renewed before expiry and once on rejection); one trailing newline of a static
+    token is stripped, as a secret read from a file has. Use as ``async with`` or call
     :meth:`aclose`. ``retry`` and ``timeouts`` apply to every call unless a call
     overrides them.
 
@@ -296,24 +296,7 @@ class EnkashClient:
                 self._stats.rate_limited += 1
             else:
                 slot.succeeded()
-        payload = reply.payload(call.parse)
-        try:
-            return call.decode(payload)
-        except UnexpectedResponseError as exc:
-            if exc.request_id is not None:
-                raise
-            raise UnexpectedResponseError(
-                exc.message, status=reply.status, request_id=reply.request_id
-            ) from exc
-        except EnkashError:
-            raise
-        except (RecursionError, ValueError, TypeError) as exc:
-            # Whichever parser and decoder are behind it, an unreadable reply is typed.
-            raise UnexpectedResponseError(
-                f"the reply could not be read ({type(exc).__name__})",
-                status=reply.status,
-                request_id=reply.request_id,
-            ) from exc
+        return reply.decode(call.decode, call.parse)
 
     @property
     def stats(self) -> ClientStats:

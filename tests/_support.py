@@ -17,7 +17,8 @@ from enkash_async import EnkashClient, RetryPolicy
 from enkash_async._fast import dumps
 
 if TYPE_CHECKING:
-    from enkash_async._transport import Reply, Timeouts
+    from enkash_async._reply import Reply
+    from enkash_async._transport import Timeouts
 
 BASE = "https://api.enkash.test"
 CREATE_PATH = "/api/v0/customer"
@@ -58,7 +59,7 @@ def reply(
     data: Any = None, status: int = 200, *, headers: Mapping[str, str] | None = None
 ) -> Reply:
     """A reply whose body is ``data`` as JSON (bytes as they are)."""
-    from enkash_async._transport import Reply  # here, so the tests' "before" runs import
+    from enkash_async._reply import Reply  # here, so the tests' "before" runs import
 
     body = data if isinstance(data, bytes) else dumps(data)
     return Reply(status=status, headers=dict(headers or {}), body=body, request_id="")

@@ -14,14 +14,16 @@ import string
 from typing import Any
 
 import attrs
+import msgspec
 import pytest
 from _customer_wire import customer_from_record, customer_from_wire, page_from_wire
+from _seed_records import QUIRKS, seed_record
 from _seeds import documented_patterns
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from enkash_async._validation import gstin_check_character
-from enkash_async._wire import read_search_reply, wire_name
+from enkash_async._wire import _stream, read_search_reply, record_reader, wire_name
 from enkash_async.errors import EnkashError, UnexpectedResponseError, ValidationError
 from enkash_async.models import (
     Customer,
@@ -494,3 +496,84 @@ def test_an_amount_in_any_notation_reads_from_a_raw_view_as_the_liberal_reader_r
         lambda: customer_from_wire(json.loads(body)["payload"]["data"][0]).net_amount
     )
     assert repr(fast) == repr(liberal), text  # the same digits and exponent, not only value
+
+
+# --------------------------------------------------------------------------- seed shapes
+
+# Every shape the liberal contract accepts for a field, and a few it refuses. No NaN,
+# Infinity or lone surrogates: msgspec refuses those in the envelope, and then the page
+# is parsed whole (read liberally by design).
+_text_value = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+_finite = st.floats(allow_nan=False, allow_infinity=False)
+_liberal_scalar = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    _finite,
+    _text_value,
+    st.sampled_from(["true", "false", "string", "HH:mm", " 7 ", "2019-08-24T14:15:22Z", "1.50"]),
+)
+_local_time = st.one_of(
+    st.sampled_from(["HH:mm", "10:30", "10:30:00", "10:30:00.123", " 10:30", "25:00", ""]),
+    st.lists(st.integers(-2, 70) | _finite, min_size=1, max_size=5),
+    st.dictionaries(st.sampled_from(["hour", "minute", "second", "nano"]), _liberal_scalar),
+    _liberal_scalar,
+)
+_string_list = st.none() | st.lists(_liberal_scalar, max_size=3)
+
+
+def _field_values(model: type[Any]) -> dict[str, st.SearchStrategy[Any]]:
+    special = {"reminderTime": _local_time, "branchCodes": _string_list, "warnings": _string_list}
+    return {
+        wire_name(a): special.get(wire_name(a), _liberal_scalar)
+        for a in _fields(model)
+        if wire_name(a) not in ("customerKeyContacts", "customerReminders")
+    }
+
+
+@st.composite
+def seed_shaped(draw: st.DrawFn) -> dict[str, Any]:
+    """A seed example record with documented quirks applied and a few fields redrawn."""
+    record = seed_record(draw(st.integers(0, 9)))
+    for quirk in draw(st.lists(st.sampled_from(sorted(QUIRKS)), max_size=3)):
+        if record["customerKeyContacts"] and record["customerReminders"]:
+            QUIRKS[quirk](record)
+    for target, model in (
+        (record, Customer),
+        *((contact, KeyContact) for contact in record["customerKeyContacts"] or ()),
+        *((reminder, Reminder) for reminder in record["customerReminders"] or ()),
+    ):
+        target.update(draw(st.fixed_dictionaries({}, optional=_field_values(model))))
+    return record
+
+
+@FUZZ
+@given(st.lists(seed_shaped(), min_size=1, max_size=4))
+def test_seed_shaped_records_read_on_the_fast_path_as_the_liberal_reader_reads_them(
+    records: list[dict[str, Any]],
+) -> None:
+    """One fresh reader over a page (a field widened by one record stays widened for the
+    next): each record reads as the liberal reader reads it, and every record that
+    reader can read is read field by field, never whole."""
+    body = json.dumps({"payload": {"data": records}}).encode()
+    raws = read_search_reply(body)["payload"]["data"]
+    read = record_reader(Customer, "CustomerResponse")
+    read_whole = _stream.record_from_wire
+    wholes: list[Any] = []
+
+    def counted(record: Any, *args: Any) -> Any:
+        wholes.append(record)
+        return read_whole(record, *args)
+
+    for raw, plain in zip(raws, json.loads(body)["payload"]["data"], strict=True):
+        assert isinstance(raw, msgspec.Raw)
+        expected = _outcome(lambda plain=plain: customer_from_wire(plain))
+        _stream.record_from_wire = counted  # type: ignore[assignment]
+        try:
+            fast = _outcome(lambda raw=raw: read(raw))
+        finally:
+            _stream.record_from_wire = read_whole  # type: ignore[assignment]
+        assert fast == expected
+        if expected is not UnexpectedResponseError:
+            assert wholes == [], plain
+        wholes.clear()

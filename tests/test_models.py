@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 import pytest
 
-from enkash_async import models
+from enkash_async import _validation, models
 from enkash_async.errors import EnkashError, FieldError, ValidationError
 from enkash_async.models import (
     CHECK,
@@ -465,7 +465,7 @@ def test_a_field_declared_with_its_check_and_wire_name_is_validated_and_named_by
     @attrs.frozen(kw_only=True)
     class Probe(models._Request):
         odd_name: str | None = models._field(
-            models._text(pattern="pinCode"), default=None, wire="odd"
+            _validation.text(pattern="pinCode"), default=None, wire="odd"
         )
 
     assert Probe(odd_name="123456").to_dict() == {"odd": "123456"}

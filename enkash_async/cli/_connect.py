@@ -17,6 +17,7 @@ from pathlib import Path
 import attrs
 
 from enkash_async import EnkashClient, LoginError
+from enkash_async._auth import static_token
 from enkash_async.cli._ui import CommandError
 from enkash_async.sync import SyncTarget
 
@@ -105,6 +106,8 @@ async def connect(args: argparse.Namespace, *, width: int = 100) -> AsyncIterato
     ) as client:
         base = environ["ENKASH_BASE_URL"]
         token = environ.get("ENKASH_TOKEN")
+        if token:
+            token = static_token(token)  # the target of the token sent, newline stripped
         target = (
             SyncTarget.for_token(base, token)
             if token

@@ -33,7 +33,7 @@ from enkash_async import (
     ServerError,
     UnexpectedResponseError,
 )
-from enkash_async._transport import Reply, raise_for_envelope
+from enkash_async._reply import Reply, raise_for_envelope
 
 NO_RETRY = RetryPolicy.none()
 
@@ -359,7 +359,7 @@ def test_deeply_nested_json_reply_is_unexpected_response() -> None:
 
 
 async def test_an_infinite_response_code_is_a_failure_not_a_crash() -> None:
-    from enkash_async._transport import raise_for_envelope
+    from enkash_async._reply import raise_for_envelope
 
     with pytest.raises(EnkashError):
         raise_for_envelope(200, {}, {"payload": None, "response_code": float("inf")}, "rid")

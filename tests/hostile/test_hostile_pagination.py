@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from _hostile import Hostile, envelope
 from _support import SEARCH_PATH, FakeTransport, Sent, fake_client, ok, reply
+from aiohttp import web
 
-from enkash_async import PaginationError, UnexpectedResponseError
+from enkash_async import EnkashClient, PaginationError, RetryPolicy, UnexpectedResponseError
 from enkash_async._pagination import PAGE_SLACK
 
 
@@ -49,8 +51,11 @@ async def test_a_server_alternating_two_pages_is_stopped_within_the_request_boun
 
 
 async def test_pages_of_records_without_ids_stop_at_the_request_bound() -> None:
-    def endless(sent: Sent) -> Any:
-        return page([{"legalName": "no id"}] * 10, 30)
+    calls = [0]
+
+    def endless(sent: Sent) -> Any:  # a new page each time, whatever the offset
+        calls[0] += 1
+        return page([{"legalName": f"no id {calls[0]}.{i}"} for i in range(10)], 30)
 
     transport = FakeTransport().answer(SEARCH_PATH, endless, repeat=True)
     async with fake_client(transport) as client:
@@ -100,3 +105,24 @@ async def test_dedupe_with_a_customer_id_that_is_no_string_is_a_typed_error(key:
     async with fake_client(transport) as client:
         with pytest.raises((UnexpectedResponseError, PaginationError)):
             await client.customers.search(dedupe=True).collect()
+
+
+async def test_a_page_identical_to_the_one_before_is_a_pagination_error() -> None:
+    # The server ignores offset, sends records without ids and no recordsCount: nothing
+    # but the pages themselves can show that the search is not moving.
+    body = {"data": [{"legalName": f"no id {i}"} for i in range(10)]}
+
+    async def same_page(request: web.Request) -> web.StreamResponse:
+        return web.json_response(envelope(body))
+
+    async with (
+        Hostile(same_page) as server,
+        EnkashClient(server.url, token="t", retry=RetryPolicy.none()) as client,
+    ):
+        seen = 0
+        with pytest.raises(PaginationError, match="same records as the page before"):
+            async for _ in client.customers.search(page_size=10):
+                seen += 1
+                assert seen <= 1000, "the search ran away"
+    assert len(server.received) == 2
+    assert seen == 10

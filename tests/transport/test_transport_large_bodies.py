@@ -20,7 +20,8 @@ from aiohttp.test_utils import TestServer
 import enkash_async._transport as transport_module
 from enkash_async import EnkashClient, RetryPolicy, UnexpectedResponseError
 from enkash_async._fast import loads
-from enkash_async._transport import AiohttpTransport, Reply, Timeouts
+from enkash_async._reply import Reply
+from enkash_async._transport import AiohttpTransport, Timeouts
 
 MIB = 1024 * 1024
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
