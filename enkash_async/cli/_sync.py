@@ -332,9 +332,7 @@ async def _worker(args: argparse.Namespace) -> int:
     try:
         async with EnkashClient.from_env(environ, limiter=limiter, max_connections=width) as client:
             err(f"worker {os.getpid()}: chunks for {target.base_url} from Redis")
-            await _saq.run_worker(
-                url, client, target, settings, credentials=_credentials(environ)
-            )
+            await _saq.run_worker(url, client, target, settings, credentials=_credentials(environ))
     finally:
         await limiter.aclose()
     return 0
