@@ -295,7 +295,5 @@ async def test_the_fake_accepts_an_empty_mobile_as_its_documented_pattern_does(
     client: EnkashClient,
 ) -> None:
     contact = KeyContactCreate(name="Asha", legal_name="Asha Rao", mobile="")
-    customer = await client.customers.create(
-        attrs.evolve(WANTED, customer_key_contacts=[contact])
-    )
+    customer = await client.customers.create(attrs.evolve(WANTED, customer_key_contacts=[contact]))
     assert customer.customer_key_contacts[0].mobile == ""
