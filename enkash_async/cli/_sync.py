@@ -4,9 +4,15 @@
     enkash-async sync worker           run chunks until SIGINT/SIGTERM (one per process/host)
     enkash-async sync status RUN       outcome counts; a live bar on a terminal
     enkash-async sync report RUN       rejected and failed rows as JSONL
-    enkash-async sync FILE --workers 4 --fake
+    enkash-async sync run FILE --workers 4 --fake   (or just: sync FILE ...)
                                        everything on this machine: a Redis server, the
                                        fake EnKash, 4 worker processes; prints the summary
+                                       and lists rejected or failed rows in FILE.rejects.jsonl
+
+A run whose state Redis lost (flushed, restarted without persistence, evicted) is an
+error, never "complete": resubmit with --lost-state, and every row not known done is
+looked up in EnKash before it is created. Exit codes: 0 every row is in EnKash, 1 some
+row was rejected or failed (or the run failed), 2 bad usage.
 
 Each takes ``--redis URL`` (default ``REDIS_URL``); EnKash is configured as for every
 other command (``ENKASH_*``). Also runnable as ``python -m enkash_async sync``.
@@ -24,7 +30,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Final
+from typing import IO, Any, Final
 
 from enkash_async import (
     EnkashClient,
@@ -34,31 +40,66 @@ from enkash_async import (
     RequestLimiter,
     ValidationError,
 )
-from enkash_async.cli._ui import err, progress, table
+from enkash_async.cli._ui import CommandError, err, progress, table
 from enkash_async.sync._checkpoint import SyncTarget
 
 __all__ = ["register", "run"]
 
-_FORMS: Final = ("submit", "worker", "status", "report")
 _POLL: Final = 0.25
 
 
+class _Forms(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """The ``sync`` subcommands, where a first word that is none of them is the FILE of
+    ``sync run FILE`` (so ``sync FILE --fake`` still works)."""
+
+    class _AnyWord(dict):  # type: ignore[type-arg]
+        """The choices argparse checks the first word against: any word passes."""
+
+        def __contains__(self, name: object) -> bool:
+            return True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.choices = self._AnyWord()
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        if values[0] not in self._name_parser_map:
+            values = ["run", *values]
+        super().__call__(parser, namespace, values, option_string)
+
+
 def register(commands: Any) -> None:
-    """Add the ``sync`` command to the CLI's top-level subparsers."""
+    """Add the ``sync`` command and its subcommands to the CLI's top-level subparsers."""
     parser = commands.add_parser(
         "sync",
         help="distributed customer sync on Redis: submit, worker, status, report, FILE --fake",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "form",
-        metavar="submit|worker|status|report|FILE",
-        help="a subcommand, or a FILE to sync on this machine (with --workers N --fake); "
-        "`enkash-async sync SUBCOMMAND --help` shows each one's options",
+    forms = parser.add_subparsers(
+        dest="form",
+        required=True,
+        metavar="{submit,worker,status,report,run} | FILE",
+        action=_Forms,
     )
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    parser.set_defaults(handler=run)
+    helps = {
+        "submit": "store FILE as a run in Redis and enqueue its chunks; prints the run id last",
+        "worker": "run chunks of every run for this EnKash until SIGINT/SIGTERM",
+        "status": "a run's outcome counts (--wait: until it completes)",
+        "report": "a run's rejected and failed rows as JSONL",
+        "run": "sync FILE on this machine: a Redis, N worker processes (and --fake EnKash); "
+        "`sync FILE` is short for it",
+    }
+    for form, text in helps.items():
+        sub = forms.add_parser(form, help=text, description=text)
+        _add_options(form, sub)
+        sub.set_defaults(handler=run)
 
 
 def _positive(text: str) -> int:
@@ -69,6 +110,29 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1, got {text}")
+    return value
+
+
+def _require_extra() -> None:
+    """Say which extra to install when the distributed sync's libraries are missing."""
+    try:
+        import redis  # noqa: F401
+        import saq  # noqa: F401
+    except ImportError as exc:
+        raise CommandError(
+            f"`enkash-async sync` needs the sync extra ({exc.name or 'saq'} is not installed): "
+            "pip install 'enkash-async[sync]'",
+            exit_code=1,
+        ) from None
 
 
 def _rate(text: str) -> float:
@@ -132,8 +196,7 @@ def _heartbeat_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _sub_parser(form: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"enkash-async sync {form}")
+def _add_options(form: str, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     _common(parser)
     if form == "submit":
         parser.add_argument("file", help="a .csv or .jsonl file of customers")
@@ -180,7 +243,6 @@ def _sub_parser(form: str) -> argparse.ArgumentParser:
         parser.add_argument("run", help="the run id `sync submit` printed")
         parser.add_argument("--output", default="-", help="a file, or - for stdout (default -)")
     else:
-        parser.prog = "enkash-async sync FILE"
         parser.add_argument("file", help="a .csv or .jsonl file of customers")
         parser.add_argument(
             "--workers",
@@ -193,9 +255,20 @@ def _sub_parser(form: str) -> argparse.ArgumentParser:
         )
         parser.add_argument(
             "--fault-rate",
-            type=float,
+            type=_fraction,
             default=0.0,
             help="with --fake: share of requests the fake fails, 0-1 (default %(default)s)",
+        )
+        parser.add_argument(
+            "--rejects",
+            metavar="PATH",
+            help="where rows not in EnKash afterwards (rejected or failed) are listed "
+            "(default: FILE.rejects.jsonl, written only when there are some)",
+        )
+        parser.add_argument(
+            "--lost-state",
+            action="store_true",
+            help="Redis lost the checkpoint: look every row up before creating it",
         )
         parser.add_argument(
             "--chunk-rows",
@@ -256,10 +329,9 @@ def target_from_env(environ: dict[str, str]) -> SyncTarget:
 
 
 async def run(args: argparse.Namespace) -> int:
-    """The ``sync`` command's handler: dispatch on its first word."""
-    form = args.form if args.form in _FORMS else "run"
-    rest = list(args.rest) if form != "run" else [args.form, *args.rest]
-    sub = _sub_parser(form).parse_args(rest)
+    """The ``sync`` command's handler: run its subcommand."""
+    _require_extra()
+    form, sub = args.form, args
     if form == "submit":
         return await _submit(sub)
     if form == "worker":
@@ -351,13 +423,37 @@ def _counts_line(status: Any) -> str:
     return ", ".join(f"{counts.get(kind, 0)} {kind}" for kind in kinds)
 
 
+async def _still_known(url: str, run_id: str, before: Any) -> Any:
+    """The run's status now; raises ``StateLostError`` when Redis lost the run since."""
+    from enkash_async.sync.redis._connection import StateLostError, redacted
+    from enkash_async.sync.redis._saq import run_status
+
+    status = await run_status(url, run_id)
+    if not status.known:
+        raise StateLostError(
+            f"the state of run {run_id} vanished from Redis at {redacted(url)} after "
+            f"{before.settled} of {before.rows} rows had an outcome (flushed, restarted "
+            "without persistence, or evicted): the run is NOT complete, and the rows Redis "
+            "forgot may or may not be in EnKash. Resubmit the file with --lost-state "
+            f"(sync submit FILE --run {run_id} --lost-state, or sync FILE --lost-state): "
+            "every row not known done is then looked up in EnKash before it is created",
+            url=redacted(url),
+            operation=f"watching run {run_id}",
+        )
+    return status
+
+
 async def _watch(url: str, run_id: str, *, live: bool, wait: bool) -> Any:
     """Poll the run's status (with a live bar when ``live``) until complete or not ``wait``."""
     from enkash_async.sync.redis._saq import run_status
 
     status = await run_status(url, run_id)
-    if status.chunks == 0:
-        raise EnkashError(f"Redis has no run {run_id!r}")
+    if not status.known:
+        raise EnkashError(
+            f"Redis has no run {run_id!r}: it was never submitted to this Redis, or Redis "
+            "lost its state (flushed, restarted without persistence, evicted). If it was "
+            f"submitted, resubmit the file: sync submit FILE --run {run_id} --lost-state"
+        )
     if not (live or wait):
         return status
     with progress(f"run {run_id}", status.rows if live else None) as bar:
@@ -368,7 +464,7 @@ async def _watch(url: str, run_id: str, *, live: bool, wait: bool) -> Any:
             if status.complete:
                 return status
             await asyncio.sleep(_POLL)
-            status = await run_status(url, run_id)
+            status = await _still_known(url, run_id, status)
 
 
 def _print_status(status: Any, elapsed: float | None = None) -> None:
@@ -421,11 +517,9 @@ async def _report(args: argparse.Namespace) -> int:
                 if args.output == "-"
                 else stack.enter_context(open(args.output, "w", encoding="utf-8"))
             )
-            async for item in store.outcomes():
-                if item.outcome in ("rejected", "failed"):
-                    record = {"outcome": item.outcome, **item.details, "line": item.line}
-                    out.write(json.dumps(record) + "\n")
-                    written += 1
+            async for record in _problem_rows(store):
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                written += 1
             out.flush()
     finally:
         await redis.aclose()
@@ -474,16 +568,15 @@ async def _enkash_env(args: argparse.Namespace) -> AsyncIterator[dict[str, str]]
         yield environ
 
 
-def worker_command(url: str, args: argparse.Namespace) -> list[str]:
-    """The command line of one worker process for ``sync FILE``."""
+def worker_command(args: argparse.Namespace) -> list[str]:
+    """The command line of one worker process for ``sync FILE`` (Redis comes from
+    ``REDIS_URL`` in its environment)."""
     command = [
         sys.executable,
         "-m",
         "enkash_async",
         "sync",
         "worker",
-        "--redis",
-        url,
         "--concurrency",
         str(args.concurrency),
         "--jobs",
@@ -524,15 +617,23 @@ async def _run_here(args: argparse.Namespace) -> int:
     async with _local_redis(_redis_url(args)) as url, _enkash_env(args) as environ:
         target = target_from_env(environ)
         result = await _saq.submit(
-            url, args.file, target=target, chunk_rows=args.chunk_rows, settings=_settings(args)
+            url,
+            args.file,
+            target=target,
+            chunk_rows=args.chunk_rows,
+            settings=_settings(args),
+            lost_state=args.lost_state,
         )
         err(
             f"run {result.run}: {result.rows} rows in {result.chunks} chunks, "
             f"{args.workers} workers"
         )
+        # The Redis URL (and any password in it) goes by the environment, never the
+        # command line, which every local user can read in /proc/PID/cmdline.
+        worker_env = {**environ, "REDIS_URL": url}
         processes = [
             await asyncio.create_subprocess_exec(
-                *worker_command(url, args), env=environ, stdin=asyncio.subprocess.DEVNULL
+                *worker_command(args), env=worker_env, stdin=asyncio.subprocess.DEVNULL
             )
             for _ in range(args.workers)
         ]
@@ -540,8 +641,57 @@ async def _run_here(args: argparse.Namespace) -> int:
             status = await _until_complete(url, result.run, processes)
         finally:
             await _stop(processes)
+        listed = await _write_rejects(url, result.run, args.rejects or f"{args.file}.rejects.jsonl")
     _print_status(status, time.monotonic() - started)
-    return 0 if status.complete and not status.counts.get("failed") else 1
+    if listed:
+        err(f"{listed} rejected or failed rows listed in {listed.path}")
+    return 0 if not (status.counts.get("failed") or status.counts.get("rejected")) else 1
+
+
+class _Listed(int):
+    """A count of rows written, and the file they went to."""
+
+    path: str
+
+
+async def _write_rejects(url: str, run_id: str, path: str) -> _Listed:
+    """Write the run's rejected and failed rows to ``path`` as import does (replacing an
+    earlier file; none when there are none); how many."""
+    from enkash_async.sync.redis._connection import connect
+    from enkash_async.sync.redis._runs import RunStore
+
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    redis = connect(url)
+    written = 0
+    try:
+        with contextlib.ExitStack() as stack:
+            out: IO[str] | None = None
+            async for record in _problem_rows(RunStore(redis, url, run_id)):
+                if out is None:
+                    out = stack.enter_context(open(path, "w", encoding="utf-8"))
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                written += 1
+    finally:
+        await redis.aclose()
+    listed = _Listed(written)
+    listed.path = path
+    return listed
+
+
+async def _problem_rows(store: Any) -> AsyncIterator[dict[str, Any]]:
+    """The run's rejected and failed rows, each as import's rejects file writes one."""
+    async for item in store.outcomes():
+        if item.outcome in ("rejected", "failed"):
+            details = dict(item.details)
+            ref = details.pop("uniqueRefNo", details.pop("ref", None))
+            reasons = list(details.get("reasons") or []) or [str(details.get("error", ""))]
+            yield {
+                "line": item.line,
+                "uniqueRefNo": ref,
+                "outcome": item.outcome,
+                "reasons": reasons,
+            }
 
 
 async def _until_complete(
@@ -555,9 +705,12 @@ async def _until_complete(
         shown = 0
         while not status.complete:
             if all(process.returncode is not None for process in processes):
-                raise EnkashError("every worker process exited before the run completed")
+                raise EnkashError(
+                    "every worker process exited before the run completed (each said why "
+                    "above); the run is not complete"
+                )
             await asyncio.sleep(_POLL)
-            status = await run_status(url, run_id)
+            status = await _still_known(url, run_id, status)
             bar.advance(status.settled - shown)
             shown = status.settled
     return status

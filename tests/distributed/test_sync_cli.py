@@ -34,9 +34,52 @@ def test_sync_fake_runs_a_file_on_local_workers_and_prints_the_summary(tmp_path:
 
     done = sync(str(rows), "--workers", "2", "--fake", "--chunk-rows", "20", env=environ)
 
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # as import: a rejected row is exit 1
     assert "is complete: 59 created, 0 found, 1 rejected, 0 failed" in done.stdout
     assert "2 workers" in done.stderr
+    (reject,) = [
+        json.loads(line) for line in Path(f"{rows}.rejects.jsonl").read_text().splitlines()
+    ]
+    assert (reject["line"], reject["outcome"], reject["uniqueRefNo"]) == (4, "rejected", None)
+    assert any("uniqueRefNo" in reason for reason in reject["reasons"])
+
+
+def test_a_clean_local_run_exits_0_without_shutdown_warnings(tmp_path: Path) -> None:
+    rows = write_rows(tmp_path / "rows.jsonl", [wire_row(i) for i in range(40)])
+    environ = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+
+    done = sync(str(rows), "--workers", "2", "--fake", "--chunk-rows", "20", env=environ)
+
+    assert done.returncode == 0, done.stderr
+    assert "is complete: 40 created" in done.stdout
+    assert "grace period" not in done.stderr and "Traceback" not in done.stderr
+    assert not Path(f"{rows}.rejects.jsonl").exists()
+
+
+def test_a_bad_fault_rate_is_a_usage_error_before_anything_starts(tmp_path: Path) -> None:
+    rows = write_rows(tmp_path / "rows.jsonl", [wire_row(1)])
+
+    done = sync(str(rows), "--fake", "--fault-rate", "2")
+
+    assert done.returncode == 2
+    assert "--fault-rate: must be from 0 to 1, got 2" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_sync_without_the_sync_extra_says_which_extra_to_install() -> None:
+    blocked = (
+        "import sys; sys.modules['saq'] = None; from enkash_async.cli import main; "
+        "sys.exit(main(['sync', 'status', 'RUN', '--redis', 'redis://127.0.0.1:1']))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", blocked], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "error: `enkash-async sync` needs the sync extra (saq is not installed): "
+        "pip install 'enkash-async[sync]'"
+    ]
 
 
 def test_submit_prints_the_run_id_last_and_status_and_report_follow_it(
@@ -57,10 +100,14 @@ def test_submit_prints_the_run_id_last_and_status_and_report_follow_it(
         fake.stop()
 
     assert status.returncode == 0, status.stderr
-    assert f"run {run} is complete: 29 created, 0 found, 1 rejected, 0 failed" in status.stdout
+    # created + found: on a loaded machine a create whose reply is late is reconciled (found)
+    counts = status.stdout.split(f"run {run} is complete: ")[1].split(", ")
+    created, found, rejected, failed = (int(part.split()[0]) for part in counts)
+    assert (created + found, rejected, failed) == (29, 1, 0)
     assert report.returncode == 0, report.stderr
     (reject,) = [json.loads(line) for line in report.stdout.splitlines()]
     assert (reject["outcome"], reject["line"]) == ("rejected", 4)
+    assert "uniqueRefNo" in reject and "ref" not in reject  # named as import names it
     assert any("uniqueRefNo" in reason for reason in reject["reasons"])
 
 
@@ -87,6 +134,8 @@ def test_register_adds_the_sync_command_with_its_handler() -> None:
     _sync.register(parser.add_subparsers(dest="command"))
 
     args = parser.parse_args(["sync", "status", "RUN", "--wait"])
+    short = parser.parse_args(["sync", "rows.csv", "--workers", "2"])
 
     assert args.handler is _sync.run
-    assert (args.form, args.rest) == ("status", ["RUN", "--wait"])
+    assert (args.form, args.run, args.wait) == ("status", "RUN", True)
+    assert (short.form, short.file, short.workers) == ("run", "rows.csv", 2)

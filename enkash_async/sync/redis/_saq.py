@@ -28,6 +28,7 @@ import logging
 import math
 import os
 import secrets
+import signal
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -130,6 +131,26 @@ class WorkerSettings:
     pass_delay: float = 1.0
 
 
+class _SyncWorker(Worker[Any]):
+    """SAQ's worker, stopping cleanly: no new chunk is taken, the chunks under way get
+    ``_SHUTDOWN_GRACE`` seconds (else they are redone elsewhere), then SAQ's own idle
+    loops are ended here, so its stop has nothing left to wait for (it would warn about
+    a grace period on every clean shutdown)."""
+
+    def __init__(self, idle: Callable[[float], Any], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._idle = idle
+
+    async def stop(self) -> None:
+        self.event.set()
+        await self._idle(_SHUTDOWN_GRACE)
+        tasks = list(self.tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await super().stop()
+
+
 class _SyncQueue(RedisQueue):
     """SAQ's Redis queue, waiting ``sweep_wait`` for a stale job's worker (not SAQ's
     fixed 5 s), and riding out a Redis outage in ``dequeue`` instead of spinning."""
@@ -148,6 +169,12 @@ class _SyncQueue(RedisQueue):
             logger.warning("Redis unreachable while waiting for a chunk (%s); retrying", exc)
             await asyncio.sleep(1.0)
             return None
+
+
+async def _disconnect(queue: RedisQueue) -> None:
+    """Close the queue's connections; a Redis already gone has nothing left to close."""
+    with contextlib.suppress(RedisError, OSError):
+        await queue.disconnect()
 
 
 def make_queue(url: str, *, sweep_wait: float = 2.0) -> RedisQueue:
@@ -234,7 +261,7 @@ async def submit(
         async with redis_errors(url, "listing the run"):
             await redis.sadd(_RUNS, run)
     finally:
-        await queue.disconnect()
+        await _disconnect(queue)
         await redis.aclose()
     return SubmitResult(run, rows, chunks, enqueued, rejected)
 
@@ -251,7 +278,7 @@ async def _store_rows(store: RunStore, path: str, chunk_rows: int) -> tuple[int,
         refusal = _rejected_ref(row)  # the core's rule, so both paths reject alike
         if refusal is not None or row.customer is None or not row.customer.unique_ref_no:
             reasons = list(refusal.reasons) if refusal is not None else list(row.problems)
-            details = {"line": row.line, "ref": None, "reasons": reasons}
+            details = {"line": row.line, "uniqueRefNo": None, "reasons": reasons}
             refused.append(StoredOutcome(row.line, "rejected", details))
             rejected += 1
         else:
@@ -398,7 +425,7 @@ def _stored(outcome: SyncOutcome) -> StoredOutcome:
     kind = outcome.outcome.value
     if kind in ("created", "found"):
         return StoredOutcome(outcome.line, kind, keep_existing=outcome.detail in _KEEPS_EARLIER)
-    details: dict[str, Any] = {"line": outcome.line, "ref": outcome.ref}
+    details: dict[str, Any] = {"line": outcome.line, "uniqueRefNo": outcome.ref}
     if outcome.reasons:
         details["reasons"] = list(outcome.reasons)
     if outcome.error is not None:
@@ -671,7 +698,7 @@ async def run_worker(
         await wait_for_redis(job.redis, url)
         await job.gate.first_login(client)
     except BaseException:
-        await queue.disconnect()
+        await _disconnect(queue)
         await job.redis.aclose()
         raise
 
@@ -685,7 +712,8 @@ async def run_worker(
         "abort": 1,
         "worker_info": 10,
     }
-    worker = Worker(
+    worker = _SyncWorker(
+        job.idle,
         queue,
         functions=[(JOB_FUNCTION, enkash_sync_chunk)],
         concurrency=settings.jobs,
@@ -698,11 +726,18 @@ async def run_worker(
     reviver = asyncio.create_task(
         _Reviver(queue, job.redis, url).forever(max(3.0, settings.sweep * 3.0))
     )
+    worker.SIGNALS = []  # ours below: a signal stops the worker through _SyncWorker.stop
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stopping.set)
+            handled.append(signum)
     await queue.connect()
     running = asyncio.create_task(worker.start())
     try:
-        await asyncio.sleep(0)  # start() makes the event its signal handlers set
-        waits = [asyncio.ensure_future(worker.event.wait()), asyncio.ensure_future(job.halt.wait())]
+        waits = [asyncio.ensure_future(stopping.wait()), asyncio.ensure_future(job.halt.wait())]
         if stop is not None:
             waits.append(asyncio.ensure_future(stop.wait()))
         try:
@@ -710,20 +745,17 @@ async def run_worker(
         finally:
             for waiting in waits:
                 waiting.cancel()
-        # Let the chunks under way finish, then end SAQ's idle loops ourselves: its own
-        # stop waits for them (they never end) and warns about a grace period.
-        await job.idle(_SHUTDOWN_GRACE)
-        for task in list(worker.tasks):
-            task.cancel()
         await worker.stop()
         await running
     finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
         if not running.done():
             running.cancel()
         reviver.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reviver
-        await queue.disconnect()
+        await _disconnect(queue)
         await job.redis.aclose()
     if job.refusal is not None:
         raise job.refusal
