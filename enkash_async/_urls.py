@@ -7,11 +7,48 @@ the caller says the network is trusted (the token would travel unencrypted).
 from __future__ import annotations
 
 import ipaddress
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from enkash_async.errors import FieldError, ValidationError
 
-__all__ = ["check_base_url"]
+__all__ = ["check_base_url", "has_userinfo", "redact_url"]
+
+# Query parameters that carry a secret (redis-py reads ``?password=``, for one).
+_SECRET_PARAMS = frozenset(
+    {"password", "pass", "passwd", "pwd", "secret", "token", "auth", "access_token", "key"}
+)
+
+
+def has_userinfo(url: str) -> bool:
+    """Whether ``url`` carries a user name or password before its host."""
+    try:
+        return "@" in urlsplit(url).netloc
+    except ValueError:
+        return False
+
+
+def redact_url(url: str) -> str:
+    """``url`` safe to show or log: a password in the userinfo (``user:***@``), a lone
+    userinfo (it may be a password, ``***@``) and secret query parameters become ``***``.
+    A URL that cannot be parsed is not shown at all."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  # raises ValueError for a bad port
+    except ValueError:
+        return "<unparseable URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}:***@{host}" if colon else f"***@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(name.lower() in _SECRET_PARAMS for name, _ in pairs):
+            query = urlencode(
+                [(n, "***" if n.lower() in _SECRET_PARAMS else v) for n, v in pairs], safe="*"
+            )
+    return urlunsplit(parts._replace(netloc=netloc, query=query, fragment=""))
 
 
 def check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:

@@ -24,7 +24,8 @@ from typing import Protocol
 
 import attrs
 
-from enkash_async.errors import EnkashError
+from enkash_async._urls import has_userinfo, redact_url
+from enkash_async.errors import EnkashError, FieldError, ValidationError
 
 __all__ = [
     "CheckpointError",
@@ -97,8 +98,22 @@ class SyncTarget:
     build it with :meth:`for_token` or :meth:`for_user`.
     """
 
-    base_url: str
+    base_url: str = attrs.field()
     principal: str
+
+    @base_url.validator
+    def _no_userinfo(self, _: object, value: str) -> None:
+        # The target is written to checkpoints, Redis and logs: it must hold no secret.
+        if has_userinfo(value):
+            raise ValidationError(
+                [
+                    FieldError(
+                        "base_url",
+                        f"must not carry a user name or password ({redact_url(value)}): "
+                        "give credentials through ENKASH_* instead",
+                    )
+                ]
+            )
 
     @classmethod
     def for_user(cls, base_url: str, username: str) -> SyncTarget:

@@ -11,11 +11,11 @@ import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Final
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from enkash_async._urls import redact_url
 from enkash_async.errors import EnkashError
 from enkash_async.sync._checkpoint import SyncTarget
 
@@ -38,17 +38,8 @@ REDIS_TIMEOUT: Final = 5.0
 
 
 def redacted(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (for messages and logs)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable Redis URL>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+    """``url`` with any password (in every form a URL carries one) replaced by ``***``."""
+    return redact_url(url)
 
 
 class SyncStoreError(EnkashError):
