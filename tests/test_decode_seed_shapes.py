@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgspec
 import pytest
 from _customer_wire import customer_from_wire
 from _seed_records import QUIRKS, example_records, quirky_record, search_body, seed_record
+from _seeds import fixture
+from aiohttp import web
 
+from enkash_async import EnkashClient
 from enkash_async._wire import _stream, read_record_reply, read_search_reply, record_reader
 from enkash_async.errors import UnexpectedResponseError
-from enkash_async.models import Customer, ReminderType
+from enkash_async.models import Customer, CustomerCreate, KeyContactCreate, ReminderType
 
 
 @pytest.fixture
@@ -174,4 +177,54 @@ def test_a_create_reply_shaped_like_the_seed_reads_on_the_fast_path(
     payload = read_record_reply(body)["payload"]
     assert isinstance(payload, msgspec.Raw)
     assert record_reader(Customer)(payload) == liberal(record)
+    assert whole_record_reads == []
+
+
+# --------------------------------------------------------------------------- through the client
+
+
+@pytest.fixture
+async def seed_enkash() -> AsyncIterator[str]:
+    """A server on 127.0.0.1 answering a create with the seed's createCustomer 200 example
+    (its placeholder errorResponse, which reads as a failure, made null) and a search with
+    a page of seed records, one per documented quirk."""
+    created = fixture("create_customer.reply.json")
+    created["errorResponse"] = None
+    page = search_body([quirky_record(number, quirk) for number, quirk in enumerate(QUIRKS)])
+
+    async def answer(request: web.Request) -> web.Response:
+        await request.read()
+        body = page if request.path.endswith("/search") else json.dumps(created).encode()
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", answer)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+async def test_the_client_reads_the_seeds_create_reply_on_the_fast_path(
+    seed_enkash: str, whole_record_reads: list[Any]
+) -> None:
+    contact = KeyContactCreate(name="Asha", legal_name="Asha Rao", mobile="9876543210")
+    request = CustomerCreate(legal_name="Acme", customer_key_contacts=[contact])
+    async with EnkashClient(seed_enkash, token="t", allow_insecure_http=True) as client:
+        customer = await client.customers.create(request)
+    assert customer == liberal(fixture("create_customer.reply.json")["payload"])
+    assert customer.customer_reminders[0].reminder_time == "HH:mm"
+    assert whole_record_reads == []
+
+
+async def test_the_client_streams_seed_records_with_every_quirk_on_the_fast_path(
+    seed_enkash: str, whole_record_reads: list[Any]
+) -> None:
+    expected = [liberal(quirky_record(number, quirk)) for number, quirk in enumerate(QUIRKS)]
+    async with EnkashClient(seed_enkash, token="t", allow_insecure_http=True) as client:
+        customers = [c async for c in client.customers.search(max_items=len(QUIRKS))]
+    assert customers == expected
     assert whole_record_reads == []
