@@ -220,7 +220,11 @@ def load_json_document(source: str) -> Any:
     regular file, too large, not UTF-8, not JSON, too deep) and ``OSError``."""
     name = "stdin" if source == "-" else source
     if source == "-":
-        raw = sys.stdin.buffer.read(MAX_DOCUMENT_BYTES + 1)
+        binary = getattr(sys.stdin, "buffer", None)  # a replaced stdin may be text only
+        if binary is not None:
+            raw = binary.read(MAX_DOCUMENT_BYTES + 1)
+        else:
+            raw = sys.stdin.read(MAX_DOCUMENT_BYTES + 1).encode("utf-8", "surrogateescape")
     else:
         with _open_regular(source) as stream:
             raw = stream.read(MAX_DOCUMENT_BYTES + 1)
