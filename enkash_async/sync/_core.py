@@ -184,8 +184,8 @@ class KnownRefs:
 
 
 def _rejected_ref(row: SourceRow) -> SyncOutcome | None:
-    if row.customer is None:
-        return SyncOutcome(row.line, None, Outcome.REJECTED, reasons=row.problems)
+    if row.customer is None:  # ref: what the row holds, for the report
+        return SyncOutcome(row.line, row.ref, Outcome.REJECTED, reasons=row.problems)
     if not row.customer.unique_ref_no:
         return SyncOutcome(
             row.line,

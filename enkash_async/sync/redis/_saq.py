@@ -278,7 +278,7 @@ async def _store_rows(store: RunStore, path: str, chunk_rows: int) -> tuple[int,
         refusal = _rejected_ref(row)  # the core's rule, so both paths reject alike
         if refusal is not None or row.customer is None or not row.customer.unique_ref_no:
             reasons = list(refusal.reasons) if refusal is not None else list(row.problems)
-            details = {"line": row.line, "uniqueRefNo": None, "reasons": reasons}
+            details = {"line": row.line, "uniqueRefNo": row.ref, "reasons": reasons}
             refused.append(StoredOutcome(row.line, "rejected", details))
             rejected += 1
         else:
