@@ -201,7 +201,8 @@ class PasswordLogin(TokenProvider):
 
         async def attempt() -> Reply:
             left = None if deadline_at is None else deadline_at - policy.clock()
-            reply = await self._transport.post(
+            reply = await self._transport.request(
+                "POST",
                 TOKEN_PATH,
                 form=form,
                 headers={"Authorization": f"Basic {basic}"},

@@ -206,8 +206,9 @@ class EnkashClient:
     async def _request(
         self,
         path: str,
-        body: bytes,
+        body: bytes | None,
         *,
+        method: str = "POST",
         decode: Callable[[Any], T],
         operation: str,
         idempotent: bool,
@@ -231,6 +232,7 @@ class EnkashClient:
         if deadline_at is None and policy.deadline is not None:
             deadline_at = policy.clock() + policy.deadline
         call = _Call(
+            method=method,
             path=path,
             body=body,
             params=params,
@@ -283,7 +285,8 @@ class EnkashClient:
         async with self.limiter.slot() as slot:
             call.budget.used += 1
             self._stats.requests += 1
-            reply = await self._transport.post(
+            reply = await self._transport.request(
+                call.method,
                 call.path,
                 body=call.body,
                 params=call.params,
@@ -317,8 +320,9 @@ class EnkashClient:
 class _Call(Generic[T]):
     """What every attempt of one call shares."""
 
+    method: str
     path: str
-    body: bytes
+    body: bytes | None
     params: Mapping[str, str] | None
     request_id: str
     budget: AttemptBudget
