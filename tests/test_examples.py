@@ -138,6 +138,20 @@ async def test_the_bulk_worker_creates_each_csv_row_exactly_once_when_replies_ar
     assert server.stats.faults_injected["after_commit"] == 5
 
 
+async def test_the_bulk_worker_run_twice_stores_each_csv_row_once(server: FakeEnkash) -> None:
+    sample = EXAMPLES / "customers.csv"
+    refs = csv_refs(sample)
+    before = server.stored_count
+
+    first = await run_script(str(EXAMPLES / "bulk_import.py"), str(sample))
+    second = await run_script(str(EXAMPLES / "bulk_import.py"), str(sample))
+
+    assert first[0] == second[0] == 0, (first, second)
+    assert [len(server.find_by_unique_ref(ref)) for ref in refs] == [1] * len(refs)
+    assert server.stored_count == before + len(refs)
+    assert server.stats.requests["create"] == len(refs)
+
+
 async def test_the_bulk_worker_rejects_invalid_rows_unsent_and_exits_1(
     server: FakeEnkash, tmp_path: Path
 ) -> None:
