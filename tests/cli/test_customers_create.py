@@ -136,9 +136,11 @@ async def test_create_run_twice_with_the_same_ref_stores_the_customer_once(
     assert await cli("customers", "create", "--json", str(source)) == 0
     out, err = capsys.readouterr()
 
-    assert json.loads(out)["customerId"] == first["customerId"] == stored_once(server, "IMP-0005")[
-        "customerId"
-    ]
+    assert (
+        json.loads(out)["customerId"]
+        == first["customerId"]
+        == stored_once(server, "IMP-0005")["customerId"]
+    )
     assert "unchanged" in err
     assert server.stats.requests["create"] == 1
 
