@@ -8,7 +8,9 @@ async with EnkashClient(base_url="https://…", token="…") as client:
 
 from enkash_async._changes import customer_changes
 from enkash_async._customers import UpsertResult
+from enkash_async._hooks import CallEnded, CallStarted, Hooks, RequestSent, ResponseReceived
 from enkash_async._limits import Limiter, RequestLimiter, RequestSlot
+from enkash_async._log import configure_from_env as _configure_logging
 from enkash_async._pagination import SearchIterator
 from enkash_async._reply import Reply
 from enkash_async._retry import RetryEvent, RetryPolicy
@@ -64,6 +66,8 @@ __all__ = [
     "AmbiguousCreateError",
     "AuthenticationError",
     "BadRequestError",
+    "CallEnded",
+    "CallStarted",
     "ClientStats",
     "ConnectError",
     "CreateResult",
@@ -79,6 +83,7 @@ __all__ = [
     "EnkashError",
     "ErrorType",
     "FieldError",
+    "Hooks",
     "KeyContact",
     "KeyContactCreate",
     "Limiter",
@@ -95,8 +100,10 @@ __all__ = [
     "ReminderType",
     "Reply",
     "RequestLimiter",
+    "RequestSent",
     "RequestSlot",
     "RequestTimeout",
+    "ResponseReceived",
     "RetryEvent",
     "RetryPolicy",
     "SearchIterator",
@@ -112,3 +119,5 @@ __all__ = [
     "__version__",
     "customer_changes",
 ]
+
+_configure_logging()  # ENKASH_LOG=info|debug|body, for people who set up no logging

@@ -140,6 +140,7 @@ def csv_refs(path: Path) -> list[str]:
         return [row["unique_ref_no"] for row in csv.DictReader(file)]
 
 
+@pytest.mark.slow
 async def test_the_bulk_worker_creates_each_csv_row_exactly_once_when_replies_are_lost(
     server: FakeEnkash,
 ) -> None:
@@ -190,6 +191,7 @@ async def test_the_bulk_worker_rerun_on_an_edited_row_updates_only_that_row(
     assert server.stats.requests["update"] == 1
 
 
+@pytest.mark.slow
 async def test_the_bulk_worker_rejects_invalid_rows_unsent_and_exits_1(
     server: FakeEnkash, tmp_path: Path
 ) -> None:
@@ -244,6 +246,7 @@ def status_counts(notebook: Any) -> dict[str, int]:
     return {k: int(n) for k, n in re.findall(r"^([A-Z]+)\s+(\d+)$", cell_text(cell), re.M)}
 
 
+@pytest.mark.slow
 async def test_the_notebook_counts_every_customer_by_status(
     server: FakeEnkash, notebook_environment: Path
 ) -> None:
@@ -255,6 +258,7 @@ async def test_the_notebook_counts_every_customer_by_status(
     assert server.stats.logins == 1
 
 
+@pytest.mark.slow
 async def test_the_notebook_runs_on_an_embedded_fake_without_an_account(
     notebook_environment: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
