@@ -6,11 +6,14 @@ async with EnkashClient(base_url="https://…", token="…") as client:
         ...
 """
 
+from enkash_async._changes import customer_changes
+from enkash_async._customers import UpsertResult
 from enkash_async._limits import Limiter, RequestLimiter, RequestSlot
 from enkash_async._pagination import SearchIterator
 from enkash_async._reply import Reply
 from enkash_async._retry import RetryEvent, RetryPolicy
 from enkash_async._transport import AiohttpTransport, Timeouts, Transport
+from enkash_async._unset import UNSET
 from enkash_async._version import __version__
 from enkash_async.auth import PasswordCredentials
 from enkash_async.client import ClientStats, Customers, EnkashClient
@@ -43,6 +46,7 @@ from enkash_async.models import (
     CustomerSearch,
     CustomerSource,
     CustomerStatus,
+    CustomerUpdate,
     ErrorType,
     KeyContact,
     KeyContactCreate,
@@ -54,6 +58,7 @@ from enkash_async.models import (
 )
 
 __all__ = [
+    "UNSET",
     "APIError",
     "AiohttpTransport",
     "AmbiguousCreateError",
@@ -68,6 +73,7 @@ __all__ = [
     "CustomerSearch",
     "CustomerSource",
     "CustomerStatus",
+    "CustomerUpdate",
     "Customers",
     "EnkashClient",
     "EnkashError",
@@ -101,6 +107,8 @@ __all__ = [
     "Transport",
     "TransportError",
     "UnexpectedResponseError",
+    "UpsertResult",
     "ValidationError",
     "__version__",
+    "customer_changes",
 ]

@@ -200,7 +200,8 @@ class PasswordLogin(TokenProvider):
         deadline_at = policy.call_deadline()
 
         async def attempt(deadline_at: float | None) -> Reply:
-            reply = await self._transport.post(
+            reply = await self._transport.request(
+                "POST",
                 TOKEN_PATH,
                 form=form,
                 headers={"Authorization": f"Basic {basic}"},

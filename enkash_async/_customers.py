@@ -17,17 +17,21 @@ from collections.abc import (
     Hashable,
     Iterable,
     Mapping,
+    Sequence,
 )
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import attrs
 
 from enkash_async import _wire
 from enkash_async._bulk import run_bounded
+from enkash_async._changes import customer_changes
 from enkash_async._fast import JSONBytes, dumps
 from enkash_async._pagination import DEFAULT_PREFETCH, MAX_PAGE_SIZE, SearchIterator
 from enkash_async._reply import decoded
-from enkash_async._retry import AttemptBudget, RetryPolicy, failure_status
+from enkash_async._retry import AttemptBudget, RetryEvent, RetryPolicy, failure_status
+from enkash_async._unset import UNSET, UnsetType
+from enkash_async._validation import pattern_problem
 from enkash_async._wire import read_record_reply, read_search_reply
 from enkash_async.errors import (
     AmbiguousCreateError,
@@ -35,6 +39,7 @@ from enkash_async.errors import (
     ConnectError,
     EnkashError,
     FieldError,
+    NotFoundError,
     PaginationError,
     TransportError,
     UnexpectedResponseError,
@@ -45,10 +50,19 @@ from enkash_async.models import (
     Customer,
     CustomerCreate,
     CustomerSearch,
+    CustomerUpdate,
     SortDirection,
 )
 
-__all__ = ["CUSTOMER_PATH", "SEARCH_PATH", "Api", "Customers"]
+__all__ = [
+    "ACTIVATE_PATH",
+    "CUSTOMER_PATH",
+    "DEACTIVATE_PATH",
+    "SEARCH_PATH",
+    "Api",
+    "Customers",
+    "UpsertResult",
+]
 
 logger = logging.getLogger("enkash_async")
 
@@ -56,6 +70,9 @@ T = TypeVar("T")
 
 CUSTOMER_PATH = "/api/v0/customer"
 SEARCH_PATH = "/api/v0/customer/search"
+ACTIVATE_PATH = "/api/v0/customer/activate/"
+# Not on any page EnKash published that we have seen: inferred from activate's path.
+DEACTIVATE_PATH = "/api/v0/customer/deactivate/"
 
 _ORDER_FIELDS: dict[str, str] = {
     **{a.name: _wire.wire_name(a) for a in attrs.fields(Customer)},
@@ -83,8 +100,9 @@ class Api(Protocol):
     async def _request(
         self,
         path: str,
-        body: bytes,
+        body: bytes | None,
         *,
+        method: str = "POST",
         decode: Callable[[Any], T],
         operation: str,
         idempotent: bool,
@@ -94,8 +112,8 @@ class Api(Protocol):
         deadline_at: float | None = None,
         parse: Callable[[JSONBytes], Any] = ...,
     ) -> T:
-        """POST ``body`` to ``path`` with auth and retries; ``parse`` the body, ``decode``
-        the payload."""
+        """Send ``body`` to ``path`` (``method``, POST unless given) with auth and retries;
+        ``parse`` the body, ``decode`` the payload."""
         ...
 
     def _note_reconciled(self) -> None:
@@ -295,6 +313,171 @@ class Customers:
             f"none of the first {len(records)} with exactly this reference"
         )
 
+    async def get(self, customer_id: str, *, retry: RetryPolicy | None = None) -> Customer:
+        """The customer with this ``customer_id`` (EnKash has no get-by-id: a search by
+        its ``customerIds`` filter, exact match only).
+
+        Raises ``ValidationError`` for an id that is not ``KC`` and 14 upper-case letters
+        or digits, ``NotFoundError`` when EnKash has no such customer, and like
+        :meth:`search` otherwise.
+        """
+        _check_customer_id(customer_id)
+        found = [
+            c
+            async for c in self.search(
+                CustomerSearch(customer_ids=(customer_id,)), page_size=20, prefetch=0, retry=retry
+            )
+            if c.customer_id == customer_id
+        ]
+        if not found:
+            raise NotFoundError(f"EnKash has no customer {customer_id!r}", status=404)
+        return found[0]
+
+    async def update(
+        self,
+        customer_id: str,
+        changes: CustomerUpdate,
+        *,
+        retry: RetryPolicy | None = None,
+    ) -> Customer | None:
+        """PATCH the customer with ``changes`` (only its set fields are sent); returns the
+        customer EnKash answers with, or None when its reply carries no record.
+
+        Idempotent, so retried like a search page (transport errors, 408, 429, 5xx) under
+        the call's budget and deadline. Raises ``ValidationError`` before sending a bad id
+        or anything but a ``CustomerUpdate``, ``NotFoundError`` for an unknown customer,
+        and like :meth:`create` otherwise.
+        """
+        _check_customer_id(customer_id)
+        if not isinstance(changes, CustomerUpdate):
+            raise ValidationError(
+                [FieldError("changes", f"must be a CustomerUpdate, got {type(changes).__name__}")]
+            )
+        return await self._api._request(
+            CUSTOMER_PATH + "/" + customer_id,
+            dumps(_wire.to_wire(changes)),
+            method="PATCH",
+            idempotent=True,
+            retry=retry,
+            operation="customers.update",
+            decode=_optional_customer,
+        )
+
+    async def activate(self, customer_id: str, *, retry: RetryPolicy | None = None) -> None:
+        """Mark the customer active (``PUT .../activate/{id}``); activating an active
+        customer changes nothing. Retried like :meth:`update`; raises like it."""
+        await self._lifecycle("PUT", ACTIVATE_PATH, customer_id, "customers.activate", retry)
+
+    async def deactivate(self, customer_id: str, *, retry: RetryPolicy | None = None) -> None:
+        """Mark the customer inactive (``PUT .../deactivate/{id}``: that path is inferred
+        from activate's, since EnKash's page for it was not published). Raises like
+        :meth:`update`."""
+        await self._lifecycle("PUT", DEACTIVATE_PATH, customer_id, "customers.deactivate", retry)
+
+    async def delete(self, customer_id: str, *, retry: RetryPolicy | None = None) -> None:
+        """Delete the customer (``DELETE /api/v0/customer/{id}``).
+
+        Retried like :meth:`update`; a retry answered 404 after an earlier attempt whose
+        outcome is unknown (a timeout, a lost reply, a 5xx) means that attempt deleted it,
+        and is success. Raises ``NotFoundError`` when the customer did not exist, and like
+        :meth:`update` otherwise.
+        """
+        uncertain: list[bool] = []
+        policy = retry or self._api.retry
+        observed = attrs.evolve(policy, on_retry=_noting_uncertain(policy, uncertain))
+        try:
+            await self._lifecycle(
+                "DELETE", CUSTOMER_PATH + "/", customer_id, "customers.delete", observed
+            )
+        except NotFoundError:
+            if not any(uncertain):
+                raise
+            logger.info(
+                "delete of %s: gone after an attempt whose outcome was unknown", customer_id
+            )
+
+    async def _lifecycle(
+        self,
+        method: str,
+        prefix: str,
+        customer_id: str,
+        operation: str,
+        retry: RetryPolicy | None,
+    ) -> None:
+        _check_customer_id(customer_id)
+        await self._api._request(
+            prefix + customer_id,
+            None,
+            method=method,
+            idempotent=True,
+            retry=retry,
+            operation=operation,
+            decode=_ignore,
+        )
+
+    async def upsert(
+        self,
+        wanted: CustomerCreate,
+        *,
+        active: bool | None = None,
+        assigned_agent: str | UnsetType | None = UNSET,
+        branch_codes: Sequence[str] | UnsetType | None = UNSET,
+        retry: RetryPolicy | None = None,
+    ) -> UpsertResult:
+        """Make EnKash hold ``wanted``, found by its ``unique_ref_no``: created when absent
+        (exactly once, as :meth:`create`), else PATCHed with only the fields that differ
+        (:func:`~enkash_async.customer_changes`), and activated or deactivated when
+        ``active`` is given and differs. ``assigned_agent`` and ``branch_codes``, which a
+        create cannot set, are compared and sent when given.
+
+        Two callers upserting the same new reference at the same moment can both find it
+        absent; give each reference one writer (the sync's checkpoint does).
+
+        Raises ``ValidationError`` for a customer without ``unique_ref_no``, and like
+        :meth:`create` and :meth:`update`.
+        """
+        ref = wanted.unique_ref_no if isinstance(wanted, CustomerCreate) else None
+        if not ref:
+            raise ValidationError(
+                [
+                    FieldError(
+                        "unique_ref_no", "is required to upsert: it is how the customer is found"
+                    )
+                ]
+            )
+        current = await self.find_by_unique_ref(ref, retry=retry)
+        if current is None:
+            customer = await self.create(wanted, retry=retry)
+            extras: dict[str, Any] = {}
+            if assigned_agent:
+                extras["assigned_agent"] = assigned_agent
+            if branch_codes is not UNSET and branch_codes:
+                extras["branch_codes"] = tuple(branch_codes)
+            changed: list[str] = []
+            if extras and customer.customer_id:
+                update = CustomerUpdate(**extras)
+                customer = await self.update(customer.customer_id, update, retry=retry) or customer
+                changed += update.changed_fields()
+            if active is False and customer.customer_id:
+                await self.deactivate(customer.customer_id, retry=retry)
+                customer = attrs.evolve(customer, active=False)
+            return UpsertResult("created", customer, tuple(changed))
+        changes = customer_changes(
+            current, wanted, assigned_agent=assigned_agent, branch_codes=branch_codes
+        )
+        customer_id = current.customer_id
+        if customer_id is None:
+            raise UnexpectedResponseError(f"EnKash's customer {ref!r} has no customerId")
+        changed = list(changes.changed_fields())
+        customer = current
+        if changes:
+            customer = await self.update(customer_id, changes, retry=retry) or current
+        if active is not None and bool(current.active) != active:
+            await (self.activate if active else self.deactivate)(customer_id, retry=retry)
+            customer = attrs.evolve(customer, active=active)
+            changed.append("active")
+        return UpsertResult("updated" if changed else "unchanged", customer, tuple(changed))
+
     def create_many(
         self,
         items: Iterable[CustomerCreate] | AsyncIterable[CustomerCreate],
@@ -466,6 +649,17 @@ class Customers:
         )
 
 
+@attrs.frozen
+class UpsertResult:
+    """What :meth:`Customers.upsert` did: ``outcome`` is ``"created"``, ``"updated"`` or
+    ``"unchanged"``; ``customer`` as EnKash holds it now; ``changed``, the fields sent
+    (Python names, and ``"active"`` when it was toggled)."""
+
+    outcome: Literal["created", "updated", "unchanged"]
+    customer: Customer
+    changed: tuple[str, ...] = ()
+
+
 class _TooManyMatches(PaginationError):
     """A lookup's filter matched more customers than it read, none of them exact."""
 
@@ -473,6 +667,40 @@ class _TooManyMatches(PaginationError):
 def _customer_from_record(record: Any) -> Customer:
     """A record decoded, by the one rule for what an unreadable reply raises."""
     return decoded(_read_customer, record)
+
+
+def _optional_customer(payload: Any) -> Customer | None:
+    """A reply's customer record, or None when the payload is none (EnKash's PATCH and
+    lifecycle payloads are undocumented)."""
+    if isinstance(payload, dict) and payload:
+        return decoded(_read_customer, payload)
+    return None
+
+
+def _ignore(payload: Any) -> None:
+    return None
+
+
+def _check_customer_id(customer_id: object) -> None:
+    if not isinstance(customer_id, str):
+        problem: str | None = f"must be a string, got {type(customer_id).__name__}"
+    else:
+        problem = pattern_problem("customerId", customer_id)
+    if problem is not None:
+        raise ValidationError([FieldError("customer_id", problem)])
+
+
+def _noting_uncertain(policy: RetryPolicy, uncertain: list[bool]) -> Callable[[RetryEvent], None]:
+    """An ``on_retry`` that records whether a failed attempt may have reached EnKash, and
+    still tells the caller's own ``on_retry``."""
+    theirs = policy.on_retry
+
+    def note(event: RetryEvent) -> None:
+        uncertain.append(_is_ambiguous(event.error))
+        if theirs is not None:
+            theirs(event)
+
+    return note
 
 
 def _record_key(record: Any) -> Hashable:

@@ -84,15 +84,16 @@ _MIN_ATTEMPT = 0.05
 class Transport(Protocol):
     """The seam every HTTP request passes through (``EnkashClient(transport=...)``).
 
-    ``post`` sends one request to ``path`` under the client's base URL and returns the
+    ``request`` sends one request to ``path`` under the client's base URL and returns the
     :class:`Reply` unread by any envelope rule. It never follows a redirect, never
     retries, and raises only :class:`~enkash_async.errors.EnkashError` subclasses
     (``ConnectError`` when the request surely did not leave, ``RequestTimeout``,
     ``TransportError``, ``UnexpectedResponseError`` for a reply it refuses to read).
     """
 
-    async def post(
+    async def request(
         self,
+        method: str,
         path: str,
         *,
         body: bytes | None = None,
@@ -102,7 +103,7 @@ class Transport(Protocol):
         request_id: str,
         timeouts: Timeouts,
     ) -> Reply:
-        """POST ``body`` (JSON) or ``form`` and return the reply."""
+        """Send ``method`` with ``body`` (JSON), ``form`` or nothing, and return the reply."""
         ...
 
     async def aclose(self) -> None:
@@ -201,7 +202,31 @@ class AiohttpTransport:
         request_id: str,
         timeouts: Timeouts,
     ) -> Reply:
-        """POST and read the reply whole (redirects are not followed, nor read).
+        """``request("POST", ...)``, kept for callers of the transport before ``request``."""
+        return await self.request(
+            "POST",
+            path,
+            body=body,
+            form=form,
+            params=params,
+            headers=headers,
+            request_id=request_id,
+            timeouts=timeouts,
+        )
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        form: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str],
+        request_id: str,
+        timeouts: Timeouts,
+    ) -> Reply:
+        """Send ``method`` and read the reply whole (redirects are not followed, nor read).
 
         Raises :class:`ConnectError` (:class:`TLSError` for a failed TLS handshake),
         :class:`RequestTimeout`, :class:`TransportError`, or
@@ -221,7 +246,8 @@ class AiohttpTransport:
                 self._timeouts[t] = timeout
         session = self._get_session()
         try:
-            async with session.post(
+            async with session.request(
+                method,
                 url,
                 data=body if body is not None else form,
                 params=params,
@@ -237,14 +263,14 @@ class AiohttpTransport:
                     raw = await self._read(response, request_id)
         except aiohttp.ConnectionTimeoutError as exc:
             raise ConnectError(
-                "connecting to EnKash timed out", method="POST", url=url, request_id=request_id
+                "connecting to EnKash timed out", method=method, url=url, request_id=request_id
             ) from exc
         except (aiohttp.ClientSSLError, aiohttp.ServerFingerprintMismatch) as exc:
             # Before ClientConnectorError, its base: a certificate is no passing outage.
             raise TLSError(
                 f"TLS handshake with EnKash failed: {_tls_reason(exc)}; not retried. Check "
                 "the server certificate, or pass ssl= an SSLContext that trusts its CA",
-                method="POST",
+                method=method,
                 url=url,
                 request_id=request_id,
             ) from exc
@@ -252,21 +278,21 @@ class AiohttpTransport:
             reason = exc.os_error.strerror or type(exc.os_error).__name__
             raise ConnectError(
                 f"could not connect to EnKash: {reason}",
-                method="POST",
+                method=method,
                 url=url,
                 request_id=request_id,
             ) from exc
         except (asyncio.TimeoutError, TimeoutError, aiohttp.SocketTimeoutError) as exc:
             raise RequestTimeout(
                 f"no complete reply within {t.attempt:g}s",
-                method="POST",
+                method=method,
                 url=url,
                 request_id=request_id,
             ) from exc
         except aiohttp.ClientError as exc:
             raise TransportError(
                 f"connection failed while talking to EnKash: {type(exc).__name__}",
-                method="POST",
+                method=method,
                 url=url,
                 request_id=request_id,
             ) from exc

@@ -20,6 +20,7 @@ from typing import Any, Final
 
 import attrs
 
+from enkash_async._unset import UNSET
 from enkash_async.errors import FieldError, ValidationError
 
 __all__ = [
@@ -58,6 +59,7 @@ PATTERNS: Final[dict[str, re.Pattern[str]]] = {
     for name, rx in {
         "accountNumber": r"^$|^[A-Za-z0-9]{9,36}$",
         "companyId": r"^CEK[A-Z0-9]{7}$",
+        "customerId": r"^KC[A-Z0-9]{14}$",
         "contactNumber": _PHONE,
         "email": _EMAIL,
         "mobile": _PHONE,
@@ -70,6 +72,7 @@ PATTERNS: Final[dict[str, re.Pattern[str]]] = {
 _DESCRIPTIONS: Final[dict[str, str]] = {
     "accountNumber": "9 to 36 letters or digits",
     "companyId": "'CEK' followed by 7 upper-case letters or digits",
+    "customerId": "'KC' followed by 14 upper-case letters or digits",
     "contactNumber": "10 digits, optionally after +CC or 00CC",
     "email": "an e-mail address",
     "mobile": "10 digits, optionally after +CC or 00CC",
@@ -264,7 +267,7 @@ def validate(model: object) -> None:
     problems = [
         FieldError(name, problem)
         for name, check in checks_of(type(model))
-        if (problem := check(getattr(model, name))) is not None
+        if (value := getattr(model, name)) is not UNSET and (problem := check(value)) is not None
     ]
     if problems:
         raise ValidationError(problems, model=type(model).__name__)

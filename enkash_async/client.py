@@ -200,8 +200,9 @@ class EnkashClient:
     async def _request(
         self,
         path: str,
-        body: bytes,
+        body: bytes | None,
         *,
+        method: str = "POST",
         decode: Callable[[Any], T],
         operation: str,
         idempotent: bool,
@@ -223,6 +224,7 @@ class EnkashClient:
         """
         policy = retry or self.retry
         call = _Call(
+            method=method,
             path=path,
             body=body,
             params=params,
@@ -268,7 +270,8 @@ class EnkashClient:
         async with self.limiter.slot() as slot:
             call.budget.used += 1
             self._stats.requests += 1
-            reply = await self._transport.post(
+            reply = await self._transport.request(
+                call.method,
                 call.path,
                 body=call.body,
                 params=call.params,
@@ -303,8 +306,9 @@ class _Call(Generic[T]):
     """What every attempt of one call shares (``token``: the one it sends, renewed once
     when EnKash rejects it)."""
 
+    method: str
     path: str
-    body: bytes
+    body: bytes | None
     params: Mapping[str, str] | None
     request_id: str
     budget: AttemptBudget

@@ -26,6 +26,7 @@ import attrs
 
 from enkash_async import _wire
 from enkash_async._rows import csv_cell_types, csv_columns, to_python_dict, to_row
+from enkash_async._unset import UNSET, UnsetType
 from enkash_async._validation import (
     CHECK,
     Check,
@@ -42,6 +43,7 @@ from enkash_async._validation import (
 from enkash_async.errors import EnkashError
 
 __all__ = [
+    "UNSET",
     "CreateResult",
     "Customer",
     "CustomerCreate",
@@ -49,6 +51,7 @@ __all__ = [
     "CustomerSearch",
     "CustomerSource",
     "CustomerStatus",
+    "CustomerUpdate",
     "ErrorType",
     "KeyContact",
     "KeyContactCreate",
@@ -266,6 +269,53 @@ class CustomerCreate(_Request):
     )
     state: str | None = _field(text(), default=None)
     unique_ref_no: str | None = _field(text(), default=None)
+
+
+@attrs.frozen(kw_only=True, repr=False)
+class CustomerUpdate(_Request):
+    """The changes of one PATCH of a customer (EnKash's ``updateCustomer``).
+
+    Every field has three states, as EnKash's JsonNullable fields do: :data:`UNSET` (the
+    default) is left out of the JSON and EnKash keeps the value; ``None`` is sent as
+    ``null`` and clears it; a value is checked with the create page's rules and sent.
+    ``legal_name`` and ``customer_key_contacts``, which a customer must have, cannot be
+    cleared. A list (``customer_key_contacts``, ``customer_reminders``, ``branch_codes``)
+    is sent whole: EnKash's page does not say whether a list replaces or merges, so the
+    safe reading is to send the complete list the customer should have.
+
+    Raises :class:`~enkash_async.errors.ValidationError` naming every bad field.
+    """
+
+    account_number: str | UnsetType | None = _field(text(pattern="accountNumber"), default=UNSET)
+    address: str | UnsetType | None = _field(text(), default=UNSET)
+    assigned_agent: str | UnsetType | None = _field(text(), default=UNSET)
+    branch_codes: tuple[str, ...] | UnsetType | None = _field(
+        items(str), default=UNSET, converter=_as_tuple
+    )
+    contact_number: str | UnsetType | None = _field(text(pattern="contactNumber"), default=UNSET)
+    customer_key_contacts: tuple[KeyContactCreate, ...] | UnsetType = _field(
+        items(KeyContactCreate, required=True), default=UNSET, converter=_as_tuple
+    )
+    customer_reminders: tuple[ReminderCreate, ...] | UnsetType | None = _field(
+        items(ReminderCreate), default=UNSET, converter=_as_tuple
+    )
+    ifsc: str | UnsetType | None = _field(text(pattern="ifsc"), default=UNSET)
+    legal_name: str | UnsetType = _field(text(required=True, blank=False), default=UNSET)
+    pan_or_gstin: str | UnsetType | None = _field(text(pattern="panOrGstin"), default=UNSET)
+    pin_code: str | UnsetType | None = _field(text(pattern="pinCode"), default=UNSET)
+    state: str | UnsetType | None = _field(text(), default=UNSET)
+    unique_ref_no: str | UnsetType | None = _field(text(blank=False), default=UNSET)
+
+    def changed_fields(self) -> tuple[str, ...]:
+        """The names of the fields this update sends (those not :data:`UNSET`)."""
+        return tuple(a.name for a in attrs.fields(type(self)) if getattr(self, a.name) is not UNSET)
+
+    def __bool__(self) -> bool:
+        return bool(self.changed_fields())
+
+    def __repr__(self) -> str:
+        sent = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.changed_fields())
+        return f"CustomerUpdate({sent})"
 
 
 @attrs.frozen(kw_only=True)

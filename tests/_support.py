@@ -76,6 +76,7 @@ class Sent:
     headers: Mapping[str, str]
     request_id: str
     timeouts: Timeouts
+    method: str = "POST"
 
 
 # An answer: a Reply, an exception to raise, or a function of the request giving either.
@@ -106,8 +107,9 @@ class FakeTransport:
         """The requests sent to ``path``."""
         return [s for s in self.sent if s.path == path]
 
-    async def post(
+    async def request(
         self,
+        method: str,
         path: str,
         *,
         body: bytes | None = None,
@@ -117,7 +119,7 @@ class FakeTransport:
         request_id: str,
         timeouts: Timeouts,
     ) -> Reply:
-        sent = Sent(path, body, form, params, dict(headers), request_id, timeouts)
+        sent = Sent(path, body, form, params, dict(headers), request_id, timeouts, method)
         self.sent.append(sent)
         queue = self._script.get(path, [])
         if queue:

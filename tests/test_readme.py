@@ -77,7 +77,7 @@ async def test_readme_block_runs_against_the_fake_server(
 ) -> None:
     before = server.stored_count
     await run_block(line, source)
-    creates = source.count("customers.create")
+    creates = source.count("customers.create") + source.count("customers.upsert")
     assert (server.stored_count > before) == (creates > 0)
 
 
@@ -85,6 +85,14 @@ async def test_the_quickstart_creates_every_erp_row_once(server: FakeEnkash) -> 
     line, source = next((n, s) for n, s in PYTHON_BLOCKS if "rows_from_erp" in s)
     namespace = await run_block(line, source)
     refs = [row.unique_ref_no for row in namespace["rows_from_erp"]()]
+    assert [len(server.find_by_unique_ref(ref)) for ref in refs] == [1] * len(refs)
+
+
+async def test_the_quickstart_run_twice_stores_each_customer_once(server: FakeEnkash) -> None:
+    line, source = next((n, s) for n, s in PYTHON_BLOCKS if "rows_from_erp" in s)
+    await run_block(line, source)
+    namespace = await run_block(line, source)
+    refs = ["ERP-000042", *(row.unique_ref_no for row in namespace["rows_from_erp"]())]
     assert [len(server.find_by_unique_ref(ref)) for ref in refs] == [1] * len(refs)
 
 

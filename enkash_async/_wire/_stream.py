@@ -365,7 +365,21 @@ def _as_floats(value: Any) -> Any:
     return value
 
 
-_FLAGS = {"true": True, "false": False}
+_SHORT_TEXT = 32  # the longest text whose reading is kept
+# A string flag's readings by text ("true", "false", and whatever else a short text
+# reads as: the seed's placeholder "string" is None), kept for the next record.
+_FLAGS: dict[str, bool | None] = {"true": True, "false": False}
+_FLAGS_HELD = 256
+
+
+def _read_flag(value: Any) -> bool | None:
+    """A string flag as :func:`._read.read_bool` reads it; a short text's reading is kept."""
+    found = read_bool(value)
+    if value.__class__ is str and len(_FLAGS) < _FLAGS_HELD and len(value) <= _SHORT_TEXT:
+        _FLAGS[value] = found
+    return found
+
+
 _MEMOS = " memos"  # namespace key (no name can reach it) of the builder's memo locals
 # Python 3.10's fromisoformat does not read EnKash's "Z": there the liberal reader parses.
 _fromisoformat = dt.datetime.fromisoformat if sys.version_info >= (3, 11) else read_datetime
@@ -387,7 +401,6 @@ _WIDENED: dict[Any, tuple[Any, type[Any]]] = {
 # A reminder's times of day, by text: a day has 1,440 minutes, and placeholders repeat.
 _TIMES: dict[str, dt.time | str] = {}
 _TIMES_HELD = 4096
-_TIME_TEXT = 32
 _ints = frozenset({int}).issuperset
 
 
@@ -405,7 +418,7 @@ def _read_time(value: Any) -> dt.time | str | None:
         found: dt.time | str | None = _time_fromisoformat(value)
     except ValueError:
         found = read_time(value)  # "HH:mm" stays a string; " 10:30" is a time
-    if len(_TIMES) < _TIMES_HELD and len(value) <= _TIME_TEXT and found is not None:
+    if len(_TIMES) < _TIMES_HELD and len(value) <= _SHORT_TEXT and found is not None:
         _TIMES[value] = found
     return found
 
@@ -459,9 +472,9 @@ def _field_plan(
         if not text_flag:
             # A flag EnKash writes as a boolean is copied; any other value widens the field.
             return _Plan.expression(hint, source)
-        namespace[hook] = read_bool
+        namespace[hook] = _read_flag
         namespace["__flags"] = _FLAGS
-        # "true"/"false" without a call; anything else as the liberal reader reads it.
+        # A text seen before without a call; anything else as the liberal reader reads it.
         return _Plan.expression(
             _SCALAR,
             f"__flags[v] if (v := {source}) in __flags"
@@ -498,10 +511,12 @@ def _field_plan(
         namespace["__Decimal"] = Decimal
         # Any, not Decimal: a float reads as the liberal reader reads it (``1e5`` ->
         # Decimal('100000.0')): most already as a Decimal by _amount, the others as a
-        # float here when finite (v - v == 0), without a call.
+        # float here when finite (v - v == 0), without a call; an integer (the seed's
+        # ``0``) is exact either way.
         return _Plan.expression(
             Any,
             f"v if (v := {source}) is None or v.__class__ is __Decimal"
+            f" else __Decimal(v) if v.__class__ is int"
             f" else __Decimal(repr(v)) if v.__class__ is float and v - v == 0 else {hook}(v)",
         )
     enum_type = enum_of(hint)

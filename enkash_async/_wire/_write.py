@@ -16,6 +16,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_unstructure_fn, override
 
+from enkash_async._unset import UNSET
 from enkash_async._wire._names import wire_name
 from enkash_async._wire._read import members
 
@@ -71,8 +72,11 @@ def _build_converter() -> cattrs.Converter:
                     # Each by class: a str-valued enum would dispatch as a str, stay a member.
                     converter.register_unstructure_hook(member, _enum_value)
         # Unset optional fields are left out; required and non-None defaults are always sent.
+        # A field defaulting to UNSET (a PATCH field) is left out only when UNSET: None is null.
         overrides = {
-            a.name: override(rename=wire_name(a), omit_if_default=a.default is None)
+            a.name: override(
+                rename=wire_name(a), omit_if_default=a.default is None or a.default is UNSET
+            )
             for a in attrs.fields(model)
         }
         return make_dict_unstructure_fn(model, converter, **overrides)  # type: ignore[arg-type]

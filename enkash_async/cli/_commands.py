@@ -27,6 +27,7 @@ from enkash_async.cli import _import
 from enkash_async.cli._connect import add_connection_flags, connect, count_words
 from enkash_async.cli._ui import CommandError, err, progress, table
 from enkash_async.sync import flatten, wire_path
+from enkash_async.sync._sources import load_json_document
 
 __all__ = ["create", "demo", "register", "search", "serve", "synthetic_creates"]
 
@@ -452,17 +453,11 @@ def export_lines(info: dict[str, str]) -> str:
 
 
 def _read_json(source: str) -> Any:
-    name = "stdin" if source == "-" else source
     try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise CommandError(f"{name}: is not UTF-8 text") from None
+        return load_json_document(source)
     except OSError as exc:
+        name = "stdin" if source == "-" else source
         raise CommandError(f"{name}: {exc.strerror or exc}") from None
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise CommandError(f"{name}: not valid JSON ({exc})") from None
 
 
 async def create(client: EnkashClient, data: Any) -> int:

@@ -126,6 +126,10 @@ async def import_file(
     except SourceError as exc:
         raise CommandError(str(exc)) from None
     total = count_rows(path)
+    if total == 0:  # an empty file imports nothing: most likely not the file meant
+        raise CommandError(
+            f"{path}: no rows to import (the file is empty, or holds only a header)", exit_code=1
+        )
     started = time.monotonic()
     rejected = _Rejects(Path(rejects))
     async with connect(args, width=concurrency) as connection:

@@ -26,7 +26,14 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
 
-from enkash_async import EnkashClient, EnkashError, FieldError, RequestLimiter, ValidationError
+from enkash_async import (
+    EnkashClient,
+    EnkashError,
+    FieldError,
+    PasswordCredentials,
+    RequestLimiter,
+    ValidationError,
+)
 from enkash_async.cli._ui import err, progress, table
 from enkash_async.sync._checkpoint import SyncTarget
 
@@ -224,6 +231,16 @@ def _environ(args: argparse.Namespace) -> dict[str, str]:
     return environ
 
 
+def _credentials(environ: dict[str, str]) -> PasswordCredentials | None:
+    """The password login the ``ENKASH_*`` variables give (None for a token)."""
+    if environ.get("ENKASH_TOKEN"):
+        return None
+    names = ("ENKASH_CLIENT_ID", "ENKASH_CLIENT_SECRET", "ENKASH_USERNAME", "ENKASH_PASSWORD")
+    if not all(environ.get(name) for name in names):
+        return None
+    return PasswordCredentials(*(environ[name] for name in names))
+
+
 def target_from_env(environ: dict[str, str]) -> SyncTarget:
     """The EnKash target the ``ENKASH_*`` variables name (no secret in it)."""
     base_url = environ.get("ENKASH_BASE_URL")
@@ -315,7 +332,7 @@ async def _worker(args: argparse.Namespace) -> int:
     try:
         async with EnkashClient.from_env(environ, limiter=limiter, max_connections=width) as client:
             err(f"worker {os.getpid()}: chunks for {target.base_url} from Redis")
-            await _saq.run_worker(url, client, target, settings)
+            await _saq.run_worker(url, client, target, settings, credentials=_credentials(environ))
     finally:
         await limiter.aclose()
     return 0

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from enkash_async.sync._checkpoint import (
     CheckpointError,
     CheckpointStore,
+    Claim,
     RefState,
     SyncTarget,
 )
@@ -44,15 +45,24 @@ from enkash_async.sync._sqlite import SqliteCheckpoint
 if TYPE_CHECKING:
     from enkash_async.sync.redis import (
         BudgetUnavailableError,
+        EvictionPolicyError,
         RedisCheckpoint,
         RedisLimiter,
+        StateLostError,
         SyncStoreError,
     )
 
 # Loaded on first use from the Redis backends' package, so that the local sync works
 # without redis-py installed.
 _REDIS_NAMES = frozenset(
-    {"BudgetUnavailableError", "RedisCheckpoint", "RedisLimiter", "SyncStoreError"}
+    {
+        "BudgetUnavailableError",
+        "EvictionPolicyError",
+        "RedisCheckpoint",
+        "RedisLimiter",
+        "StateLostError",
+        "SyncStoreError",
+    }
 )
 
 
@@ -71,6 +81,8 @@ __all__ = [
     "BudgetUnavailableError",
     "CheckpointError",
     "CheckpointStore",
+    "Claim",
+    "EvictionPolicyError",
     "KnownRefs",
     "Outcome",
     "RedisCheckpoint",
@@ -79,6 +91,7 @@ __all__ = [
     "SourceError",
     "SourceRow",
     "SqliteCheckpoint",
+    "StateLostError",
     "SyncOutcome",
     "SyncStoreError",
     "SyncSummary",

@@ -4,12 +4,21 @@ A checkpoint belongs to one :class:`SyncTarget` (an EnKash deployment and the id
 used on it) and one run id, so a trial run on the fake EnKash and a real run never share
 state. Each backend (SQLite for one machine, Redis for many) is one implementation of
 :class:`CheckpointStore`; the sync core knows only this Protocol.
+
+An intent is owned: by one store (a run in one process, named by :func:`owner_id`) under
+a lease the store renews while it is open and gives up on close. A ref another live
+owner intends is ``HELD``: the caller waits, never sends it. A dead owner's intent (its
+lease ran out: the process died) is taken over as ``RECLAIMED``: looked up before any
+create, since the dead owner may have sent it.
 """
 
 from __future__ import annotations
 
 import enum
 import hashlib
+import os
+import secrets
+import socket
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
@@ -17,7 +26,18 @@ import attrs
 
 from enkash_async.errors import EnkashError
 
-__all__ = ["CheckpointError", "CheckpointStore", "RefState", "SyncTarget"]
+__all__ = [
+    "CheckpointError",
+    "CheckpointStore",
+    "Claim",
+    "RefState",
+    "SyncTarget",
+    "owner_id",
+    "unknown_state",
+]
+
+#: Seconds an owner's intents stay its own without a renewal (renewed every third of it).
+LEASE_SECONDS = 30.0
 
 
 class CheckpointError(EnkashError):
@@ -36,6 +56,37 @@ class RefState(str, enum.Enum):
     INTENDED = "intended"
     #: EnKash has this customer (created by this run, or found there).
     DONE = "done"
+
+
+class Claim(str, enum.Enum):
+    """What :meth:`CheckpointStore.claim` made of one ref."""
+
+    #: This store holds the intent, and no one intended the ref before: create it.
+    NEW = "new"
+    #: This store holds the intent now, but an earlier or dead owner (or this store, on an
+    #: earlier pass) may have sent it: look it up by ``uniqueRefNo`` before any create.
+    RECLAIMED = "reclaimed"
+    #: Another live owner holds the intent: send nothing, ask again later.
+    HELD = "held"
+    #: EnKash has the customer (the checkpoint recorded it as done).
+    DONE = "done"
+
+
+def owner_id(run: str) -> str:
+    """A name for an intent owner: the run, this host and process, and a random part (two
+    stores in one process are two owners)."""
+    return f"{run}/{socket.gethostname()}:{os.getpid()}/{secrets.token_hex(4)}"
+
+
+def unknown_state(ref: str, state: object, *, store: str) -> CheckpointError:
+    """The error for a checkpoint row in a state this version does not know."""
+    shown = repr(state)[:40]
+    return CheckpointError(
+        f"the checkpoint {store} holds {ref!r} in state {shown}, which this version of "
+        "enkash-async does not know (written by a newer version, or edited): upgrade, or "
+        "use another checkpoint",
+        store=store,
+    )
 
 
 @attrs.frozen
@@ -77,8 +128,13 @@ class CheckpointStore(Protocol):
         """The state of each of ``refs`` that the store knows; unknown refs are absent."""
         ...
 
+    async def claim(self, refs: Sequence[str]) -> Mapping[str, Claim]:
+        """Take the intent of each of ``refs`` no live owner holds, durably and before any
+        create is sent; what became of each (see :class:`Claim`)."""
+        ...
+
     async def mark_intended(self, refs: Sequence[str]) -> None:
-        """Record, durably and before any create is sent, that ``refs`` may be created."""
+        """Record, durably, that this store intends ``refs`` (a done ref stays done)."""
         ...
 
     async def mark_done(self, ref: str, customer_id: str | None) -> None:
@@ -86,5 +142,6 @@ class CheckpointStore(Protocol):
         ...
 
     async def aclose(self) -> None:
-        """Release the store's connections or files."""
+        """Give up this store's intents (a later run looks them up) and release its
+        connections or files."""
         ...

@@ -5,9 +5,11 @@ It knows no files, terminals or queues: it takes rows, a client and a
 :class:`CheckpointStore`, and reports one :class:`SyncOutcome` per row through
 ``on_outcome`` the moment it is known.
 
-Per ref: a ref the checkpoint has as done is ``found`` without a request; one it has as
-intended (an earlier run may have sent it) is looked up by exact ``unique_ref_no``
-first; any other is marked intended (durably), created, then marked done. A ref
+Per ref: a ref the checkpoint has as done is ``found`` without a request; the intent of
+any other is claimed (durably): a ref no one intended is created, then marked done; one
+an earlier or dead owner intended (it may have been sent) is looked up by exact
+``unique_ref_no`` first; one another live owner (a concurrent run) holds waits, unsent,
+until that owner finishes it or dies. A ref
 repeated in the input is sent once; its later rows wait for the first and share its
 fate. :func:`plan_rows` is the dry run: no create, one pass over EnKash's customers.
 """
@@ -34,7 +36,7 @@ from enkash_async import (
     FieldError,
     ValidationError,
 )
-from enkash_async.sync._checkpoint import CheckpointStore, RefState
+from enkash_async.sync._checkpoint import CheckpointStore, Claim
 from enkash_async.sync._sources import SourceRow, iter_rows
 
 __all__ = [
@@ -48,8 +50,12 @@ __all__ = [
 ]
 
 Rows = Iterable[SourceRow | CustomerCreate] | AsyncIterable[SourceRow | CustomerCreate]
-# Rows read and checked against the checkpoint at once: one states + one intent commit.
+# Rows read and checked against the checkpoint at once: one claim commit.
 _BATCH = 256
+# Rows whose intent another live owner holds, waiting at once (beyond them, reading waits).
+_HELD_MAX = 4096
+# Seconds between asks for the intents other owners hold.
+_HELD_POLL = 0.5
 
 
 class Outcome(str, enum.Enum):
@@ -178,8 +184,8 @@ class KnownRefs:
 
 
 def _rejected_ref(row: SourceRow) -> SyncOutcome | None:
-    if row.customer is None:
-        return SyncOutcome(row.line, None, Outcome.REJECTED, reasons=row.problems)
+    if row.customer is None:  # ref: what the row holds, for the report
+        return SyncOutcome(row.line, row.ref, Outcome.REJECTED, reasons=row.problems)
     if not row.customer.unique_ref_no:
         return SyncOutcome(
             row.line,
@@ -305,6 +311,10 @@ class _Run:
         # The first error a row's task raised (a checkpoint that cannot be written): it
         # ends the run, since nothing may be sent that could not be recorded.
         self.failure: BaseException | None = None
+        # Rows whose intent another live owner holds, by ref, and the task asking after them.
+        self.held: dict[str, _Work] = {}
+        self.held_room = asyncio.Semaphore(_HELD_MAX)
+        self.watcher: asyncio.Task[None] | None = None
 
     def report(self, outcome: SyncOutcome) -> None:
         self.summary.count(outcome)
@@ -324,6 +334,8 @@ class _Run:
                 await asyncio.wait(list(self.tasks), return_when=asyncio.FIRST_EXCEPTION)
             self.raise_failure()
         finally:
+            for item in self.held.values():
+                item.done.cancel()
             if self.settling is not None:
                 self.settling.cancel()
             for task in self.tasks:
@@ -357,38 +369,71 @@ class _Run:
         # in_flight) while the checkpoint is asked, and its repeat must still follow it.
         earlier = {ref: self.in_flight[ref] for _, ref in candidates if ref in self.in_flight}
         fresh = list(dict.fromkeys(ref for _, ref in candidates if ref not in earlier))
-        states = await self.checkpoint.states(fresh) if fresh else {}
+        claims = await self.checkpoint.claim(fresh) if fresh else {}
         work: list[_Work] = []
-        intend: list[str] = []
         loop = asyncio.get_running_loop()
         for row, ref in candidates:
             first = earlier.get(ref) or self.in_flight.get(ref)
             if first is not None:
                 self.spawn(self.follow(row, ref, *first))
                 continue
-            state = states.get(ref)
-            if state is RefState.DONE:
+            claim = claims[ref]
+            if claim is Claim.DONE:
                 self.report(SyncOutcome(row.line, ref, Outcome.FOUND, detail="checkpoint"))
                 continue
             done: asyncio.Future[SyncOutcome] = loop.create_future()
             self.in_flight[ref] = (row.line, done)
-            if state is None:
-                intend.append(ref)
-            work.append(_Work(row, ref, state is RefState.INTENDED, done))
-        if intend:
-            try:
-                await self.checkpoint.mark_intended(intend)
-            except BaseException:
-                for item in work:
-                    self.in_flight.pop(item.ref, None)
-                    item.done.cancel()
-                raise
+            item = _Work(row, ref, claim is not Claim.NEW, done)
+            if claim is Claim.HELD:
+                await self.hold(item)
+            else:
+                work.append(item)
         for item in work:
-            await self.slots.acquire()  # bounds requests and rows held at once
-            if self.failure is not None:
-                self.slots.release()
-                self.raise_failure()
-            self.spawn(self.settle(item), slot=True)
+            await self.start(item)
+
+    async def start(self, item: _Work) -> None:
+        await self.slots.acquire()  # bounds requests and rows held at once
+        if self.failure is not None:
+            self.slots.release()
+            self.raise_failure()
+        self.spawn(self.settle(item), slot=True)
+
+    async def hold(self, item: _Work) -> None:
+        """Wait, unsent, for the owner holding ``item``'s intent to finish it or die."""
+        await self.held_room.acquire()
+        self.held[item.ref] = item
+        if self.watcher is None:
+            self.watcher = asyncio.ensure_future(self.watch_held())
+            self.spawn(self.watcher)
+
+    async def watch_held(self) -> None:
+        """Ask after the held intents until none is left: done by their owner is
+        ``found``; given up (the owner closed or died) is looked up, then created."""
+        try:
+            while self.held:
+                await asyncio.sleep(_HELD_POLL)
+                refs = list(self.held)
+                for start in range(0, len(refs), _BATCH):
+                    chunk = refs[start : start + _BATCH]
+                    claims = await self.checkpoint.claim(chunk)
+                    for ref in chunk:
+                        claim = claims[ref]
+                        if claim is Claim.HELD:
+                            continue
+                        item = self.held.pop(ref)
+                        self.held_room.release()
+                        if claim is Claim.DONE:
+                            self.in_flight.pop(ref, None)
+                            outcome = SyncOutcome(
+                                item.row.line, ref, Outcome.FOUND, detail="another run"
+                            )
+                            self.report(outcome)
+                            item.done.set_result(outcome)
+                        else:
+                            item.lookup_first = True  # its owner may have sent it
+                            await self.start(item)
+        finally:
+            self.watcher = None
 
     def spawn(self, coroutine: Any, *, slot: bool = False) -> None:
         task = asyncio.ensure_future(coroutine)

@@ -5,16 +5,21 @@ wire names (``legalName``), and in CSV dotted paths into lists
 (``customerKeyContacts.0.mobile``). Fields EnKash assigns itself (``customerId``,
 timestamps, ...) are ignored and counted, so an export imports back unchanged. Every
 row carries its line in the file; a row that cannot be read (bad CSV quoting, a short
-or long row, bad JSON) is an invalid row with that reason, never the end of the file
-and never merged into the next row.
+or long row, bad JSON, a line too long, too deep or with a number too long) is an invalid
+row with that reason, never the end of the file and never merged into the next row. Only
+regular files are read (a FIFO or a device is refused before reading).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
+import os
 import re
+import stat
+import sys
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -32,6 +37,7 @@ from enkash_async import (
     ValidationError,
 )
 from enkash_async._wire import camel_case, wire_name
+from enkash_async.errors import excerpt
 from enkash_async.models import csv_cell_types
 
 __all__ = [
@@ -42,6 +48,7 @@ __all__ = [
     "count_rows",
     "flatten",
     "iter_rows",
+    "load_json_document",
     "read_csv",
     "read_file",
     "read_jsonl",
@@ -50,6 +57,15 @@ __all__ = [
 
 # A dotted column's list index above this is a typo, not a list to build.
 _MAX_INDEX = 999
+#: Characters a line (or a CSV record spanning lines) may hold; a longer one is that
+#: row's problem, read past in pieces, never held whole (a customer is a few KB).
+MAX_LINE_CHARS = 1 << 20
+#: Dotted parts a CSV column may have (``customerKeyContacts.0.mobile`` has 3).
+MAX_COLUMN_PARTS = 8
+#: Digits a JSON integer may have (no EnKash field needs more than 20).
+MAX_NUMBER_DIGITS = 100
+#: Bytes one JSON document (``customers create --json``) may have.
+MAX_DOCUMENT_BYTES = 1 << 20
 # A quoted CSV cell running over more lines than this is an unclosed quote, not a cell.
 _MAX_RECORD_LINES = 50
 SUFFIXES = (".csv", ".jsonl", ".ndjson")
@@ -87,21 +103,58 @@ class SourceRow:
     """One record of a source: its ``line`` in the file (or 1-based position in an
     iterable), the ``customer`` it makes, or every reason (``problems``) it is invalid.
 
-    ``ignored`` counts the read-only fields EnKash assigns that the row carried.
+    ``ignored`` counts the read-only fields EnKash assigns that the row carried; ``ref``
+    is the ``uniqueRefNo`` text the row holds, kept even when the row is invalid (so a
+    rejection can name it).
     """
 
     line: int
     customer: CustomerCreate | None
     problems: tuple[str, ...] = ()
     ignored: int = 0
+    ref: str | None = attrs.field(default=None)
+
+    def __attrs_post_init__(self) -> None:
+        if self.ref is None and self.customer is not None:
+            object.__setattr__(self, "ref", self.customer.unique_ref_no)
 
 
 def check_source(path: str) -> None:
-    """Raise ``SourceError`` or ``OSError`` now if ``path`` cannot be read as a source."""
+    """Raise ``SourceError`` or ``OSError`` now if ``path`` cannot be read as a source
+    (not a ``.csv``/``.jsonl`` name, not a regular file, unreadable)."""
     if Path(path).suffix.lower() not in SUFFIXES:
         raise SourceError(f"{path}: use a .csv or .jsonl file")
-    with Path(path).open("rb"):
+    with _open_regular(path):
         pass
+
+
+def _open_regular(path: str | Path) -> IO[bytes]:
+    """``path`` opened for reading in binary, if it is a regular file; a FIFO, a device or
+    a directory is a ``SourceError`` (its open never blocks, nothing is read)."""
+    # O_NONBLOCK: opening a FIFO with no writer must not hang; checked on the open
+    # descriptor, so the path cannot be swapped between the check and the read.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise SourceError(f"{path}: is not a regular file ({_kind(mode)}); give a file path")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((name for test, name in kinds if test(mode)), "not a file")
 
 
 def read_file(path: str) -> Iterator[SourceRow]:
@@ -116,21 +169,75 @@ def read_file(path: str) -> Iterator[SourceRow]:
 
 def _read(path: Path) -> Iterator[SourceRow]:
     # surrogateescape keeps undecodable bytes so the row holding them can be named.
-    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as stream:
+    with io.TextIOWrapper(
+        _open_regular(path), encoding="utf-8-sig", errors="surrogateescape", newline=""
+    ) as stream:
         yield from read_csv(stream) if path.suffix.lower() == ".csv" else read_jsonl(stream)
 
 
 def count_rows(path: str) -> int:
     """How many rows ``path`` holds, counted cheaply (lines, less the CSV header and
-    blank lines); an estimate when CSV cells hold line breaks."""
-    lines = 0
-    blank = 0
-    with Path(path).open("rb") as stream:
-        for line in stream:
-            lines += 1
-            blank += not line.strip()
+    blank lines); an estimate when CSV cells hold line breaks. Reads in pieces, so a
+    line of any length costs little memory; raises ``SourceError`` for a non-file."""
+    lines = blank = 0
+    started = filled = False  # the line being read has bytes / non-blank bytes
+    with _open_regular(path) as stream:
+        while chunk := stream.read(1 << 20):
+            *ended, rest = chunk.split(b"\n")
+            for piece in ended:
+                lines += 1
+                blank += not (filled or piece.strip())
+                filled = False
+            started = bool(rest)
+            filled = filled or bool(rest.strip())
+    if started or filled:
+        lines += 1
+        blank += not filled
     header = 1 if Path(path).suffix.lower() == ".csv" and lines else 0
     return max(0, lines - blank - header)
+
+
+_TOO_LONG = f"is longer than {MAX_LINE_CHARS:,} characters, the limit for one line"
+
+
+def _lines(stream: IO[str]) -> Iterator[tuple[int, str | None]]:
+    """``(number, line)`` for each line of ``stream``; ``line`` is None for a line over
+    :data:`MAX_LINE_CHARS`, which is read past in pieces, never held whole."""
+    number = 0
+    while line := stream.readline(MAX_LINE_CHARS + 1):
+        number += 1
+        if len(line) <= MAX_LINE_CHARS or line.endswith(("\n", "\r")):
+            yield number, line
+            continue
+        while (more := stream.readline(MAX_LINE_CHARS)) and not more.endswith(("\n", "\r")):
+            pass
+        yield number, None
+
+
+def load_json_document(source: str) -> Any:
+    """The JSON document in the file ``source`` (``-``: stdin), at most
+    :data:`MAX_DOCUMENT_BYTES`. Raises ``SourceError`` naming what is wrong (not a
+    regular file, too large, not UTF-8, not JSON, too deep) and ``OSError``."""
+    name = "stdin" if source == "-" else source
+    if source == "-":
+        binary = getattr(sys.stdin, "buffer", None)  # a replaced stdin may be text only
+        if binary is not None:
+            raw = binary.read(MAX_DOCUMENT_BYTES + 1)
+        else:
+            raw = sys.stdin.read(MAX_DOCUMENT_BYTES + 1).encode("utf-8", "surrogateescape")
+    else:
+        with _open_regular(source) as stream:
+            raw = stream.read(MAX_DOCUMENT_BYTES + 1)
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise SourceError(f"{name}: is larger than {MAX_DOCUMENT_BYTES:,} bytes, the limit")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise SourceError(f"{name}: is not UTF-8 text") from None
+    data, problem = _parse_json(text)
+    if problem is not None:
+        raise SourceError(f"{name}: {problem}")
+    return data
 
 
 async def iter_rows(
@@ -161,22 +268,58 @@ def _as_row(position: int, item: object) -> SourceRow:
 
 def read_jsonl(stream: IO[str]) -> Iterator[SourceRow]:
     """One row per non-blank line of JSON objects in EnKash's wire format."""
-    for number, line in enumerate(stream, start=1):
+    for number, line in _lines(stream):
+        if line is None:
+            yield SourceRow(number, None, (_TOO_LONG,))
+            continue
         if not line.strip():
             continue
         if not _is_text(line):
             yield SourceRow(number, None, (_NOT_UTF8,))
             continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield SourceRow(number, None, (f"not valid JSON ({exc.msg} at column {exc.colno})",))
+        data, problem = _parse_json(line)
+        if problem is not None:
+            yield SourceRow(number, None, (problem,), ref=_ref_in(line))
             continue
         if not isinstance(data, dict):
             problem = f"must be a JSON object, got {type(data).__name__}"
             yield SourceRow(number, None, (problem,))
             continue
         yield _build(number, data, dotted=False)
+
+
+_TOO_DEEP = "is nested too deeply to read"
+_REF_TEXT = re.compile(r'"uniqueRefNo"\s*:\s*"([^"\\]{1,100})"')
+
+
+def _ref_in(line: str) -> str | None:
+    """The uniqueRefNo a line that is not JSON seems to hold (only if it names one), so
+    its rejection can say which customer it was."""
+    found = _REF_TEXT.findall(line)
+    return found[0] if len(set(found)) == 1 else None
+
+
+def _whole_number(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_NUMBER_DIGITS:
+        raise _NumberTooLong
+    return int(text)
+
+
+class _NumberTooLong(ValueError):
+    pass
+
+
+def _parse_json(text: str) -> tuple[Any, str | None]:
+    """``(value, None)``, or ``(None, problem)`` for text that is not JSON, is nested too
+    deeply, or holds a number too long to read."""
+    try:
+        return json.loads(text, parse_int=_whole_number), None
+    except json.JSONDecodeError as exc:
+        return None, f"not valid JSON ({exc.msg} at column {exc.colno})"
+    except RecursionError:
+        return None, _TOO_DEEP
+    except ValueError:  # ours, or the interpreter's own digit limit
+        return None, f"holds a number of more than {MAX_NUMBER_DIGITS} digits"
 
 
 # --------------------------------------------------------------------------- CSV
@@ -217,21 +360,27 @@ def _records(stream: IO[str], width: list[int]) -> Iterator[tuple[int, list[str]
     A record spanning lines (a quoted cell holding a line break) that does not come out
     ``width[0]`` cells wide is taken for a quote left open, not a cell.
     """
-    numbered: Iterator[tuple[int, str]] = enumerate(stream, start=1)
-    pushed: deque[tuple[int, str]] = deque()
+    numbered = _lines(stream)
+    pushed: deque[tuple[int, str | None]] = deque()
 
-    def take() -> tuple[int, str] | None:
+    def take() -> tuple[int, str | None] | None:
         return pushed.popleft() if pushed else next(numbered, None)
 
     while (first := take()) is not None:
         start, text = first
+        if text is None:
+            yield start, _TOO_LONG
+            continue
         if not text.strip():
             continue
-        taken = [first]
+        taken: list[tuple[int, str | None]] = [first]
         # An odd number of quotes so far: a quoted cell goes on to the next line.
         while text.count('"') % 2 and len(taken) < _MAX_RECORD_LINES:
             following = take()
             if following is None:
+                break
+            if following[1] is None or len(text) + len(following[1]) > MAX_LINE_CHARS:
+                pushed.appendleft(following)  # not part of this record: read on its own
                 break
             taken.append(following)
             text += following[1]
@@ -279,34 +428,53 @@ def _nest(flat: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
 
 def _place(result: dict[str, Any], path: str, text: str) -> None:
     """Put the cell ``text`` of the column ``path`` into ``result``; raises ValueError."""
-    parts = path.split(".")
+    parts = path.split(".", MAX_COLUMN_PARTS)
+    if len(parts) > MAX_COLUMN_PARTS:
+        count = path.count(".") + 1
+        raise ValueError(
+            f"column {_column(path)}: {count} dotted parts, more than {MAX_COLUMN_PARTS}"
+        )
+    name = _column(path)
     target: Any = result
     for part, following in itertools.pairwise(parts):
-        kind: type[Any] = list if following.isdigit() else dict
+        kind: type[Any] = list if _is_index(following) else dict
         if isinstance(target, list):
-            if not part.isdigit():
-                raise ValueError(f"column {path!r}: {part!r} is not a list index")
-            index = int(part)
-            if index > _MAX_INDEX:
-                raise ValueError(f"column {path!r}: list index {index} is too large")
+            index = _index(name, part)
             while len(target) <= index:
                 target.append(kind())
             target = target[index]
         else:
             target = target.setdefault(part, kind())
         if not isinstance(target, kind):
-            raise ValueError(f"column {path!r} clashes with another column")
+            raise ValueError(f"column {name} clashes with another column")
     leaf = parts[-1]
     if isinstance(target, list):
-        if not leaf.isdigit() or int(leaf) > _MAX_INDEX:
-            raise ValueError(f"column {path!r}: {leaf!r} is not a list index")
-        while len(target) <= int(leaf):
+        index = _index(name, leaf)
+        while len(target) <= index:
             target.append(None)
-        target[int(leaf)] = text
+        target[index] = text
         return
     if isinstance(target.get(leaf), (dict, list)):
-        raise ValueError(f"column {path!r} clashes with another column")
+        raise ValueError(f"column {name} clashes with another column")
     target[leaf] = _cell(path, leaf, text)
+
+
+def _is_index(part: str) -> bool:
+    return part.isascii() and part.isdigit()
+
+
+def _index(name: str, part: str) -> int:
+    """The list index ``part`` of the column ``name``; raises ValueError."""
+    if not _is_index(part):
+        raise ValueError(f"column {name}: {excerpt(part, 20)!r} is not a list index")
+    if len(part) > len(str(_MAX_INDEX)) or int(part) > _MAX_INDEX:
+        raise ValueError(f"column {name}: list index {excerpt(part, 20)} is too large")
+    return int(part)
+
+
+def _column(path: str) -> str:
+    """A column's name as a problem quotes it: short."""
+    return repr(excerpt(path, 60))
 
 
 def _drop_gaps(value: Any) -> Any:
@@ -325,12 +493,14 @@ def _cell(path: str, field: str, text: str) -> Any:
             return True
         if lowered in ("false", "no", "0"):
             return False
-        raise ValueError(f"{path}: must be true or false, got {text!r}")
+        raise ValueError(f"{path}: must be true or false, got {excerpt(text, 40)!r}")
     if field in _INTEGER_FIELDS:
         try:
+            if len(text.strip().lstrip("+-")) > MAX_NUMBER_DIGITS:
+                raise ValueError("too long")
             return int(text)
         except ValueError:
-            raise ValueError(f"{path}: must be a whole number, got {text!r}") from None
+            raise ValueError(f"{path}: must be a whole number, got {excerpt(text, 40)!r}") from None
     return text
 
 
@@ -345,16 +515,20 @@ def _build(
     bad_cells = bad_cells or {}
     ignored = _drop_read_only(data)
     problems = list(bad_cells.values())
+    ref = data.get("uniqueRefNo")
+    ref = excerpt(ref, 100) if isinstance(ref, str) and ref.strip() else None
     try:
         customer = CustomerCreate.from_dict(data)
+    except RecursionError:  # a value nested deeper than the checks can walk
+        return SourceRow(line, None, (_TOO_DEEP,), ignored, ref)
     except ValidationError as exc:
         for error in exc.errors:
             path = wire_path(error.path, dotted=dotted)
             if path not in bad_cells:
                 problems.append(f"{path}: {error.message}")
-        return SourceRow(line, None, tuple(problems), ignored)
+        return SourceRow(line, None, tuple(problems), ignored, ref)
     if problems:  # a bad cell of an optional field
-        return SourceRow(line, None, tuple(problems), ignored)
+        return SourceRow(line, None, tuple(problems), ignored, ref)
     return SourceRow(line, customer, (), ignored)
 
 

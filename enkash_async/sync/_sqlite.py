@@ -6,21 +6,37 @@ a worker thread so a disk that stalls never stalls the event loop. Intents are
 committed with a full sync before ``mark_intended`` returns (a create is sent only
 after its intent is on disk); completions are buffered and committed in batches,
 because a completion lost to a crash costs one lookup on the rerun, never a duplicate.
+
+Several processes may share one file: each store is an intent owner (``owners`` table,
+a lease in wall-clock seconds renewed in the background), and :meth:`claim` decides in
+one ``BEGIN IMMEDIATE`` transaction, so two processes never both hold one ref.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sqlite3
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from enkash_async.sync._checkpoint import CheckpointError, RefState, SyncTarget
+from enkash_async.sync._checkpoint import (
+    LEASE_SECONDS,
+    CheckpointError,
+    Claim,
+    RefState,
+    SyncTarget,
+    owner_id,
+    unknown_state,
+)
 
 __all__ = ["SqliteCheckpoint"]
 
 T = TypeVar("T")
+logger = logging.getLogger("enkash_async.sync")
 
 # Completions buffered before a commit; a crash loses at most these (each costs a lookup).
 _DONE_BATCH = 256
@@ -35,8 +51,16 @@ CREATE TABLE IF NOT EXISTS refs (
     state TEXT NOT NULL,
     customer_id TEXT,
     PRIMARY KEY (target, run, ref)
-) WITHOUT ROWID
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS owners (
+    target TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    lease_until REAL NOT NULL,
+    PRIMARY KEY (target, owner)
+) WITHOUT ROWID;
 """
+# Columns added after the first release, each ALTERed in when an older file lacks it.
+_ADDED_COLUMNS = {"owner": "TEXT"}
 
 
 class SqliteCheckpoint:
@@ -47,19 +71,36 @@ class SqliteCheckpoint:
     ``CheckpointError`` when the file cannot be opened, read or written.
     """
 
-    def __init__(self, path: str | Path, target: SyncTarget, run: str = "default") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        target: SyncTarget,
+        run: str = "default",
+        *,
+        lease: float = LEASE_SECONDS,
+    ) -> None:
         self.path = str(path)
         self.target = target
         self.run = run
+        #: This store's name as an intent owner, and the seconds its intents outlive it.
+        self.owner = owner_id(run)
+        self.lease = lease
         self._pending: dict[str, str | None] = {}
         self._lock = asyncio.Lock()
+        self._renewer: asyncio.Task[None] | None = None
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             if self.path != ":memory:":
                 self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=10000")
-            self._db.execute(_SCHEMA)
+            self._db.executescript(_SCHEMA)
+            with self._db:  # one process adds a missing column; the others then see it
+                self._db.execute("BEGIN IMMEDIATE")
+                columns = {row[1] for row in self._db.execute("PRAGMA table_info(refs)")}
+                for name, kind in _ADDED_COLUMNS.items():
+                    if name not in columns:
+                        self._db.execute(f"ALTER TABLE refs ADD COLUMN {name} {kind}")
         except sqlite3.Error as exc:
             raise CheckpointError(
                 f"cannot open the checkpoint {self.path}: {exc}", store=self.path
@@ -76,8 +117,19 @@ class SqliteCheckpoint:
                 found[ref] = RefState.DONE
         return found
 
+    async def claim(self, refs: Sequence[str]) -> Mapping[str, Claim]:
+        """Take the intent of each of ``refs`` no live owner holds, committed to disk
+        before it returns; what became of each ref."""
+        self._start_renewing()
+        claims = await self._call(self._claim, list(dict.fromkeys(refs)), self._take_pending())
+        for ref in refs:  # a completion this store buffered is newer than the file
+            if ref in self._pending:
+                claims[ref] = Claim.DONE
+        return claims
+
     async def mark_intended(self, refs: Sequence[str]) -> None:
-        """Record ``refs`` as intended (a done ref stays done), committed to disk."""
+        """Record ``refs`` as intended by this store (a done ref stays done), committed."""
+        self._start_renewing()
         await self._call(self._intend, list(refs), self._take_pending())
 
     async def mark_done(self, ref: str, customer_id: str | None) -> None:
@@ -97,11 +149,30 @@ class SqliteCheckpoint:
         return await self._call(self._ids, list(refs))
 
     async def aclose(self) -> None:
-        """Commit what is buffered and close the file."""
+        """Commit what is buffered, give up this store's intents and close the file."""
+        renewer, self._renewer = self._renewer, None
+        if renewer is not None:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
         try:
             await self.flush()
+            await self._call(self._release)
         finally:
             self._db.close()
+
+    def _start_renewing(self) -> None:
+        if self._renewer is None:
+            self._renewer = asyncio.ensure_future(self._renew_forever())
+
+    async def _renew_forever(self) -> None:
+        """Renew this owner's lease every third of it, while the store is open."""
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                await self._call(self._renew)
+            except CheckpointError as exc:  # the next try may work; two are left
+                logger.warning("%s; renewing the intents' lease later", exc)
 
     # The blocking half, run in a worker thread one call at a time.
 
@@ -121,17 +192,98 @@ class SqliteCheckpoint:
     def _key(self) -> tuple[str, str]:
         return self.target.key, self.run
 
-    def _states(self, refs: list[str]) -> dict[str, RefState]:
-        found: dict[str, RefState] = {}
+    def _state(self, ref: str, state: str) -> RefState:
+        try:
+            return RefState(state)
+        except ValueError:
+            raise unknown_state(ref, state, store=self.path) from None
+
+    def _rows(self, refs: list[str]) -> dict[str, tuple[str, str | None]]:
+        """(state, owner) of each of ``refs`` the file has."""
+        found: dict[str, tuple[str, str | None]] = {}
         for start in range(0, len(refs), _QUERY_CHUNK):
             chunk = refs[start : start + _QUERY_CHUNK]
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
-                f"SELECT ref, state FROM refs WHERE target=? AND run=? AND ref IN ({marks})",
+                f"SELECT ref, state, owner FROM refs WHERE target=? AND run=? AND ref IN ({marks})",
                 (*self._key(), *chunk),
             )
-            found.update((ref, RefState(state)) for ref, state in rows)
+            found.update((ref, (state, owner)) for ref, state, owner in rows)
         return found
+
+    def _states(self, refs: list[str]) -> dict[str, RefState]:
+        return {ref: self._state(ref, state) for ref, (state, _) in self._rows(refs).items()}
+
+    def _lease_now(self) -> float:
+        """Renew this owner's lease (inside a transaction); the time now."""
+        now = time.time()
+        self._db.execute(
+            "INSERT INTO owners (target, owner, lease_until) VALUES (?, ?, ?) "
+            "ON CONFLICT DO UPDATE SET lease_until=excluded.lease_until",
+            (self.target.key, self.owner, now + self.lease),
+        )
+        return now
+
+    def _claim(self, refs: list[str], done: dict[str, str | None]) -> dict[str, Claim]:
+        target, run = self._key()
+        claims: dict[str, Claim] = {}
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")  # one writer decides, the others wait
+            self._write_done(done)
+            now = self._lease_now()
+            live = {
+                owner
+                for (owner,) in self._db.execute(
+                    "SELECT owner FROM owners WHERE target=? AND lease_until > ?", (target, now)
+                )
+            }
+            rows = self._rows(refs)
+            take: list[str] = []
+            for ref in refs:
+                row = rows.get(ref)
+                if row is None:
+                    claims[ref] = Claim.NEW
+                    take.append(ref)
+                    continue
+                state, owner = self._state(ref, row[0]), row[1]
+                if state is RefState.DONE:
+                    claims[ref] = Claim.DONE
+                elif owner != self.owner and owner in live:
+                    claims[ref] = Claim.HELD
+                else:  # ours from an earlier pass, or a dead owner's: it may have been sent
+                    claims[ref] = Claim.RECLAIMED
+                    take.append(ref)
+            self._db.executemany(
+                "INSERT INTO refs (target, run, ref, state, owner) VALUES (?, ?, ?, 'intended', ?) "
+                "ON CONFLICT DO UPDATE SET owner=excluded.owner",
+                [(target, run, ref, self.owner) for ref in take],
+            )
+        return claims
+
+    def _renew(self) -> None:
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._lease_now()
+            # Owners dead for a day: nothing of theirs is live; keep the table small.
+            self._db.execute(
+                "DELETE FROM owners WHERE target=? AND lease_until < ?",
+                (self.target.key, time.time() - 86400),
+            )
+
+    def _release(self) -> None:
+        with self._db:
+            self._db.execute(
+                "DELETE FROM owners WHERE target=? AND owner=?", (self.target.key, self.owner)
+            )
+
+    def _write_done(self, done: dict[str, str | None]) -> None:
+        target, run = self._key()
+        self._db.executemany(
+            "INSERT INTO refs (target, run, ref, state, customer_id) "
+            "VALUES (?, ?, ?, 'done', ?) ON CONFLICT DO UPDATE SET state='done', "
+            "customer_id=excluded.customer_id",
+            [(target, run, ref, customer_id) for ref, customer_id in done.items()],
+        )
 
     def _ids(self, refs: list[str]) -> dict[str, str | None]:
         found: dict[str, str | None] = {}
@@ -150,14 +302,10 @@ class SqliteCheckpoint:
         target, run = self._key()
         with self._db:  # one transaction: BEGIN ... COMMIT
             self._db.execute("BEGIN IMMEDIATE")
+            self._lease_now()
             self._db.executemany(
-                "INSERT INTO refs (target, run, ref, state) VALUES (?, ?, ?, 'intended') "
+                "INSERT INTO refs (target, run, ref, state, owner) VALUES (?, ?, ?, 'intended', ?) "
                 "ON CONFLICT DO NOTHING",
-                [(target, run, ref) for ref in refs],
+                [(target, run, ref, self.owner) for ref in refs],
             )
-            self._db.executemany(
-                "INSERT INTO refs (target, run, ref, state, customer_id) "
-                "VALUES (?, ?, ?, 'done', ?) ON CONFLICT DO UPDATE SET state='done', "
-                "customer_id=excluded.customer_id",
-                [(target, run, ref, customer_id) for ref, customer_id in done.items()],
-            )
+            self._write_done(done)

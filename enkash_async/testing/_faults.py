@@ -35,8 +35,20 @@ __all__ = [
 ]
 
 #: The routes faults can target: ``POST /oauth/token``, ``/api/v0/customer``, ``.../search``.
-Route = Literal["token", "create", "search"]
-ROUTES: Final[tuple[Route, ...]] = ("token", "create", "search")
+Route = Literal["token", "create", "search", "update", "activate", "deactivate", "delete"]
+#: The routes that change what EnKash holds (an after-commit fault applies the change first).
+WRITE_ROUTES: Final[frozenset[Route]] = frozenset(
+    ("create", "update", "activate", "deactivate", "delete")
+)
+ROUTES: Final[tuple[Route, ...]] = (
+    "token",
+    "create",
+    "search",
+    "update",
+    "activate",
+    "deactivate",
+    "delete",
+)
 
 FaultKind = Literal[
     "status",
@@ -173,7 +185,7 @@ class Fault:
         delay: float = 0.0,
         retry_after: RetryAfter | None = None,
     ) -> Fault:
-        """For ``create``: store the customer, then answer with a fault (the ambiguous case).
+        """For a writing route: apply the change, then answer with a fault (the ambiguous case).
 
         Exactly one of ``status`` (an error envelope, or an HTML page with ``html=True``),
         ``disconnect`` or ``truncated``; or only ``delay``, which stores, waits, then
@@ -246,8 +258,10 @@ def make_injection(
     unknown = chosen - set(ROUTES)
     if unknown or not chosen:
         raise ValueError(f"routes must be among {ROUTES}; got {sorted(chosen)}")
-    if fault.kind == "after_commit" and chosen != {"create"}:
-        raise ValueError("after_commit faults only apply to the create route")
+    if fault.kind == "after_commit" and not chosen <= WRITE_ROUTES:
+        raise ValueError(
+            f"after_commit faults apply to the routes that write: {sorted(WRITE_ROUTES)}"
+        )
     if rate is not None and not 0.0 <= rate <= 1.0:
         raise ValueError(f"rate must be in [0, 1]; got {rate!r}")
     if times is not None and times < 1:

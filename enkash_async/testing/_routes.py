@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import time
 from collections import Counter
@@ -20,14 +21,28 @@ from aiohttp import web
 from enkash_async.auth import PasswordCredentials
 
 from ._data import API_USER, BANKS, IdFactory, iso_utc
-from ._envelope import SUCCESS_MESSAGE, success_body
+from ._envelope import SUCCESS_MESSAGE, SubError, success_body
 from ._faults import Route
 from ._reply import BadBody, Reply, bad_body, error, invalid, json_body
 from ._stats import ServerStats
 from ._store import Record, Store
-from ._validate import validate_create, validate_filter, validate_paging
+from ._validate import validate_create, validate_filter, validate_paging, validate_update
 
-__all__ = ["RouteHandlers", "TokenStyle", "basic_credentials"]
+__all__ = [
+    "ACTIVATE_ROUTE",
+    "CUSTOMER_ROUTE",
+    "DEACTIVATE_ROUTE",
+    "RouteHandlers",
+    "TokenStyle",
+    "basic_credentials",
+]
+
+# The customer lifecycle's paths (EnKash's fact sheet); deactivate's is inferred from activate's.
+CUSTOMER_ROUTE: Final = "/api/v0/customer/{customerId}"
+ACTIVATE_ROUTE: Final = "/api/v0/customer/activate/{customerId}"
+DEACTIVATE_ROUTE: Final = "/api/v0/customer/deactivate/{customerId}"
+_CUSTOMER_ID: Final = re.compile(r"KC[A-Z0-9]{14}")
+_PARENT_COMPANY_ID: Final = re.compile(r"CEK[A-Z0-9]{7}")
 
 TokenStyle = Literal["old", "new"]
 
@@ -75,7 +90,9 @@ class RouteHandlers:
                 return await self._login(request, commit=commit)
             if route == "create":
                 return await self._create(request, commit=commit)
-            return await self._search(request)
+            if route == "search":
+                return await self._search(request)
+            return await self._change(route, request, commit=commit)
         except BadBody as exc:
             return bad_body(str(exc))
 
@@ -249,3 +266,77 @@ class RouteHandlers:
         data = b",".join([record.body for record in page])
         count = f'],"recordsCount":{total}}}'.encode()
         return Reply(200, b"".join((_PAGE_HEAD, data, count, _PAGE_TAIL)))
+
+    # ---- PATCH, PUT activate/deactivate, DELETE /api/v0/customer/{customerId} -----------
+
+    async def _change(self, route: Route, request: web.Request, *, commit: bool) -> Reply:
+        customer_id = request.match_info["customerId"]
+        problems = []
+        if not _CUSTOMER_ID.fullmatch(customer_id):
+            problems.append(SubError("customerId", customer_id, "must match ^KC[A-Z0-9]{14}$"))
+        parent = request.query.get("parentCompanyId")
+        if parent is not None and not _PARENT_COMPANY_ID.fullmatch(parent):
+            problems.append(SubError("parentCompanyId", parent, "must match ^CEK[A-Z0-9]{7}$"))
+        body: Any = None
+        if route == "update":
+            body = await json_body(request)
+            if body is None:
+                return bad_body("Required request body is missing")
+            if not isinstance(body, dict):
+                return bad_body("The request body must be a JSON object")
+            problems.extend(validate_update(body, strict=self._strict))
+            if body.get("customerId") not in (None, customer_id):
+                problems.append(
+                    SubError("customerId", body["customerId"], "must equal the path's customerId")
+                )
+        if problems:
+            return invalid(problems)
+        record = self._store.by_customer_id(customer_id)
+        if record is None:
+            return error(404, "RECORD_NOT_FOUND", f"Customer not found: {customer_id}")
+        if route == "update":
+            ref = body.get("uniqueRefNo")
+            others = [r for r in self._store.by_unique_ref(ref) if r is not record] if ref else []
+            if others:  # [inferred] EnKash's answer to a clash is not documented
+                return invalid([SubError("uniqueRefNo", ref, "is used by another customer")])
+            wire = self._patched(record.wire, body)
+        elif route == "delete":
+            if commit:
+                self._store.remove(record)
+            return Reply(200, success_body("Customer deleted successfully"))
+        else:
+            wire = {**record.wire, "active": route == "activate"}
+        if commit:
+            wire["modifiedOn"] = iso_utc(time.time())
+            self._store.replace(record, wire)
+        return Reply(200, success_body(wire if route == "update" else None))
+
+    def _patched(self, wire: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, Any]:
+        """``wire`` with a PATCH applied: an absent key keeps, null clears, a value sets;
+        key contacts and reminders replace the stored lists (made as a create makes them)."""
+        patched = dict(wire)
+        made = self._new_customer(
+            {
+                "legalName": body.get("legalName") or wire["legalName"],
+                "customerKeyContacts": body.get("customerKeyContacts") or [],
+                "customerReminders": body.get("customerReminders") or [],
+            }
+        )
+        for name, value in body.items():
+            if name == "customerId":
+                continue
+            if name in ("customerKeyContacts", "customerReminders"):
+                lists = [dict(item, customerId=wire["customerId"]) for item in made[name]]
+                patched[name] = lists if value is not None else []
+            elif name == "branchCodes":
+                patched[name] = list(value) if value is not None else []
+            else:
+                patched[name] = value
+        if "customerKeyContacts" in body:
+            emails = [
+                c["email"]
+                for c in patched["customerKeyContacts"]
+                if c["deleted"] == "false" and c["email"]
+            ]
+            patched["contactEmail"] = emails[0] if emails else None
+        return patched

@@ -30,7 +30,7 @@ from enkash_async.auth import PasswordCredentials
 from ._data import IdFactory, synthesize
 from ._faults import ROUTES, Fault, Injection, Route, make_injection, shape
 from ._reply import REQUEST_ID, Reply, error, respond, token_invalid
-from ._routes import RouteHandlers, TokenStyle
+from ._routes import ACTIVATE_ROUTE, CUSTOMER_ROUTE, DEACTIVATE_ROUTE, RouteHandlers, TokenStyle
 from ._stats import ServerStats
 from ._store import Record, Store
 from ._validate import DEFAULT_LIMIT
@@ -146,6 +146,10 @@ class FakeEnkash(RouteHandlers):
         self._app.router.add_post("/oauth/token", self._serve, name="token")
         self._app.router.add_post("/api/v0/customer", self._serve, name="create")
         self._app.router.add_post("/api/v0/customer/search", self._serve, name="search")
+        self._app.router.add_put(ACTIVATE_ROUTE, self._serve, name="activate")
+        self._app.router.add_put(DEACTIVATE_ROUTE, self._serve, name="deactivate")
+        self._app.router.add_patch(CUSTOMER_ROUTE, self._serve, name="update")
+        self._app.router.add_delete(CUSTOMER_ROUTE, self._serve, name="delete")
         self._app.router.add_get("/_fake/stats", self._stats_page, name="fake_stats")
         self._runner: web.AppRunner | None = None
         self._closed = False

@@ -187,6 +187,36 @@ class Store:
         self._orders.clear()
         self._results.clear()
 
+    def replace(self, record: Record, wire: dict[str, Any]) -> None:
+        """Store ``wire`` in ``record``'s place (same ``id`` and ``customerId``)."""
+        index = self._records.index(record)
+        new = Record(wire)
+        self._records[index] = new
+        self._by_customer_id[wire["customerId"]] = new
+        self._unindex_ref(record)
+        if wire.get("uniqueRefNo") is not None:
+            self._by_ref.setdefault(wire["uniqueRefNo"], []).append(new)
+        self._orders.clear()
+        self._results.clear()
+
+    def remove(self, record: Record) -> None:
+        """Forget ``record``: it is no longer found by id, reference or search."""
+        self._records.remove(record)
+        self._by_customer_id.pop(record.wire["customerId"], None)
+        self._unindex_ref(record)
+        self._orders.clear()
+        self._results.clear()
+
+    def _unindex_ref(self, record: Record) -> None:
+        ref = record.wire.get("uniqueRefNo")
+        if ref is None:
+            return
+        same = self._by_ref.get(ref, [])
+        if record in same:
+            same.remove(record)
+            if not same:
+                del self._by_ref[ref]
+
     def by_unique_ref(self, unique_ref_no: str) -> list[Record]:
         """Every record with this ``uniqueRefNo`` (EnKash does not keep them unique)."""
         return list(self._by_ref.get(unique_ref_no, ()))

@@ -29,6 +29,7 @@ __all__ = [
     "validate_create",
     "validate_filter",
     "validate_paging",
+    "validate_update",
 ]
 
 Kind = Literal["string", "boolean", "int32", "number", "array", "enum", "time", "datetime"]
@@ -183,7 +184,8 @@ def _check_object(
             continue
         problem = _type_problem(spec, value)
         if problem is None and isinstance(value, str):
-            if spec.required and not value.strip():
+            # A required field with a pattern says itself whether blank is allowed (mobile: ^$|...).
+            if spec.required and spec.rule is None and not value.strip():
                 problem = "must not be blank"
             elif spec.rule is not None:
                 problem = spec.rule(value)
@@ -224,6 +226,46 @@ def validate_create(body: Mapping[str, Any], *, strict: bool = True) -> list[Sub
     would otherwise vanish silently, as it does with Jackson's usual setting).
     """
     return _check_object(body, _CUSTOMER, "", strict)
+
+
+# The PATCH page's fields (updateCustomer): every one JsonNullable and optional.
+_UPDATE: Final[dict[str, _Field]] = {
+    **{
+        name: attrs.evolve(_CUSTOMER[name], required=False)
+        for name in (
+            "accountNumber",
+            "address",
+            "contactNumber",
+            "customerKeyContacts",
+            "customerReminders",
+            "ifsc",
+            "legalName",
+            "panOrGstin",
+            "pinCode",
+            "state",
+            "uniqueRefNo",
+        )
+    },
+    "assignedAgent": _Field("string"),
+    "branchCodes": _Field("array"),
+    "customerId": _Field("string"),
+}
+# What a customer must keep: a PATCH may leave these out, never clear them [inferred].
+_NOT_CLEARABLE: Final = ("legalName", "customerKeyContacts")
+
+
+def validate_update(body: Mapping[str, Any], *, strict: bool = True) -> list[SubError]:
+    """Every rule a PATCH body breaks: create's rules for the fields it sets, and no
+    ``null`` (or blank name) for a field a customer must have."""
+    problems = [
+        SubError(name, None, "must not be null")
+        for name in _NOT_CLEARABLE
+        if name in body and body[name] is None
+    ]
+    name = body.get("legalName")
+    if isinstance(name, str) and not name.strip():
+        problems.append(SubError("legalName", name, "must not be blank"))
+    return problems + _check_object(body, _UPDATE, "", strict)
 
 
 def validate_filter(body: Mapping[str, Any], *, strict: bool = True) -> list[SubError]:

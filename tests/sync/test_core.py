@@ -287,7 +287,7 @@ async def test_a_checkpoint_that_cannot_record_intent_stops_the_sync_before_any_
     async def broken(refs: Sequence[str]) -> None:
         raise CheckpointError("disk I/O error", store=checkpoint.path)
 
-    monkeypatch.setattr(checkpoint, "mark_intended", broken)
+    monkeypatch.setattr(checkpoint, "claim", broken)
 
     with pytest.raises(CheckpointError):
         await sync_rows([customer(1)], client=client, checkpoint=checkpoint)
@@ -432,13 +432,13 @@ async def test_a_ref_whose_first_row_finishes_while_the_next_batch_is_checked_is
 
     monkeypatch.setattr(core, "_BATCH", 2)
     server.inject(Fault.latency(0.05), route="create")
-    checked = checkpoint.states
+    checked = checkpoint.claim
 
-    async def slow_states(refs: Sequence[str]) -> Any:
+    async def slow_claim(refs: Sequence[str]) -> Any:
         await asyncio.sleep(0.3)  # the first row's create lands meanwhile
         return await checked(refs)
 
-    monkeypatch.setattr(checkpoint, "states", slow_states)
+    monkeypatch.setattr(checkpoint, "claim", slow_claim)
     rows = [customer(1), customer(2), customer(1), customer(3)]
 
     summary = await sync_rows(rows, client=client, checkpoint=checkpoint)

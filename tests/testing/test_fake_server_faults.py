@@ -272,7 +272,7 @@ async def test_rate_with_times_stops_after_n_firings(api: Api) -> None:
 @pytest.mark.parametrize(
     ("call", "error"),
     [
-        (lambda s: s.inject(Fault.status(500), route="delete"), "routes"),
+        (lambda s: s.inject(Fault.status(500), route="purge"), "routes"),
         (lambda s: s.inject(Fault.status(500), rate=1.5), "rate"),
         (lambda s: s.inject(Fault.status(500), times=0), "times"),
         (lambda s: s.inject(Fault.after_commit(status=500), route="search"), "create"),

@@ -15,6 +15,18 @@ The public names are also exported by :mod:`enkash_async.sync` (loaded on first 
 
 from enkash_async.sync.redis._budget import RedisLimiter
 from enkash_async.sync.redis._checkpoint import RedisCheckpoint
-from enkash_async.sync.redis._connection import BudgetUnavailableError, SyncStoreError
+from enkash_async.sync.redis._connection import (
+    BudgetUnavailableError,
+    EvictionPolicyError,
+    StateLostError,
+    SyncStoreError,
+)
 
-__all__ = ["BudgetUnavailableError", "RedisCheckpoint", "RedisLimiter", "SyncStoreError"]
+__all__ = [
+    "BudgetUnavailableError",
+    "EvictionPolicyError",
+    "RedisCheckpoint",
+    "RedisLimiter",
+    "StateLostError",
+    "SyncStoreError",
+]

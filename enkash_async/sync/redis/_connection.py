@@ -20,8 +20,12 @@ from enkash_async.errors import EnkashError
 from enkash_async.sync._checkpoint import SyncTarget
 
 __all__ = [
+    "SAFE_EVICTION",
     "BudgetUnavailableError",
+    "EvictionPolicyError",
+    "StateLostError",
     "SyncStoreError",
+    "check_eviction_policy",
     "connect",
     "redacted",
     "redis_errors",
@@ -60,6 +64,18 @@ class SyncStoreError(EnkashError):
         self.operation = operation
 
 
+class StateLostError(SyncStoreError):
+    """Redis no longer holds a run's or a checkpoint's state (flushed, restarted without
+    persistence, or evicted): nothing more is sent, and nothing is reported complete.
+    Resubmit with ``--lost-state`` (``lost_state=True``): every row not known done is
+    looked up in EnKash before it is created."""
+
+
+class EvictionPolicyError(SyncStoreError):
+    """Redis may evict the sync's keys when full (``maxmemory-policy allkeys-*``): it is
+    refused before anything is stored or sent; the message says which policies are safe."""
+
+
 class BudgetUnavailableError(SyncStoreError):
     """The shared request budget in Redis could not be consulted: the request was not sent."""
 
@@ -78,6 +94,32 @@ async def redis_errors(
             url=where,
             operation=operation,
         ) from exc
+
+
+#: Eviction policies under which Redis never drops a key without a TTL (the sync's
+#: checkpoint, rows and outcomes have none).
+SAFE_EVICTION: Final = ("noeviction", "volatile-")
+
+
+async def check_eviction_policy(redis: aioredis.Redis, url: str) -> str:
+    """Redis's ``maxmemory-policy``; raises ``SyncStoreError`` when that policy may evict
+    the sync's keys (``allkeys-*``), since rows would then be lost or created twice."""
+    async with redis_errors(url, "reading Redis's eviction policy"):
+        info = await redis.info("memory")
+    policy = str(info.get("maxmemory_policy", "")).lower()
+    if not policy or policy.startswith(SAFE_EVICTION):
+        return policy
+    where = redacted(url)
+    limit = info.get("maxmemory_human") or info.get("maxmemory") or "?"
+    raise EvictionPolicyError(
+        f"Redis at {where} evicts any key when it is full (maxmemory-policy {policy}, "
+        f"maxmemory {limit}): it could drop the sync's checkpoint, rows or outcomes, and "
+        "rows would be lost or created twice. Give the sync a Redis with maxmemory-policy "
+        "noeviction (or a volatile-* policy: the sync's own keys carry no TTL), e.g. "
+        "`CONFIG SET maxmemory-policy noeviction`",
+        url=where,
+        operation="checking the eviction policy",
+    )
 
 
 def connect(url: str, *, max_connections: int = 128) -> aioredis.Redis:

@@ -2,7 +2,8 @@
 
 Keys of run ``R`` (``enkash:run:R:...``): ``meta`` (a hash: target, checkpoint name,
 rows, chunks, file, ``ready`` once every row is stored), ``rows:N`` (a list of the
-chunk's rows as JSON, deleted when the chunk is done), ``out:N`` (a hash: file line to
+chunk's rows as JSON, deleted when the chunk is done), ``sizes`` (a hash: chunk to its
+rows, so a worker tells a chunk Redis lost rows of), ``out:N`` (a hash: file line to
 outcome; ``out:rejects`` for rows refused at submit), ``counts`` (a hash: outcome to
 rows) and ``done`` (a set of the chunks finished). Outcomes and counts change together
 in one Lua script, so the counts always equal the stored outcomes, and a chunk redone
@@ -79,9 +80,20 @@ class RunStatus:
         return sum(self.counts.get(kind, 0) for kind in OUTCOMES)
 
     @property
+    def known(self) -> bool:
+        """Redis holds the run: submitted, every row stored, not lost since."""
+        return self.meta.get("ready") == "1"
+
+    @property
     def complete(self) -> bool:
-        """Every chunk finished."""
-        return self.chunks_done >= self.chunks
+        """Every chunk finished and every submitted row has a final outcome (a run Redis
+        lost, or whose rows it lost, is never complete)."""
+        return (
+            self.known
+            and self.chunks > 0
+            and self.chunks_done >= self.chunks
+            and self.settled >= self.rows
+        )
 
 
 class RunStore:
@@ -122,6 +134,18 @@ class RunStore:
                 if items:
                     pipe.rpush(self.key(f"rows:{chunk}"), *items)
             await pipe.execute()
+
+    async def write_sizes(self, sizes: Mapping[int, int]) -> None:
+        """Record how many rows each chunk was given."""
+        if sizes:
+            async with redis_errors(self._url, f"writing run {self.run}"):
+                await self._redis.hset(self.key("sizes"), mapping=cast(Any, dict(sizes)))
+
+    async def size(self, chunk: int) -> int | None:
+        """How many rows ``chunk`` was given (None: Redis does not know)."""
+        async with redis_errors(self._url, f"reading run {self.run}"):
+            raw = await self._redis.hget(self.key("sizes"), str(chunk))
+        return None if raw is None else int(raw)
 
     async def write_meta(self, meta: Mapping[str, str | int]) -> None:
         """Set fields of the meta hash."""

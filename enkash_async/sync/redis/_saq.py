@@ -39,19 +39,30 @@ from saq import Job, Worker
 from saq.queue.redis import RedisQueue
 from saq.types import PartialTimersDict
 
-from enkash_async import CustomerCreate, EnkashClient, EnkashError
+from enkash_async import (
+    CustomerCreate,
+    EnkashClient,
+    EnkashError,
+    LoginError,
+    PasswordCredentials,
+)
 from enkash_async.sync._checkpoint import SyncTarget
 from enkash_async.sync._core import SyncOutcome, _rejected_ref, sync_rows
 from enkash_async.sync._sources import SourceRow, count_rows, read_file
 from enkash_async.sync.redis._budget import RedisLimiter
-from enkash_async.sync.redis._checkpoint import RedisCheckpoint
+from enkash_async.sync.redis._checkpoint import RedisCheckpoint, checkpoint_epoch
 from enkash_async.sync.redis._connection import (
     REDIS_TIMEOUT,
+    EvictionPolicyError,
+    StateLostError,
     SyncStoreError,
+    check_eviction_policy,
     connect,
+    redacted,
     redis_errors,
     text,
 )
+from enkash_async.sync.redis._logins import LoginGate
 from enkash_async.sync.redis._runs import RunStatus, RunStore, StoredOutcome
 
 __all__ = [
@@ -79,6 +90,8 @@ JOB_FUNCTION: Final = "enkash_sync_chunk"
 _STORE_BATCH: Final = 2000
 # Seconds between flushes of a job's buffered outcomes to Redis.
 _FLUSH_EVERY: Final = 0.1
+# Seconds a stopping worker waits for its chunks under way (then they are redone).
+_SHUTDOWN_GRACE: Final = 5.0
 
 
 def bucket_of(ref: str, chunks: int) -> int:
@@ -191,16 +204,19 @@ async def submit(
     redis = connect(url)
     queue = make_queue(url)
     try:
+        await check_eviction_policy(redis, url)
         store = RunStore(redis, url, run)
         meta = await store.meta()
         rejected = 0
         if meta.get("ready") != "1":
             await store.reset()
+            epoch = await checkpoint_epoch(redis, url, target, checkpoint)
             rows, chunks, rejected = await _store_rows(store, path, chunk_rows)
             await store.write_meta(
                 {
                     "target": target.key,
                     "checkpoint": checkpoint,
+                    "checkpoint_epoch": epoch,
                     "file": path,
                     "rows": rows,
                     "chunks": chunks,
@@ -227,6 +243,7 @@ async def _store_rows(store: RunStore, path: str, chunk_rows: int) -> tuple[int,
     """Read ``path`` into its chunks; (rows, chunks, rows rejected unsent)."""
     chunks = max(1, math.ceil(count_rows(path) / chunk_rows))
     pending: dict[int, list[str]] = {}
+    sizes: dict[int, int] = {}
     held = rows = rejected = 0
     refused: list[StoredOutcome] = []
     for row in _read_source(path):
@@ -234,13 +251,15 @@ async def _store_rows(store: RunStore, path: str, chunk_rows: int) -> tuple[int,
         refusal = _rejected_ref(row)  # the core's rule, so both paths reject alike
         if refusal is not None or row.customer is None or not row.customer.unique_ref_no:
             reasons = list(refusal.reasons) if refusal is not None else list(row.problems)
-            details = {"line": row.line, "ref": None, "reasons": reasons}
+            details = {"line": row.line, "ref": row.ref, "reasons": reasons}
             refused.append(StoredOutcome(row.line, "rejected", details))
             rejected += 1
         else:
             ref = row.customer.unique_ref_no
             item = json.dumps({"line": row.line, "row": row.customer.to_dict()})
-            pending.setdefault(bucket_of(ref, chunks), []).append(item)
+            bucket = bucket_of(ref, chunks)
+            pending.setdefault(bucket, []).append(item)
+            sizes[bucket] = sizes.get(bucket, 0) + 1
             held += 1
         if held >= _STORE_BATCH or len(refused) >= _STORE_BATCH:
             await store.store_rows(pending)
@@ -248,6 +267,7 @@ async def _store_rows(store: RunStore, path: str, chunk_rows: int) -> tuple[int,
             pending, refused, held = {}, [], 0
     await store.store_rows(pending)
     await store.record("rejects", refused)
+    await store.write_sizes(sizes)
     return rows, chunks, rejected
 
 
@@ -369,16 +389,30 @@ async def _sync_chunk_rows(
     )
 
 
+# A row found done (by this run's earlier attempt, or by another owner it waited for)
+# keeps the outcome an earlier attempt of the chunk recorded for it.
+_KEEPS_EARLIER: Final = ("checkpoint", "another run")
+
+
 def _stored(outcome: SyncOutcome) -> StoredOutcome:
     kind = outcome.outcome.value
     if kind in ("created", "found"):
-        return StoredOutcome(outcome.line, kind, keep_existing=outcome.detail == "checkpoint")
+        return StoredOutcome(outcome.line, kind, keep_existing=outcome.detail in _KEEPS_EARLIER)
     details: dict[str, Any] = {"line": outcome.line, "ref": outcome.ref}
     if outcome.reasons:
         details["reasons"] = list(outcome.reasons)
     if outcome.error is not None:
         details["error"] = f"{type(outcome.error).__name__}: {outcome.error}"[:500]
     return StoredOutcome(outcome.line, kind, details)
+
+
+def _login_refusal(error: BaseException | None) -> LoginError | None:
+    """The refused login behind a row's failure, if that is what it was."""
+    while error is not None:
+        if isinstance(error, LoginError):
+            return error
+        error = error.__cause__
+    return None
 
 
 class _Chunk:
@@ -391,11 +425,17 @@ class _Chunk:
         self.store_failure: EnkashError | None = None
         self.failed_lines: set[int] = set()
         self.stopped = asyncio.Event()
+        self.login_refusal: LoginError | None = None
 
     def on_outcome(self, outcome: SyncOutcome) -> None:
         if isinstance(outcome.error, SyncStoreError):
             # Redis failed, not the row: the chunk is redone once Redis is back.
             self.store_failure = self.store_failure or outcome.error
+            return
+        refusal = _login_refusal(outcome.error)
+        if refusal is not None:
+            # The login failed, not the row: the chunk is redone with good credentials.
+            self.login_refusal = self.login_refusal or refusal
             return
         if outcome.outcome.value == "failed":
             self.failed_lines.add(outcome.line)
@@ -451,14 +491,46 @@ class _WorkerJob:
         client: EnkashClient,
         target: SyncTarget,
         settings: WorkerSettings,
+        credentials: PasswordCredentials | None = None,
     ) -> None:
         self.url = url
         self.client = client
         self.target = target
         self.settings = settings
         self.redis = connect(url, max_connections=max(128, settings.concurrency * 4))
+        self.gate = LoginGate(self.redis, url, target, credentials)
+        #: Set when EnKash refused the login: the worker stops, and raises ``refusal``.
+        self.halt = asyncio.Event()
+        self.refusal: LoginError | None = None
+        self.active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def idle(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the chunks under way to finish."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+
+    def _stop_for(self, refusal: LoginError) -> LoginError:
+        self.refusal = self.refusal or refusal
+        self.halt.set()
+        return refusal
 
     async def __call__(self, ctx: Any, *, run: str, chunk: int) -> dict[str, int]:
+        self.active += 1
+        self._idle.clear()
+        try:
+            return await self._run(ctx, run=run, chunk=chunk)
+        finally:
+            self.active -= 1
+            if not self.active:
+                self._idle.set()
+
+    async def _run(self, ctx: Any, *, run: str, chunk: int) -> dict[str, int]:
+        try:
+            await self.gate.check()  # another worker's login was refused: send nothing
+        except LoginError as exc:
+            raise self._stop_for(exc) from None
         job: Job = ctx["job"]
         # The submitter set the job's heartbeat; touch it three times per period.
         stopped = asyncio.Event()
@@ -475,9 +547,12 @@ class _WorkerJob:
         store = RunStore(self.redis, self.url, run)
         meta = await store.meta()
         if meta.get("ready") != "1":
-            raise SyncRunError(
-                f"Redis has no run {run!r} (never submitted, or Redis lost its data: "
-                "submit the file again)"
+            raise StateLostError(
+                f"Redis has no run {run!r} although its chunk {chunk} was queued: Redis lost "
+                "its data (flushed, restarted without persistence, or evicted). Resubmit the "
+                "file with --lost-state",
+                url=redacted(self.url),
+                operation=f"reading run {run}",
             )
         if meta["target"] != self.target.key:
             raise SyncRunError(
@@ -490,12 +565,23 @@ class _WorkerJob:
         for item in await store.rows(chunk):
             customer = CustomerCreate.from_dict(item["row"])
             rows.append(SourceRow(int(item["line"]), customer))
+        expected = await store.size(chunk)
+        if expected is None or len(rows) != expected:
+            raise StateLostError(
+                f"chunk {chunk} of run {run!r} has {len(rows)} of its "
+                f"{'unknown number of' if expected is None else expected} rows in Redis: "
+                "Redis lost them (evicted, flushed or deleted). The run cannot complete; "
+                "resubmit the file with --lost-state",
+                url=redacted(self.url),
+                operation=f"reading chunk {chunk} of run {run}",
+            )
         checkpoint = RedisCheckpoint(
             self.redis,
             self.url,
             self.target,
             meta["checkpoint"],
             lost_state=meta.get("lost_state") == "1",
+            epoch=meta.get("checkpoint_epoch") or None,
         )
         work = _Chunk(store, chunk)
         flusher = asyncio.create_task(work.flush_often())
@@ -512,6 +598,10 @@ class _WorkerJob:
                 )
                 if work.store_failure is not None:
                     raise work.store_failure
+                if work.login_refusal is not None:
+                    count = await self.gate.refused(work.login_refusal)
+                    reason = work.login_refusal.api_message or str(work.login_refusal)
+                    raise self._stop_for(self.gate._error(reason, count, earlier=False))
                 if not work.failed_lines or attempt == self.settings.passes:
                     break
                 # Failures are mostly passing (an outage, a lost reply): try those rows again.
@@ -519,9 +609,41 @@ class _WorkerJob:
                 await asyncio.sleep(self.settings.pass_delay)
         finally:
             await _join(flusher, work.stopped)
+            await checkpoint.aclose()
         await work.flush()
         await store.finish_chunk(chunk)
         return {"rows": len(rows), "failed": len(work.failed_lines)}
+
+
+async def wait_for_redis(redis: Any, url: str, *, every: float = 60.0) -> str:
+    """Wait until Redis answers (saying so once, then every ``every`` seconds), then check
+    its eviction policy; the policy. Raises ``EvictionPolicyError`` for an unsafe one."""
+    waited_since: float | None = None
+    said_at = 0.0
+    delay = 0.5
+    while True:
+        try:
+            policy = await check_eviction_policy(redis, url)
+        except EvictionPolicyError:
+            raise
+        except SyncStoreError as exc:
+            now = time.monotonic()
+            if waited_since is None:
+                waited_since = said_at = now
+                logger.warning("waiting for Redis at %s (%s)", redacted(url), exc.__cause__ or exc)
+            elif now - said_at >= every:
+                said_at = now
+                logger.warning(
+                    "still waiting for Redis at %s (%.0f s so far)",
+                    redacted(url),
+                    now - waited_since,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            continue
+        if waited_since is not None:
+            logger.warning("Redis at %s answers again", redacted(url))
+        return policy
 
 
 async def run_worker(
@@ -531,13 +653,27 @@ async def run_worker(
     settings: WorkerSettings | None = None,
     *,
     stop: asyncio.Event | None = None,
+    credentials: PasswordCredentials | None = None,
 ) -> None:
     """Run chunks of every run for ``target`` from the Redis at ``url`` until ``stop`` is
     set (or SIGINT/SIGTERM). ``client`` must use a limiter from :func:`shared_limiter`
-    for the budget to be shared."""
+    for the budget to be shared. With ``credentials`` (the client's password login),
+    the worker logs in first under the lock every worker of the target shares.
+
+    Raises ``EvictionPolicyError`` for a Redis that may evict the sync's keys, and
+    ``LoginError`` when EnKash refused these credentials (this worker's login or any
+    other's): every worker of the target then stops.
+    """
     settings = settings or WorkerSettings()
     queue = make_queue(url, sweep_wait=settings.sweep_wait)
-    job = _WorkerJob(url, client, target, settings)
+    job = _WorkerJob(url, client, target, settings, credentials)
+    try:
+        await wait_for_redis(job.redis, url)
+        await job.gate.first_login(client)
+    except BaseException:
+        await queue.disconnect()
+        await job.redis.aclose()
+        raise
 
     # A plain coroutine function: SAQ runs any other callable in a thread.
     async def enkash_sync_chunk(ctx: Any, *, run: str, chunk: int) -> dict[str, int]:
@@ -563,20 +699,34 @@ async def run_worker(
         _Reviver(queue, job.redis, url).forever(max(3.0, settings.sweep * 3.0))
     )
     await queue.connect()
+    running = asyncio.create_task(worker.start())
     try:
-        if stop is None:
-            await worker.start()
-        else:
-            running = asyncio.create_task(worker.start())
-            await stop.wait()
-            await worker.stop()
-            await running
+        await asyncio.sleep(0)  # start() makes the event its signal handlers set
+        waits = [asyncio.ensure_future(worker.event.wait()), asyncio.ensure_future(job.halt.wait())]
+        if stop is not None:
+            waits.append(asyncio.ensure_future(stop.wait()))
+        try:
+            await asyncio.wait([running, *waits], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        # Let the chunks under way finish, then end SAQ's idle loops ourselves: its own
+        # stop waits for them (they never end) and warns about a grace period.
+        await job.idle(_SHUTDOWN_GRACE)
+        for task in list(worker.tasks):
+            task.cancel()
+        await worker.stop()
+        await running
     finally:
+        if not running.done():
+            running.cancel()
         reviver.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reviver
         await queue.disconnect()
         await job.redis.aclose()
+    if job.refusal is not None:
+        raise job.refusal
 
 
 def shared_limiter(url: str, target: SyncTarget, settings: WorkerSettings) -> RedisLimiter:
