@@ -39,7 +39,7 @@ from enkash_async import (
     EnkashClient,
     KeyContactCreate,
     RateLimitError,
-    RequestTimeout,
+    RequestTimeoutError,
     RetryEvent,
     RetryPolicy,
     ServerError,
@@ -98,7 +98,7 @@ def connect_timeout() -> Exception:
 
 
 def read_timeout() -> Exception:
-    return RequestTimeout("no complete reply within 60s")
+    return RequestTimeoutError("no complete reply within 60s")
 
 
 def disconnected() -> Exception:
@@ -208,7 +208,7 @@ async def test_create_is_not_resent_on_read_timeout(
     transport.answer(CREATE, reply(ok(customer(1))))
     with pytest.raises(AmbiguousCreateError) as info:
         await client.customers.create(NO_REF)
-    assert isinstance(info.value.cause, RequestTimeout)
+    assert isinstance(info.value.cause, RequestTimeoutError)
     assert len(transport.sent) == 1
 
 
@@ -278,8 +278,8 @@ async def test_a_call_that_succeeds_at_once_never_enters_the_retry_loop(
 def test_connect_error_is_retryable_for_create_but_read_timeout_is_not() -> None:
     policy = RetryPolicy()
     assert is_retryable(ConnectError("refused"), policy, idempotent=False)
-    assert not is_retryable(RequestTimeout("slow"), policy, idempotent=False)
-    assert is_retryable(RequestTimeout("slow"), policy, idempotent=True)
+    assert not is_retryable(RequestTimeoutError("slow"), policy, idempotent=False)
+    assert is_retryable(RequestTimeoutError("slow"), policy, idempotent=True)
 
 
 # --------------------------------------------------------------------------- waits
