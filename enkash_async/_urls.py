@@ -15,11 +15,24 @@ __all__ = ["check_base_url"]
 
 
 def check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
-    """Normalise ``base_url``; refuse plain http to anything but loopback unless allowed.
+    """Normalise ``base_url``; refuse a user name or password in it (userinfo), and plain
+    http to anything but loopback unless allowed.
 
     Raises :class:`ValidationError`.
     """
     parts = urlsplit(base_url)
+    if "@" in parts.netloc:
+        # A password there would be written wherever the URL goes (reprs, logs, the
+        # checkpoint); aiohttp would also refuse it per request with a raw ValueError.
+        raise ValidationError(
+            [
+                FieldError(
+                    "base_url",
+                    "must not hold a user name or password (user:pass@); give them as "
+                    "credentials= or token=, never in the URL",
+                )
+            ]
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError([FieldError("base_url", f"must be an http(s) URL, got {base_url!r}")])
     if not _is_host_name(parts.hostname):

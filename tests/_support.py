@@ -143,8 +143,10 @@ class FakeTransport:
 def fake_client(
     transport: FakeTransport, *, policy: RetryPolicy | None = None, **kwargs: Any
 ) -> EnkashClient:
-    """A client with a static token over ``transport``, never waiting between retries."""
-    kwargs.setdefault("token", "t")
+    """A client over ``transport`` with a static token (unless given ``credentials``), never
+    waiting between retries."""
+    if "credentials" not in kwargs:
+        kwargs.setdefault("token", "t")
     return EnkashClient(
         BASE, transport=transport, retry=policy or RetryPolicy(sleep=no_sleep), **kwargs
     )

@@ -18,6 +18,19 @@ if TYPE_CHECKING:
     from enkash_async.testing import FakeEnkash
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """Run on every core unless told otherwise: `-n N` chooses, `-n 0` or `-p no:xdist` is serial.
+
+    Here rather than `-n auto` in addopts, which `-p no:xdist` would refuse as an unknown flag.
+    """
+    if not config.pluginmanager.hasplugin("xdist") or "PYTEST_XDIST_WORKER" in os.environ:
+        return
+    chosen = config.option.numprocesses is not None or config.option.dist != "no"
+    if not chosen and not config.option.collectonly and not config.option.usepdb:
+        config.option.numprocesses = "auto"
+
+
 @pytest.fixture
 async def loop_errors() -> AsyncIterator[list[dict[str, Any]]]:
     """Whatever the event loop reports (never-retrieved exceptions, destroyed tasks)."""

@@ -17,6 +17,7 @@ from enkash_async._validation import (
 VALID = {
     "accountNumber": "50100123456789",
     "companyId": "CEK12AB34Z",
+    "customerId": "KC0A1B2C3D4E5F6G",
     "contactNumber": "+91 9876543210",
     "email": "accounts@example.co.in",
     "mobile": "9876543210",

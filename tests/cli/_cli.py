@@ -35,6 +35,8 @@ def use(server: FakeEnkash, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def run(*argv: str) -> int:
+    """Run ``main(argv)``, the console script's entry point, in a worker thread (it calls
+    ``asyncio.run``) while the test's loop serves the FakeEnkash; returns the exit code."""
     return await asyncio.to_thread(main, list(argv))
 
 

@@ -1,9 +1,5 @@
 """The CLI's configuration: ENKASH_* variables, flags over the environment, refused logins, and
-secrets never echoed.
-
-Commands run through ``main(argv)``, the console script's entry point, in a worker thread
-(it calls ``asyncio.run``) while the test's loop serves the FakeEnkash (see ``_cli.run``).
-"""
+secrets never echoed."""
 
 from __future__ import annotations
 

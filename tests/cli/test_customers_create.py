@@ -1,8 +1,4 @@
-"""``enkash-async customers create``: one customer from a JSON file or stdin.
-
-Commands run through ``main(argv)``, the console script's entry point, in a worker thread
-(it calls ``asyncio.run``) while the test's loop serves the FakeEnkash (see ``_cli.run``).
-"""
+"""``enkash-async customers create``: one customer from a JSON file or stdin."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""``enkash-async customers import``: a CSV or JSONL file, checkpointed and resumable.
-
-Commands run through ``main(argv)``, the console script's entry point, in a worker thread
-(it calls ``asyncio.run``) while the test's loop serves the FakeEnkash (see ``_cli.run``).
-"""
+"""``enkash-async customers import``: a CSV or JSONL file, checkpointed and resumable."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""``enkash-async customers search``: filters, order, the output formats and progress.
-
-Commands run through ``main(argv)``, the console script's entry point, in a worker thread
-(it calls ``asyncio.run``) while the test's loop serves the FakeEnkash (see ``_cli.run``).
-"""
+"""``enkash-async customers search``: filters, order, the output formats and progress."""
 
 from __future__ import annotations
 

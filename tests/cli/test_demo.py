@@ -1,8 +1,4 @@
-"""``enkash-async demo``: the all-local run against an embedded FakeEnkash.
-
-Commands run through ``main(argv)``, the console script's entry point, in a worker thread
-(it calls ``asyncio.run``) while the test's loop serves the FakeEnkash (see ``_cli.run``).
-"""
+"""``enkash-async demo``: the all-local run against an embedded FakeEnkash."""
 
 from __future__ import annotations
 

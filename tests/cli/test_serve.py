@@ -1,8 +1,4 @@
-"""``enkash-async serve``: a FakeEnkash on a port, with the lines that connect the CLI to it.
-
-Commands run through ``main(argv)``, the console script's entry point, in a worker thread
-(it calls ``asyncio.run``) while the test's loop serves the FakeEnkash (see ``_cli.run``).
-"""
+"""``enkash-async serve``: a FakeEnkash on a port, with the lines that connect the CLI to it."""
 
 from __future__ import annotations
 

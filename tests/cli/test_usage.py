@@ -1,8 +1,4 @@
-"""The CLI's usage: every option's help, and out-of-range flags as usage errors.
-
-Commands run through ``main(argv)``, the console script's entry point, in a worker thread
-(it calls ``asyncio.run``) while the test's loop serves the FakeEnkash (see ``_cli.run``).
-"""
+"""The CLI's usage: every option's help, and out-of-range flags as usage errors."""
 
 from __future__ import annotations
 

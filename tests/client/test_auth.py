@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -77,15 +77,8 @@ class Logins:
 
 
 @pytest.fixture
-def transport() -> FakeTransport:
-    """The transport under every client of a test, answering from its script."""
-    return FakeTransport()
-
-
-@pytest.fixture
-async def client(transport: FakeTransport) -> AsyncIterator[EnkashClient]:
-    async with EnkashClient(BASE, credentials=CREDS, retry=POLICY, transport=transport) as c:
-        yield c
+def client_options() -> dict[str, Any]:
+    return {"credentials": CREDS}  # logs in, instead of fake_client's static token
 
 
 async def search(client: EnkashClient) -> list[Any]:

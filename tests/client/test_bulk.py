@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from _support import CREATE_PATH, FakeTransport, Sent, fake_client, other_tasks, reply
+from _support import CREATE_PATH, FakeTransport, Sent, other_tasks, reply
 
 from enkash_async import (
     AmbiguousCreateError,
@@ -82,21 +82,10 @@ class Endpoint:
 
 
 @pytest.fixture
-def transport() -> FakeTransport:
-    return FakeTransport()
-
-
-@pytest.fixture
 def endpoint(transport: FakeTransport) -> Endpoint:
     answers = Endpoint()
     transport.answer(CREATE_PATH, answers.reply, repeat=True)
     return answers
-
-
-@pytest.fixture
-async def client(transport: FakeTransport) -> AsyncIterator[EnkashClient]:
-    async with fake_client(transport) as c:
-        yield c
 
 
 async def _settle() -> None:

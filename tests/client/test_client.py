@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from _support import BASE, CREATE_PATH, FakeTransport, fake_client, reply
+from _support import BASE, CREATE_PATH, FakeTransport, reply
 
 from enkash_async import (
     AmbiguousCreateError,
@@ -48,17 +47,6 @@ def ok(payload: Any) -> dict[str, Any]:
         "response_code": 0,
         "response_message": "Customer created",
     }
-
-
-@pytest.fixture
-def transport() -> FakeTransport:
-    return FakeTransport()
-
-
-@pytest.fixture
-async def client(transport: FakeTransport) -> AsyncIterator[EnkashClient]:
-    async with fake_client(transport) as c:
-        yield c
 
 
 def sent_json(transport: FakeTransport) -> list[Any]:

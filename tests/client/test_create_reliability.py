@@ -76,17 +76,6 @@ def failed(error_type: str = "SYSTEM_ERROR", code: int = 500) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def transport() -> FakeTransport:
-    return FakeTransport()
-
-
-@pytest.fixture
-async def client(transport: FakeTransport) -> AsyncIterator[EnkashClient]:
-    async with fake_client(transport) as c:
-        yield c
-
-
 def sent(transport: FakeTransport, path: str) -> list[Any]:
     """The JSON bodies sent to ``path`` (``/api/v0/customer`` or ``.../search``), in order."""
     return [json.loads(request.body or b"") for request in transport.to(path)]

@@ -11,11 +11,10 @@ import contextlib
 import email.utils
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from _support import SEARCH_PATH, FakeTransport, fake_client, reply
+from _support import SEARCH_PATH, FakeTransport, reply
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -68,14 +67,8 @@ def page(n: int = 1) -> dict[str, Any]:
 
 
 @pytest.fixture
-def transport() -> FakeTransport:
-    return FakeTransport()
-
-
-@pytest.fixture
-async def client(transport: FakeTransport) -> AsyncIterator[EnkashClient]:
-    async with fake_client(transport, token="tok-errors", policy=NO_RETRY) as c:
-        yield c
+def client_options() -> dict[str, Any]:
+    return {"token": "tok-errors", "policy": NO_RETRY}
 
 
 async def search_once(client: EnkashClient) -> list[Any]:

@@ -6,11 +6,11 @@ import asyncio
 import contextlib
 import gc
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _support import SEARCH_PATH, FakeTransport, Sent, fake_client, other_tasks, reply
+from _support import SEARCH_PATH, FakeTransport, Sent, other_tasks, reply
 
 from enkash_async import (
     APIError,
@@ -97,11 +97,10 @@ async def _search_desk(sent: Sent) -> Any:
     return await _served[-1].reply(sent)
 
 
-@pytest.fixture
-async def client() -> AsyncIterator[EnkashClient]:
-    transport = FakeTransport().answer(SEARCH_PATH, _search_desk, repeat=True)
-    async with fake_client(transport) as c:
-        yield c
+@pytest.fixture(autouse=True)
+def search_desk(transport: FakeTransport) -> None:
+    """Every search of the test's client is answered by the ledger it is ``serving``."""
+    transport.answer(SEARCH_PATH, _search_desk, repeat=True)
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -74,14 +74,8 @@ def error(status: int, message: str = "failed", **headers: str) -> Any:
 
 
 @pytest.fixture
-def transport() -> FakeTransport:
-    return FakeTransport()
-
-
-@pytest.fixture
-async def client(fake: FakeTime, transport: FakeTransport) -> AsyncIterator[EnkashClient]:
-    async with fake_client(transport, policy=RetryPolicy(sleep=fake.sleep)) as c:
-        yield c
+def client_options(fake: FakeTime) -> dict[str, Any]:
+    return {"policy": RetryPolicy(sleep=fake.sleep)}  # time passes, nothing waits
 
 
 async def search(client: EnkashClient, **kwargs: Any) -> list[Customer]:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import warnings
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
-from _support import SEARCH_PATH, FakeTransport, Sent, fake_client, reply
+from _support import SEARCH_PATH, FakeTransport, Sent, reply
 
 from enkash_async import (
     Customer,
@@ -56,17 +56,6 @@ class Table:
         ]
         payload = {"data": data, "recordsCount": len(self.rows)}
         return reply({"payload": payload, "response_code": 0})
-
-
-@pytest.fixture
-def transport() -> FakeTransport:
-    return FakeTransport()
-
-
-@pytest.fixture
-async def client(transport: FakeTransport) -> AsyncIterator[EnkashClient]:
-    async with fake_client(transport) as c:
-        yield c
 
 
 @pytest.fixture
