@@ -22,6 +22,7 @@ import attrs
 from enkash_async._auth import PasswordLogin, StaticToken, TokenProvider
 from enkash_async._customers import CUSTOMER_PATH, SEARCH_PATH, Customers
 from enkash_async._fast import loads
+from enkash_async._hooks import Observer
 from enkash_async._limits import Limiter, RequestLimiter
 from enkash_async._reply import Parse
 from enkash_async._retry import AttemptBudget, RetryEvent, RetryPolicy, call_with_retries
@@ -91,6 +92,9 @@ class EnkashClient:
     :class:`Transport` (tests pass a fake); ``session``, ``max_connections``, ``ssl``,
     ``user_agent`` and ``max_reply_bytes`` are then the transport's business.
 
+    ``hooks`` is told of every logical call and HTTP request (see :class:`Hooks`: any
+    object with some of its methods); set ``ENKASH_LOG=info|debug|body`` for log lines.
+
     A client belongs to the event loop it is first used in; using it from another
     raises ``EnkashError``.
 
@@ -116,6 +120,7 @@ class EnkashClient:
         limiter: Limiter | None = None,
         max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
         transport: Transport | None = None,
+        hooks: object | None = None,
     ) -> None:
         if max_concurrency < 1 or (rate_limit is not None and rate_limit <= 0):
             raise ValidationError(
@@ -132,6 +137,7 @@ class EnkashClient:
         self.base_url = check_base_url(base_url, allow_insecure_http=allow_insecure_http)
         self.retry = retry or RetryPolicy()
         self._stats = ClientStats()
+        self._observer = Observer(hooks)
         self.limiter: Limiter = limiter or RequestLimiter(
             max_concurrency, adaptive=adaptive_concurrency, rate_limit=rate_limit
         )
@@ -222,6 +228,23 @@ class EnkashClient:
         JSON. An ``UnexpectedResponseError`` from ``decode`` is given the reply's status
         and request id. Raises :class:`EnkashError` subclasses only.
         """
+        if Observer.current() is None:
+            record = self._observer.begin(operation)
+            if record is not None:  # observed: the same call, inside its record
+                with record:
+                    return await self._request(
+                        path,
+                        body,
+                        method=method,
+                        decode=decode,
+                        operation=operation,
+                        idempotent=idempotent,
+                        params=params,
+                        retry=retry,
+                        budget=budget,
+                        deadline_at=deadline_at,
+                        parse=parse,
+                    )
         policy = retry or self.retry
         call = _Call(
             method=method,
@@ -270,15 +293,42 @@ class EnkashClient:
         async with self.limiter.slot() as slot:
             call.budget.used += 1
             self._stats.requests += 1
-            reply = await self._transport.request(
-                call.method,
-                call.path,
-                body=call.body,
-                params=call.params,
-                headers={"Authorization": "Bearer " + call.token},
-                request_id=call.request_id,
-                timeouts=self.timeouts.within(left),
+            record = Observer.current()  # None unless hooks or logging look
+            started = (
+                0.0 if record is None else record.sent(call.method, call.path, call.request_id)
             )
+            try:
+                reply = await self._transport.request(
+                    call.method,
+                    call.path,
+                    body=call.body,
+                    params=call.params,
+                    headers={"Authorization": "Bearer " + call.token},
+                    request_id=call.request_id,
+                    timeouts=self.timeouts.within(left),
+                )
+            except EnkashError as exc:
+                if record is not None:
+                    record.received(
+                        call.method,
+                        call.path,
+                        call.request_id,
+                        started,
+                        status=None,
+                        size=0,
+                        error=exc,
+                    )
+                raise
+            if record is not None:
+                record.received(
+                    call.method,
+                    call.path,
+                    call.request_id,
+                    started,
+                    status=reply.status,
+                    size=len(reply.body),
+                    error=None,
+                )
             if reply.status in _OVERLOAD_STATUSES:
                 slot.overloaded()
                 self._stats.rate_limited += 1
