@@ -38,6 +38,7 @@ from enkash_async._urls import check_base_url
 from enkash_async.auth import PasswordCredentials
 from enkash_async.errors import (
     AuthenticationError,
+    EnkashError,
     FieldError,
     ValidationError,
 )
