@@ -23,7 +23,7 @@ from enkash_async import (
     EnkashClient,
     ValidationError,
 )
-from enkash_async.cli import _import
+from enkash_async.cli import _import, _lifecycle
 from enkash_async.cli._connect import add_connection_flags, connect, count_words
 from enkash_async.cli._ui import CommandError, err, progress, table
 from enkash_async.sync import flatten, wire_path
@@ -146,6 +146,7 @@ def register(commands: Any) -> None:
     add_connection_flags(search_parser)
     search_parser.set_defaults(handler=_run_search)
     _import.register(actions)
+    _lifecycle.register(actions)
 
 
 def _search_flags(sub: argparse.ArgumentParser) -> None:
