@@ -175,7 +175,7 @@ class Customers:
                     )
                 ]
             )
-        deadline_at = None if policy.deadline is None else policy.clock() + policy.deadline
+        deadline_at = policy.call_deadline()
         lookups: AttemptBudget | None = None  # made on the first ambiguous failure only
         body = dumps(_wire.to_wire(customer))
         ref = customer.unique_ref_no
@@ -285,7 +285,7 @@ class Customers:
         :meth:`search` otherwise.
         """
         policy = retry or self._api.retry
-        deadline_at = None if policy.deadline is None else policy.clock() + policy.deadline
+        deadline_at = policy.call_deadline()
         return await self._lookup(
             unique_ref_no, policy, AttemptBudget(policy.max_attempts), deadline_at
         )

@@ -10,11 +10,10 @@ envelope, then the caller's ``decode``).
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import ssl as ssl_module
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 import aiohttp
@@ -26,13 +25,7 @@ from enkash_async._fast import loads
 from enkash_async._hooks import Observer
 from enkash_async._limits import Limiter, RequestLimiter
 from enkash_async._reply import Parse
-from enkash_async._retry import (
-    AttemptBudget,
-    RetryEvent,
-    RetryPolicy,
-    may_retry,
-    retry_after,
-)
+from enkash_async._retry import AttemptBudget, RetryEvent, RetryPolicy, call_with_retries
 from enkash_async._transport import (
     DEFAULT_MAX_REPLY_BYTES,
     USER_AGENT,
@@ -171,6 +164,8 @@ class EnkashClient:
             assert token is not None
             self._auth = StaticToken(token)
         self.customers = Customers(self)
+        # Bound once: a bound method made per request is one more object the collector walks.
+        self._one_attempt = self._attempt
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> EnkashClient:
@@ -252,8 +247,6 @@ class EnkashClient:
                         parse=parse,
                     )
         policy = retry or self.retry
-        if deadline_at is None and policy.deadline is not None:
-            deadline_at = policy.clock() + policy.deadline
         call = _Call(
             method=method,
             path=path,
@@ -261,7 +254,7 @@ class EnkashClient:
             params=params,
             request_id=new_request_id(),
             budget=budget or AttemptBudget(policy.max_attempts),
-            deadline_at=deadline_at,
+            deadline_at=policy.call_deadline() if deadline_at is None else deadline_at,
             policy=policy,
             parse=parse,
             decode=decode,
@@ -271,28 +264,22 @@ class EnkashClient:
         # Auth renewal around retries around one attempt, with no closure per call: this
         # runs once per request, and every object it saves is one the collector skips.
         auth = self._auth
-        token = await auth.token()
+        call.token = await auth.token()
         try:
-            return await self._retrying(call, token)
+            return await self._retrying(call)
         except AuthenticationError:
             if not auth.can_renew:
                 raise
-            auth.invalidate(token)
+            auth.invalidate(call.token)
             logger.info("%s: EnKash rejected the token; logging in again", operation)
-        return await self._retrying(call, await auth.token())
+        call.token = await auth.token()
+        return await self._retrying(call)
 
-    async def _retrying(self, call: _Call[T], token: str) -> T:
-        """The retries layer: one attempt, and only after a failure that may be retried,
-        the policy's waits and further attempts."""
-        try:
-            return await self._attempt(call, token)
-        except EnkashError as exc:
-            if not may_retry(exc, call.policy, idempotent=call.idempotent, budget=call.budget):
-                raise
-            failure = exc
-        return await retry_after(
-            failure,
-            functools.partial(self._attempt, call, token),
+    def _retrying(self, call: _Call[T]) -> Awaitable[T]:
+        """The retries layer around one attempt."""
+        return call_with_retries(
+            self._one_attempt,
+            call,
             call.policy,
             idempotent=call.idempotent,
             operation=call.operation,
@@ -301,10 +288,9 @@ class EnkashClient:
             deadline_at=call.deadline_at,
         )
 
-    async def _attempt(self, call: _Call[T], token: str) -> T:
+    async def _attempt(self, call: _Call[T]) -> T:
         """One request within the limiter: its reply's payload, decoded, or its error."""
-        policy = call.policy
-        left = None if call.deadline_at is None else call.deadline_at - policy.clock()
+        left = call.policy.time_left(call.deadline_at)
         async with self.limiter.slot() as slot:
             call.budget.used += 1
             self._stats.requests += 1
@@ -318,7 +304,7 @@ class EnkashClient:
                     call.path,
                     body=call.body,
                     params=call.params,
-                    headers={"Authorization": "Bearer " + token},
+                    headers={"Authorization": "Bearer " + call.token},
                     request_id=call.request_id,
                     timeouts=self.timeouts.within(left),
                 )
@@ -366,9 +352,10 @@ class EnkashClient:
         self._stats.reconciled += 1
 
 
-@attrs.frozen
+@attrs.define
 class _Call(Generic[T]):
-    """What every attempt of one call shares."""
+    """What every attempt of one call shares (``token``: the one it sends, renewed once
+    when EnKash rejects it)."""
 
     method: str
     path: str
@@ -382,3 +369,4 @@ class _Call(Generic[T]):
     decode: Callable[[Any], T]
     operation: str
     idempotent: bool
+    token: str = attrs.field(default="", repr=False)
