@@ -615,7 +615,7 @@ def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {}
-    names = ("enkash-async", "aiohttp", "attrs", "cattrs", "msgspec", "tenacity", "pydantic")
+    names = ("enkash-async", "aiohttp", "attrs", "cattrs", "msgspec", "pydantic")
     for name in names:
         try:
             found[name] = version(name)

@@ -8,7 +8,9 @@ async with EnkashClient(base_url="https://…", token="…") as client:
 
 from enkash_async._changes import customer_changes
 from enkash_async._customers import UpsertResult
+from enkash_async._hooks import CallEnded, CallStarted, Hooks, RequestSent, ResponseReceived
 from enkash_async._limits import Limiter, RequestLimiter, RequestSlot
+from enkash_async._log import configure_from_env as _configure_logging
 from enkash_async._pagination import SearchIterator
 from enkash_async._reply import Reply
 from enkash_async._retry import RetryEvent, RetryPolicy
@@ -32,6 +34,7 @@ from enkash_async.errors import (
     PermissionDeniedError,
     RateLimitError,
     RequestTimeout,
+    RequestTimeoutError,
     ServerError,
     TLSError,
     TransportError,
@@ -64,6 +67,8 @@ __all__ = [
     "AmbiguousCreateError",
     "AuthenticationError",
     "BadRequestError",
+    "CallEnded",
+    "CallStarted",
     "ClientStats",
     "ConnectError",
     "CreateResult",
@@ -79,6 +84,7 @@ __all__ = [
     "EnkashError",
     "ErrorType",
     "FieldError",
+    "Hooks",
     "KeyContact",
     "KeyContactCreate",
     "Limiter",
@@ -95,8 +101,11 @@ __all__ = [
     "ReminderType",
     "Reply",
     "RequestLimiter",
+    "RequestSent",
     "RequestSlot",
     "RequestTimeout",
+    "RequestTimeoutError",
+    "ResponseReceived",
     "RetryEvent",
     "RetryPolicy",
     "SearchIterator",
@@ -112,3 +121,5 @@ __all__ = [
     "__version__",
     "customer_changes",
 ]
+
+_configure_logging()  # ENKASH_LOG=info|debug|body, for people who set up no logging

@@ -197,17 +197,16 @@ class PasswordLogin(TokenProvider):
         }
         request_id = new_request_id()
         policy = self._retry
-        deadline_at = None if policy.deadline is None else policy.clock() + policy.deadline
+        deadline_at = policy.call_deadline()
 
-        async def attempt() -> Reply:
-            left = None if deadline_at is None else deadline_at - policy.clock()
+        async def attempt(deadline_at: float | None) -> Reply:
             reply = await self._transport.request(
                 "POST",
                 TOKEN_PATH,
                 form=form,
                 headers={"Authorization": f"Basic {basic}"},
                 request_id=request_id,
-                timeouts=self._timeouts.within(left),
+                timeouts=self._timeouts.within(policy.time_left(deadline_at)),
             )
             if reply.status in policy.unprocessed_statuses:
                 reply.payload()  # raises the refusal-for-load, which is retried
@@ -222,7 +221,12 @@ class PasswordLogin(TokenProvider):
         # are retried: a rejected login counts towards the account lock.
         try:
             reply = await call_with_retries(
-                attempt, policy, idempotent=False, operation="POST /oauth/token"
+                attempt,
+                deadline_at,
+                policy,
+                idempotent=False,
+                operation="POST /oauth/token",
+                deadline_at=deadline_at,
             )
             token, expires_in = self._read_token(reply)
         except Exception as exc:

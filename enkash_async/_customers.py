@@ -27,6 +27,7 @@ from enkash_async import _wire
 from enkash_async._bulk import run_bounded
 from enkash_async._changes import customer_changes
 from enkash_async._fast import JSONBytes, dumps
+from enkash_async._hooks import Observer
 from enkash_async._pagination import DEFAULT_PREFETCH, MAX_PAGE_SIZE, SearchIterator
 from enkash_async._reply import decoded
 from enkash_async._retry import AttemptBudget, RetryEvent, RetryPolicy, failure_status
@@ -68,6 +69,9 @@ logger = logging.getLogger("enkash_async")
 
 T = TypeVar("T")
 
+#: The logical-call name hooks and logs give a create (sends and lookups together).
+CREATE = "customers.create"
+
 CUSTOMER_PATH = "/api/v0/customer"
 SEARCH_PATH = "/api/v0/customer/search"
 ACTIVATE_PATH = "/api/v0/customer/activate/"
@@ -96,6 +100,7 @@ class Api(Protocol):
     """What a resource needs of the client: its retry policy, one call, and a counter."""
 
     retry: RetryPolicy
+    _observer: Observer
 
     async def _request(
         self,
@@ -154,6 +159,12 @@ class Customers:
         self, customer: CustomerCreate, policy: RetryPolicy, sends: AttemptBudget
     ) -> tuple[Customer, bool]:
         """The created (or found) customer, and whether it was found by reconciliation."""
+        record = None if Observer.current() is not None else self._api._observer.begin(CREATE)
+        if record is not None:  # observed: one logical call, its sends and lookups inside
+            with record:
+                made = await self._create(customer, policy, sends)
+                record.reconciled = made[1]
+                return made
         if not isinstance(customer, CustomerCreate):
             raise ValidationError(
                 [
@@ -164,7 +175,7 @@ class Customers:
                     )
                 ]
             )
-        deadline_at = None if policy.deadline is None else policy.clock() + policy.deadline
+        deadline_at = policy.call_deadline()
         lookups: AttemptBudget | None = None  # made on the first ambiguous failure only
         body = dumps(_wire.to_wire(customer))
         ref = customer.unique_ref_no
@@ -274,7 +285,7 @@ class Customers:
         :meth:`search` otherwise.
         """
         policy = retry or self._api.retry
-        deadline_at = None if policy.deadline is None else policy.clock() + policy.deadline
+        deadline_at = policy.call_deadline()
         return await self._lookup(
             unique_ref_no, policy, AttemptBudget(policy.max_attempts), deadline_at
         )

@@ -16,6 +16,8 @@ from typing import Protocol
 
 from aiolimiter import AsyncLimiter
 
+from enkash_async.errors import FieldError, ValidationError
+
 __all__ = ["Limiter", "RequestLimiter", "RequestSlot"]
 
 
@@ -59,7 +61,7 @@ class RequestLimiter:
         decrease_factor: float = 0.5,
     ) -> None:
         if max_concurrency < 1:
-            raise ValueError("max_concurrency must be at least 1")
+            raise ValidationError([FieldError("max_concurrency", "must be at least 1")])
         self.max_concurrency = max_concurrency
         self.adaptive = adaptive
         self.window = float(

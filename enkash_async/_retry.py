@@ -1,6 +1,7 @@
-"""The one retry policy: which failures are retried, how long to wait, when to stop.
+"""The one retry policy: which failures are retried, how long to wait, when to stop,
+and the one loop that applies it (:func:`call_with_retries`).
 
-Built on tenacity. A read-only call (search) is retried on any transport failure and on
+A read-only call (search) is retried on any transport failure and on
 408, 429, 500, 502, 503 and 504 (a ``SYSTEM_ERROR`` envelope counts as a 500). A create
 is not idempotent, so it is retried only when the request surely did not reach EnKash
 (``ConnectError``) or EnKash refused it unprocessed (429, 503). A failed TLS handshake
@@ -17,7 +18,6 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import attrs
-import tenacity
 
 from enkash_async.errors import (
     APIError,
@@ -36,13 +36,12 @@ __all__ = [
     "call_with_retries",
     "failure_status",
     "is_retryable",
-    "may_retry",
-    "retry_after",
 ]
 
 logger = logging.getLogger("enkash_async")
 
 T = TypeVar("T")
+A = TypeVar("A")
 
 
 @attrs.frozen(kw_only=True)
@@ -86,6 +85,16 @@ class RetryPolicy:
     sleep: Callable[[float], Awaitable[None]] = attrs.field(default=asyncio.sleep, repr=False)
     clock: Callable[[], float] = attrs.field(default=time.monotonic, repr=False)
     on_retry: Callable[[RetryEvent], None] | None = attrs.field(default=None, repr=False)
+
+    def call_deadline(self) -> float | None:
+        """The ``clock`` reading by which a call starting now must end, logins, lookups
+        and re-sends included (None: no deadline). Every call asks this, once, when it
+        starts, and hands it to whatever it calls on its behalf."""
+        return None if self.deadline is None else self.clock() + self.deadline
+
+    def time_left(self, deadline_at: float | None) -> float | None:
+        """Seconds until ``deadline_at`` (from :meth:`call_deadline`); None: no deadline."""
+        return None if deadline_at is None else deadline_at - self.clock()
 
     @classmethod
     def none(cls) -> RetryPolicy:
@@ -150,7 +159,8 @@ def is_retryable(error: BaseException, policy: RetryPolicy, *, idempotent: bool)
 
 
 async def call_with_retries(
-    attempt: Callable[[], Awaitable[T]],
+    attempt: Callable[[A], Awaitable[T]],
+    argument: A,
     policy: RetryPolicy,
     *,
     idempotent: bool,
@@ -159,24 +169,28 @@ async def call_with_retries(
     budget: AttemptBudget | None = None,
     deadline_at: float | None = None,
 ) -> T:
-    """Run ``attempt`` until it succeeds, fails for good, or the policy stops it.
+    """Run ``attempt(argument)`` until it succeeds, fails for good, or the policy stops it:
+    the one retry entry point of every call.
 
     ``attempt`` must count itself in ``budget`` when one is given: retries stop once it
-    is spent (else after ``policy.max_attempts``). ``deadline_at`` (on ``policy.clock``)
-    replaces the policy's own deadline counted from now. ``observe`` is told of each
-    retry, like the policy's ``on_retry``. Raises the last :class:`EnkashError` seen.
+    is spent (else after ``policy.max_attempts``). ``deadline_at`` (on ``policy.clock``,
+    from :meth:`RetryPolicy.call_deadline`) ends the retries; None: no deadline.
+    ``observe`` is told of each retry, like the policy's ``on_retry``. Raises the last
+    :class:`EnkashError` seen.
     """
-    if deadline_at is None and policy.deadline is not None:
-        deadline_at = policy.clock() + policy.deadline
+    # Most calls succeed at once: the first attempt builds nothing (no closure, no loop
+    # state), since every object saved per request is one the collector skips.
     try:
-        return await attempt()
+        return await attempt(argument)
     except EnkashError as exc:
-        if not may_retry(exc, policy, idempotent=idempotent, budget=budget):
+        out_of_attempts = budget.spent if budget is not None else policy.max_attempts <= 1
+        if out_of_attempts or not is_retryable(exc, policy, idempotent=idempotent):
             raise
         failure = exc
-    return await retry_after(
+    return await _wait_and_retry(
         failure,
         attempt,
+        argument,
         policy,
         idempotent=idempotent,
         operation=operation,
@@ -186,92 +200,66 @@ async def call_with_retries(
     )
 
 
-def may_retry(
-    error: EnkashError, policy: RetryPolicy, *, idempotent: bool, budget: AttemptBudget | None
-) -> bool:
-    """Whether a first attempt's ``error`` leaves a retry to try (kind and budget alike)."""
-    out_of_attempts = budget.spent if budget is not None else policy.max_attempts <= 1
-    return not out_of_attempts and is_retryable(error, policy, idempotent=idempotent)
-
-
-async def retry_after(
+async def _wait_and_retry(
     failure: EnkashError,
-    attempt: Callable[[], Awaitable[T]],
+    attempt: Callable[[A], Awaitable[T]],
+    argument: A,
     policy: RetryPolicy,
     *,
     idempotent: bool,
     operation: str,
-    observe: Callable[[RetryEvent], None] | None = None,
-    budget: AttemptBudget | None = None,
-    deadline_at: float | None = None,
+    observe: Callable[[RetryEvent], None] | None,
+    budget: AttemptBudget | None,
+    deadline_at: float | None,
 ) -> T:
-    """Go on after a first attempt failed with ``failure`` (one :func:`may_retry` allows):
-    wait, then run ``attempt`` again until it succeeds, fails for good, or the policy
-    stops it, as :func:`call_with_retries` does. ``deadline_at`` is the call's own (None:
-    no deadline). Raises the last :class:`EnkashError` seen.
-
-    Most calls succeed at once, so only a failure pays for tenacity and these closures.
-    """
-    planned: dict[int, float] = {}
-
-    def wait(state: tenacity.RetryCallState) -> float:
-        # Drawn once per attempt: tenacity may ask for the wait before or after ``stop``.
-        if state.attempt_number not in planned:
-            error = state.outcome.exception() if state.outcome else None
-            assert isinstance(error, EnkashError)
-            planned[state.attempt_number] = policy.backoff(state.attempt_number, error)
-        return planned[state.attempt_number]
-
-    def stop(state: tenacity.RetryCallState) -> bool:
-        spent = budget.spent if budget is not None else state.attempt_number >= policy.max_attempts
-        if spent:
-            return True
-        if deadline_at is None:
-            return False
+    """After a first attempt failed with a retryable ``failure``: wait the policy's
+    backoff, attempt again, and so on until success, a failure that is not retried, a
+    spent budget or the deadline. Raises the last :class:`EnkashError` seen."""
+    failed_attempt = 1
+    while True:
+        wait = policy.backoff(failed_attempt, failure)
         # A retry that could only start at or after the deadline is not worth waiting for.
-        return policy.clock() + wait(state) >= deadline_at
+        if deadline_at is not None and policy.clock() + wait >= deadline_at:
+            raise failure
+        _announce(failure, failed_attempt, wait, policy, operation, observe)
+        await policy.sleep(wait)
+        try:
+            return await attempt(argument)
+        except EnkashError as exc:
+            failed_attempt += 1
+            spent = budget.spent if budget is not None else failed_attempt >= policy.max_attempts
+            if spent or not is_retryable(exc, policy, idempotent=idempotent):
+                raise
+            failure = exc
 
-    def before_sleep(state: tenacity.RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        assert isinstance(error, EnkashError)
-        seconds = wait(state)
-        logger.info(
-            "%s failed (attempt %d of %d), retrying in %.2fs: %s",
-            operation,
-            state.attempt_number,
-            policy.max_attempts,
-            seconds,
-            error,
-        )
-        if policy.on_retry is None and observe is None:
-            return
-        event = RetryEvent(
-            operation=operation,
-            attempt=state.attempt_number,
-            max_attempts=policy.max_attempts,
-            wait=seconds,
-            error=error,
-        )
-        if observe is not None:
-            observe(event)
-        if policy.on_retry is not None:
-            policy.on_retry(event)
 
-    failures = [failure]
-
-    async def replay_then_attempt() -> T:
-        if failures:  # tenacity's attempt 1 is the one already made
-            raise failures.pop()
-        return await attempt()
-
-    retrying = tenacity.AsyncRetrying(
-        stop=stop,
-        wait=wait,
-        retry=tenacity.retry_if_exception(
-            lambda exc: is_retryable(exc, policy, idempotent=idempotent)
-        ),
-        sleep=policy.sleep,
-        before_sleep=before_sleep,
-        reraise=True,
+def _announce(
+    error: EnkashError,
+    failed_attempt: int,
+    wait: float,
+    policy: RetryPolicy,
+    operation: str,
+    observe: Callable[[RetryEvent], None] | None,
+) -> None:
+    """Log a retry about to wait, and tell ``observe`` and the policy's ``on_retry``."""
+    logger.info(
+        "%s failed (attempt %d of %d), retrying in %.2fs: %s",
+        operation,
+        failed_attempt,
+        policy.max_attempts,
+        wait,
+        error,
     )
-    return await retrying(replay_then_attempt)
+    if policy.on_retry is None and observe is None:
+        return
+    event = RetryEvent(
+        operation=operation,
+        attempt=failed_attempt,
+        max_attempts=policy.max_attempts,
+        wait=wait,
+        error=error,
+    )
+    if observe is not None:
+        observe(event)
+    if policy.on_retry is not None:
+        policy.on_retry(event)

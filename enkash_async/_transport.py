@@ -27,7 +27,7 @@ from enkash_async._version import __version__
 from enkash_async.errors import (
     ConnectError,
     EnkashError,
-    RequestTimeout,
+    RequestTimeoutError,
     TLSError,
     TransportError,
     UnexpectedResponseError,
@@ -87,7 +87,7 @@ class Transport(Protocol):
     ``request`` sends one request to ``path`` under the client's base URL and returns the
     :class:`Reply` unread by any envelope rule. It never follows a redirect, never
     retries, and raises only :class:`~enkash_async.errors.EnkashError` subclasses
-    (``ConnectError`` when the request surely did not leave, ``RequestTimeout``,
+    (``ConnectError`` when the request surely did not leave, ``RequestTimeoutError``,
     ``TransportError``, ``UnexpectedResponseError`` for a reply it refuses to read).
     """
 
@@ -229,7 +229,7 @@ class AiohttpTransport:
         """Send ``method`` and read the reply whole (redirects are not followed, nor read).
 
         Raises :class:`ConnectError` (:class:`TLSError` for a failed TLS handshake),
-        :class:`RequestTimeout`, :class:`TransportError`, or
+        :class:`RequestTimeoutError`, :class:`TransportError`, or
         :class:`UnexpectedResponseError` for a body over ``max_reply_bytes``.
         """
         url = self.base_url + path
@@ -283,7 +283,7 @@ class AiohttpTransport:
                 request_id=request_id,
             ) from exc
         except (asyncio.TimeoutError, TimeoutError, aiohttp.SocketTimeoutError) as exc:
-            raise RequestTimeout(
+            raise RequestTimeoutError(
                 f"no complete reply within {t.attempt:g}s",
                 method=method,
                 url=url,

@@ -10,11 +10,10 @@ envelope, then the caller's ``decode``).
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import ssl as ssl_module
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 import aiohttp
@@ -23,15 +22,10 @@ import attrs
 from enkash_async._auth import PasswordLogin, StaticToken, TokenProvider
 from enkash_async._customers import CUSTOMER_PATH, SEARCH_PATH, Customers
 from enkash_async._fast import loads
+from enkash_async._hooks import Observer
 from enkash_async._limits import Limiter, RequestLimiter
 from enkash_async._reply import Parse
-from enkash_async._retry import (
-    AttemptBudget,
-    RetryEvent,
-    RetryPolicy,
-    may_retry,
-    retry_after,
-)
+from enkash_async._retry import AttemptBudget, RetryEvent, RetryPolicy, call_with_retries
 from enkash_async._transport import (
     DEFAULT_MAX_REPLY_BYTES,
     USER_AGENT,
@@ -99,6 +93,9 @@ class EnkashClient:
     :class:`Transport` (tests pass a fake); ``session``, ``max_connections``, ``ssl``,
     ``user_agent`` and ``max_reply_bytes`` are then the transport's business.
 
+    ``hooks`` is told of every logical call and HTTP request (see :class:`Hooks`: any
+    object with some of its methods); set ``ENKASH_LOG=info|debug|body`` for log lines.
+
     A client belongs to the event loop it is first used in; using it from another
     raises ``EnkashError``.
 
@@ -124,6 +121,7 @@ class EnkashClient:
         limiter: Limiter | None = None,
         max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
         transport: Transport | None = None,
+        hooks: object | None = None,
     ) -> None:
         if max_concurrency < 1 or (rate_limit is not None and rate_limit <= 0):
             raise ValidationError(
@@ -140,6 +138,7 @@ class EnkashClient:
         self.base_url = check_base_url(base_url, allow_insecure_http=allow_insecure_http)
         self.retry = retry or RetryPolicy()
         self._stats = ClientStats()
+        self._observer = Observer(hooks)
         self.limiter: Limiter = limiter or RequestLimiter(
             max_concurrency, adaptive=adaptive_concurrency, rate_limit=rate_limit
         )
@@ -165,6 +164,8 @@ class EnkashClient:
             assert token is not None
             self._auth = StaticToken(token)
         self.customers = Customers(self)
+        # Bound once: a bound method made per request is one more object the collector walks.
+        self._one_attempt = self._attempt
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> EnkashClient:
@@ -228,9 +229,24 @@ class EnkashClient:
         JSON. An ``UnexpectedResponseError`` from ``decode`` is given the reply's status
         and request id. Raises :class:`EnkashError` subclasses only.
         """
+        if Observer.current() is None:
+            record = self._observer.begin(operation)
+            if record is not None:  # observed: the same call, inside its record
+                with record:
+                    return await self._request(
+                        path,
+                        body,
+                        method=method,
+                        decode=decode,
+                        operation=operation,
+                        idempotent=idempotent,
+                        params=params,
+                        retry=retry,
+                        budget=budget,
+                        deadline_at=deadline_at,
+                        parse=parse,
+                    )
         policy = retry or self.retry
-        if deadline_at is None and policy.deadline is not None:
-            deadline_at = policy.clock() + policy.deadline
         call = _Call(
             method=method,
             path=path,
@@ -238,7 +254,7 @@ class EnkashClient:
             params=params,
             request_id=new_request_id(),
             budget=budget or AttemptBudget(policy.max_attempts),
-            deadline_at=deadline_at,
+            deadline_at=policy.call_deadline() if deadline_at is None else deadline_at,
             policy=policy,
             parse=parse,
             decode=decode,
@@ -248,28 +264,22 @@ class EnkashClient:
         # Auth renewal around retries around one attempt, with no closure per call: this
         # runs once per request, and every object it saves is one the collector skips.
         auth = self._auth
-        token = await auth.token()
+        call.token = await auth.token()
         try:
-            return await self._retrying(call, token)
+            return await self._retrying(call)
         except AuthenticationError:
             if not auth.can_renew:
                 raise
-            auth.invalidate(token)
+            auth.invalidate(call.token)
             logger.info("%s: EnKash rejected the token; logging in again", operation)
-        return await self._retrying(call, await auth.token())
+        call.token = await auth.token()
+        return await self._retrying(call)
 
-    async def _retrying(self, call: _Call[T], token: str) -> T:
-        """The retries layer: one attempt, and only after a failure that may be retried,
-        the policy's waits and further attempts."""
-        try:
-            return await self._attempt(call, token)
-        except EnkashError as exc:
-            if not may_retry(exc, call.policy, idempotent=call.idempotent, budget=call.budget):
-                raise
-            failure = exc
-        return await retry_after(
-            failure,
-            functools.partial(self._attempt, call, token),
+    def _retrying(self, call: _Call[T]) -> Awaitable[T]:
+        """The retries layer around one attempt."""
+        return call_with_retries(
+            self._one_attempt,
+            call,
             call.policy,
             idempotent=call.idempotent,
             operation=call.operation,
@@ -278,22 +288,48 @@ class EnkashClient:
             deadline_at=call.deadline_at,
         )
 
-    async def _attempt(self, call: _Call[T], token: str) -> T:
+    async def _attempt(self, call: _Call[T]) -> T:
         """One request within the limiter: its reply's payload, decoded, or its error."""
-        policy = call.policy
-        left = None if call.deadline_at is None else call.deadline_at - policy.clock()
+        left = call.policy.time_left(call.deadline_at)
         async with self.limiter.slot() as slot:
             call.budget.used += 1
             self._stats.requests += 1
-            reply = await self._transport.request(
-                call.method,
-                call.path,
-                body=call.body,
-                params=call.params,
-                headers={"Authorization": "Bearer " + token},
-                request_id=call.request_id,
-                timeouts=self.timeouts.within(left),
+            record = Observer.current()  # None unless hooks or logging look
+            started = (
+                0.0 if record is None else record.sent(call.method, call.path, call.request_id)
             )
+            try:
+                reply = await self._transport.request(
+                    call.method,
+                    call.path,
+                    body=call.body,
+                    params=call.params,
+                    headers={"Authorization": "Bearer " + call.token},
+                    request_id=call.request_id,
+                    timeouts=self.timeouts.within(left),
+                )
+            except EnkashError as exc:
+                if record is not None:
+                    record.received(
+                        call.method,
+                        call.path,
+                        call.request_id,
+                        started,
+                        status=None,
+                        size=0,
+                        error=exc,
+                    )
+                raise
+            if record is not None:
+                record.received(
+                    call.method,
+                    call.path,
+                    call.request_id,
+                    started,
+                    status=reply.status,
+                    size=len(reply.body),
+                    error=None,
+                )
             if reply.status in _OVERLOAD_STATUSES:
                 slot.overloaded()
                 self._stats.rate_limited += 1
@@ -316,9 +352,10 @@ class EnkashClient:
         self._stats.reconciled += 1
 
 
-@attrs.frozen
+@attrs.define
 class _Call(Generic[T]):
-    """What every attempt of one call shares."""
+    """What every attempt of one call shares (``token``: the one it sends, renewed once
+    when EnKash rejects it)."""
 
     method: str
     path: str
@@ -332,3 +369,4 @@ class _Call(Generic[T]):
     decode: Callable[[Any], T]
     operation: str
     idempotent: bool
+    token: str = attrs.field(default="", repr=False)

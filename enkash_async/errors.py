@@ -8,7 +8,8 @@ cattrs exception escapes (the original is chained as ``__cause__``)::
     ├── TransportError             the request did not complete at the HTTP level
     │   ├── ConnectError           never reached EnKash (refused, DNS, connect timeout)
     │   │   └── TLSError           the TLS handshake failed (untrusted certificate); not retried
-    │   └── RequestTimeout         reached EnKash, no complete reply in time
+    │   └── RequestTimeoutError    reached EnKash, no complete reply in time
+    │                              (``RequestTimeout``: its old name, kept as an alias)
     ├── APIError                   EnKash answered with an error (HTTP status or envelope)
     │   ├── BadRequestError        400, 422, VALIDATION_ERROR, UNPROCESSABLE_REQUEST,
     │   │                          CLIENT_REQUEST_ERROR
@@ -20,7 +21,23 @@ cattrs exception escapes (the original is chained as ``__cause__``)::
     │   └── ServerError            5xx, SYSTEM_ERROR
     ├── UnexpectedResponseError    a reply that is not JSON, HTML, truncated, or of the wrong shape
     ├── PaginationError            a search that would loop or skip forever
-    └── AmbiguousCreateError       a create whose outcome is unknown and cannot be reconciled
+    ├── AmbiguousCreateError       a create whose outcome is unknown and cannot be reconciled
+    │
+    │   defined in enkash_async.sync (the core never imports them):
+    ├── SourceError                a sync source cannot be read at all (not a file, no header)
+    ├── CheckpointError            a sync's checkpoint could not be read or written
+    ├── SyncStoreError             the Redis of a distributed sync failed
+    │   ├── StateLostError         Redis lost a run's or a checkpoint's state
+    │   ├── EvictionPolicyError    Redis may evict the sync's keys (maxmemory-policy)
+    │   └── BudgetUnavailableError the shared request budget could not be consulted
+    ├── SyncRunError               a worker cannot work on a run (unknown, another target)
+    ├── NoRedisServerError         no redis-server could be found or started
+    │
+    │   defined in enkash_async.testing:
+    └── FakeEnkashProcessError     a FakeEnkashProcess did not start or answer
+
+Every one pickles and unpickles with its message and attributes (errors cross processes
+in SAQ, multiprocessing and Celery); ``__cause__`` and the traceback are not carried.
 
 Messages never carry a token, client secret or password, and quote at most a short
 excerpt of a reply body.
@@ -46,6 +63,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTimeout",
+    "RequestTimeoutError",
     "ServerError",
     "TLSError",
     "TransportError",
@@ -95,6 +113,18 @@ class EnkashError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its state, not by calling __init__ again with the finished message
+        # (which a subclass would parse as its own arguments: a ValidationError's errors).
+        return (_unpickle, (type(self), self.args), self.__dict__)
+
+
+def _unpickle(cls: type[EnkashError], args: tuple[Any, ...]) -> EnkashError:
+    """An error of ``cls`` with ``args`` whose attributes pickle then restores."""
+    error = cls.__new__(cls)
+    error.args = args
+    return error
 
 
 class FieldError:
@@ -188,8 +218,12 @@ class TLSError(ConnectError):
     """
 
 
-class RequestTimeout(TransportError):
+class RequestTimeoutError(TransportError):
     """EnKash did not send a complete reply in time; the request may have been processed."""
+
+
+RequestTimeout = RequestTimeoutError
+"""The old name of :class:`RequestTimeoutError`, kept as an alias."""
 
 
 class APIError(EnkashError):

@@ -1,16 +1,17 @@
-"""A bulk sync worker: create every customer of a CSV file in EnKash, each exactly once.
+"""A bulk sync worker: make EnKash hold every customer of a CSV file, each exactly once.
 
-Each row becomes a ``CustomerCreate`` keyed by your own id (``unique_ref_no``), so a
-create whose reply is lost is looked up instead of sent twice. Rows that fail checks
-are reported and never sent; the rest go through ``create_many``, which runs creates
-concurrently within the client's limits and reports one result per row::
+Each row becomes a ``CustomerCreate`` keyed by your own id (``unique_ref_no``) and goes
+through ``customers.upsert``: created when EnKash has no customer with that reference
+(a create whose reply is lost is looked up, not sent twice), else only the fields that
+differ are updated, so running the script again stores nothing twice. Rows that fail
+checks are reported and never sent; ``--concurrency`` rows are in flight at once::
 
     export ENKASH_BASE_URL=... ENKASH_CLIENT_ID=... ENKASH_CLIENT_SECRET=... \\
         ENKASH_USERNAME=... ENKASH_PASSWORD=...
     python examples/bulk_import.py examples/customers.csv --concurrency 16
 
 CSV columns: unique_ref_no, legal_name, contact_name, mobile, email, pan_or_gstin.
-Exit status: 0 when every row was created, 1 when any was rejected or failed.
+Exit status: 0 when every row is in EnKash, 1 when any was rejected or failed.
 (``enkash-async customers import`` adds a checkpoint so a rerun after a crash resumes.)
 """
 
@@ -20,10 +21,17 @@ import argparse
 import asyncio
 import csv
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from enkash_async import CustomerCreate, EnkashClient, KeyContactCreate, ValidationError
+from enkash_async import (
+    CustomerCreate,
+    EnkashClient,
+    EnkashError,
+    KeyContactCreate,
+    ValidationError,
+)
 
 
 def customers_from_csv(path: Path, rejected: list[str]) -> Iterator[CustomerCreate]:
@@ -49,31 +57,35 @@ def customers_from_csv(path: Path, rejected: list[str]) -> Iterator[CustomerCrea
 
 
 async def sync(path: Path, concurrency: int) -> int:
-    """Create the customers of ``path``; print a summary; return the exit status."""
+    """Upsert the customers of ``path``; print a summary; return the exit status."""
     rejected: list[str] = []
-    created = failed = 0
+    outcomes: Counter[str] = Counter()
     async with EnkashClient.from_env() as client:
         rows = customers_from_csv(path, rejected)
-        results = client.customers.create_many(
-            rows, concurrency=concurrency, require_unique_ref=True
-        )
-        async for result in results:
-            if result.ok:
-                created += 1
-            else:
-                failed += 1
-                ref = result.input.unique_ref_no
-                print(f"{ref}: {result.error}", file=sys.stderr)
+
+        async def worker() -> None:
+            # Workers share one iterator: each takes the next row when it is free.
+            for row in rows:
+                try:
+                    result = await client.customers.upsert(row)
+                except EnkashError as exc:
+                    outcomes["failed"] += 1
+                    print(f"{row.unique_ref_no}: {exc}", file=sys.stderr)
+                else:
+                    outcomes[result.outcome] += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
     for problem in rejected:
         print(f"rejected {problem}", file=sys.stderr)
-    print(f"{created} created, {failed} failed, {len(rejected)} rejected")
-    return 0 if not failed and not rejected else 1
+    counts = ", ".join(f"{outcomes[k]} {k}" for k in ("created", "updated", "unchanged", "failed"))
+    print(f"{counts}, {len(rejected)} rejected")
+    return 0 if not outcomes["failed"] and not rejected else 1
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("csv", type=Path, help="the customers, one a row")
-    parser.add_argument("--concurrency", type=int, default=16, help="creates at once (16)")
+    parser.add_argument("--concurrency", type=int, default=16, help="rows in flight at once (16)")
     args = parser.parse_args()
     return asyncio.run(sync(args.csv, args.concurrency))
 

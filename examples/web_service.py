@@ -59,19 +59,26 @@ async def list_customers(request: web.Request) -> web.Response:
 
 
 async def create_customer(request: web.Request) -> web.Response:
-    """POST /customers with EnKash's wire JSON: 201 and the stored customer."""
+    """POST /customers with EnKash's wire JSON: the stored customer, 201 when it was
+    created. With a ``uniqueRefNo`` it is an upsert (200 when that customer existed and
+    only what differed was updated), so a client retrying its POST stores it once."""
     try:
         customer = CustomerCreate.from_dict(await request.json())
     except ValueError as exc:  # ValidationError, or a body that is not JSON
         fields = exc.fields if isinstance(exc, ValidationError) else []
         return _problem(422, "invalid customer", fields=list(fields))
     try:
-        created = await request.app[ENKASH].customers.create(customer)
+        customers = request.app[ENKASH].customers
+        if customer.unique_ref_no:
+            result = await customers.upsert(customer)
+            stored, created = result.customer, result.outcome == "created"
+        else:
+            stored, created = await customers.create(customer), True
     except APIError as exc:
         return _problem(502, f"EnKash refused it: {exc.api_message}")
     except EnkashError as exc:
         return _problem(502, f"EnKash: {exc}")
-    return web.json_response(created.to_dict(), status=201)
+    return web.json_response(stored.to_dict(), status=201 if created else 200)
 
 
 def make_app() -> web.Application:

@@ -89,6 +89,7 @@ def report(title: str, lines: dict[str, object]) -> None:
         print(f"[chaos]   {name}: {value}")
 
 
+@pytest.mark.slow
 async def test_2000_creates_under_20_percent_faults_store_each_customer_exactly_once() -> None:
     count = 2000
     async with FakeEnkash(seed=2024) as server:
@@ -148,6 +149,7 @@ async def test_2000_creates_under_20_percent_faults_store_each_customer_exactly_
         assert server.stats.logins == 1
 
 
+@pytest.mark.slow
 async def test_50000_record_export_under_10_percent_faults_yields_each_record_once() -> None:
     async with FakeEnkash(customers=50_000, seed=2025) as server:
         expected = [c["customerId"] for c in server.customers]

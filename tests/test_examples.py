@@ -76,6 +76,20 @@ async def test_the_web_service_serves_many_requests_with_one_client_and_one_logi
     assert server.stats.logins == 1
 
 
+async def test_the_web_service_posting_a_ref_twice_stores_it_once(
+    server: FakeEnkash, service: TestClient[Any, Any]
+) -> None:
+    first = await service.post("/customers", json=new_customer("WEB-3"))
+    again = await service.post("/customers", json=new_customer("WEB-3"))
+    edited = await service.post("/customers", json={**new_customer("WEB-3"), "state": "Goa"})
+
+    assert (first.status, again.status, edited.status) == (201, 200, 200)
+    stored = server.find_by_unique_ref("WEB-3")
+    assert len(stored) == 1
+    assert stored[0]["state"] == "Goa"
+    assert (await edited.json())["customerId"] == (await first.json())["customerId"]
+
+
 async def test_the_web_service_closes_its_client_on_shutdown(server: FakeEnkash) -> None:
     module = load_example("web_service")
     app = module.make_app()
@@ -126,6 +140,7 @@ def csv_refs(path: Path) -> list[str]:
         return [row["unique_ref_no"] for row in csv.DictReader(file)]
 
 
+@pytest.mark.slow
 async def test_the_bulk_worker_creates_each_csv_row_exactly_once_when_replies_are_lost(
     server: FakeEnkash,
 ) -> None:
@@ -133,11 +148,50 @@ async def test_the_bulk_worker_creates_each_csv_row_exactly_once_when_replies_ar
     server.inject(Fault.after_commit(status=502), route="create", times=5)
     status, out, err = await run_script(str(EXAMPLES / "bulk_import.py"), str(sample))
     refs = csv_refs(sample)
-    assert (status, out.strip()) == (0, f"{len(refs)} created, 0 failed, 0 rejected"), err
+    summary = f"{len(refs)} created, 0 updated, 0 unchanged, 0 failed, 0 rejected"
+    assert (status, out.strip()) == (0, summary), err
     assert [len(server.find_by_unique_ref(ref)) for ref in refs] == [1] * len(refs)
     assert server.stats.faults_injected["after_commit"] == 5
 
 
+async def test_the_bulk_worker_run_twice_stores_each_csv_row_once(server: FakeEnkash) -> None:
+    sample = EXAMPLES / "customers.csv"
+    refs = csv_refs(sample)
+    before = server.stored_count
+
+    first = await run_script(str(EXAMPLES / "bulk_import.py"), str(sample))
+    second = await run_script(str(EXAMPLES / "bulk_import.py"), str(sample))
+
+    assert first[0] == second[0] == 0, (first, second)
+    assert second[1].strip() == f"0 created, 0 updated, {len(refs)} unchanged, 0 failed, 0 rejected"
+    assert [len(server.find_by_unique_ref(ref)) for ref in refs] == [1] * len(refs)
+    assert server.stored_count == before + len(refs)
+    assert server.stats.requests["create"] == len(refs)
+
+
+async def test_the_bulk_worker_rerun_on_an_edited_row_updates_only_that_row(
+    server: FakeEnkash, tmp_path: Path
+) -> None:
+    sample = (EXAMPLES / "customers.csv").read_text(encoding="utf-8").splitlines()
+    source = tmp_path / "customers.csv"
+    source.write_text("\n".join(sample) + "\n", encoding="utf-8")
+    assert (await run_script(str(EXAMPLES / "bulk_import.py"), str(source)))[0] == 0
+    sample[1] = sample[1].replace("Sample Customer 1 Pvt Ltd", "Sample Customer One Pvt Ltd")
+    source.write_text("\n".join(sample) + "\n", encoding="utf-8")
+
+    status, out, err = await run_script(str(EXAMPLES / "bulk_import.py"), str(source))
+
+    unchanged = len(sample) - 2
+    assert (status, out.strip()) == (
+        0,
+        f"0 created, 1 updated, {unchanged} unchanged, 0 failed, 0 rejected",
+    ), err
+    (stored,) = server.find_by_unique_ref("ERP-200001")
+    assert stored["legalName"] == "Sample Customer One Pvt Ltd"
+    assert server.stats.requests["update"] == 1
+
+
+@pytest.mark.slow
 async def test_the_bulk_worker_rejects_invalid_rows_unsent_and_exits_1(
     server: FakeEnkash, tmp_path: Path
 ) -> None:
@@ -146,7 +200,7 @@ async def test_the_bulk_worker_rejects_invalid_rows_unsent_and_exits_1(
     bad = tmp_path / "bad.csv"
     bad.write_text("\n".join(rows) + "\n", encoding="utf-8")
     status, out, err = await run_script(str(EXAMPLES / "bulk_import.py"), str(bad))
-    assert (status, out.strip()) == (1, "2 created, 0 failed, 1 rejected")
+    assert (status, out.strip()) == (1, "2 created, 0 updated, 0 unchanged, 0 failed, 1 rejected")
     assert "rejected line 3: mobile" in err
     assert server.stats.created == 2
 
@@ -192,6 +246,7 @@ def status_counts(notebook: Any) -> dict[str, int]:
     return {k: int(n) for k, n in re.findall(r"^([A-Z]+)\s+(\d+)$", cell_text(cell), re.M)}
 
 
+@pytest.mark.slow
 async def test_the_notebook_counts_every_customer_by_status(
     server: FakeEnkash, notebook_environment: Path
 ) -> None:
@@ -203,6 +258,7 @@ async def test_the_notebook_counts_every_customer_by_status(
     assert server.stats.logins == 1
 
 
+@pytest.mark.slow
 async def test_the_notebook_runs_on_an_embedded_fake_without_an_account(
     notebook_environment: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -446,6 +446,7 @@ def test_the_round_trip_strategy_sets_every_field(
     assert set(strategies) == {a.name for a in _fields(model)}
 
 
+@pytest.mark.slow
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(valid_customers)
 def test_every_valid_customer_create_survives_json_unchanged(customer: CustomerCreate) -> None:
@@ -458,6 +459,7 @@ def test_a_reminder_time_given_as_a_time_survives_the_round_trip() -> None:
     assert ReminderCreate.from_dict(json.loads(json.dumps(reminder.to_dict()))) == reminder
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.lists(customer_like | json_values, max_size=3))
 def test_records_read_from_raw_views_equal_the_liberal_reading_of_the_same_json(
@@ -547,6 +549,7 @@ def seed_shaped(draw: st.DrawFn) -> dict[str, Any]:
     return record
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.lists(seed_shaped(), min_size=1, max_size=4))
 def test_seed_shaped_records_read_on_the_fast_path_as_the_liberal_reader_reads_them(

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import enkash_async
 
 PACKAGE = Path(enkash_async.__file__).parent
@@ -78,6 +80,7 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
 
 
+@pytest.mark.slow
 def test_each_module_imports_alone_in_a_fresh_interpreter() -> None:
     # One fresh interpreter; before each module, every module of the package is forgotten,
     # so each is imported first, alone, as a user's first import would be.

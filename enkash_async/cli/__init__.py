@@ -1,4 +1,4 @@
-"""``enkash-async``: the command line (``demo``, ``serve``, ``customers create|search|import``).
+"""``enkash-async``: the command line (``demo``, ``serve``, ``customers ...``, ``sync``).
 
 Each command module has a ``register(commands)`` function that adds its subcommands to
 the top-level subparsers and sets ``handler`` (an ``async def (args) -> int``) with

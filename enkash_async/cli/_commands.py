@@ -23,7 +23,7 @@ from enkash_async import (
     EnkashClient,
     ValidationError,
 )
-from enkash_async.cli import _import
+from enkash_async.cli import _import, _lifecycle
 from enkash_async.cli._connect import add_connection_flags, connect, count_words
 from enkash_async.cli._ui import CommandError, err, progress, table
 from enkash_async.sync import flatten, wire_path
@@ -122,9 +122,11 @@ def register(commands: Any) -> None:
     actions = customers.add_subparsers(dest="action", required=True, metavar="ACTION")
     create_parser = actions.add_parser(
         "create",
-        help="create one customer from a JSON object in EnKash's wire format",
-        description="Create one customer from a JSON object in EnKash's wire format and "
-        "print EnKash's record of it as JSON.",
+        help="create (or update, by uniqueRefNo) one customer from wire-format JSON",
+        description="Make EnKash hold one customer given as a JSON object in EnKash's wire "
+        "format, and print EnKash's record of it as JSON. With a uniqueRefNo it is an "
+        "upsert: created when absent, else only the fields that differ are updated, so a "
+        "rerun stores it once (stderr says created, updated with the fields, or unchanged).",
     )
     create_parser.add_argument(
         "--json",
@@ -144,6 +146,7 @@ def register(commands: Any) -> None:
     add_connection_flags(search_parser)
     search_parser.set_defaults(handler=_run_search)
     _import.register(actions)
+    _lifecycle.register(actions)
 
 
 def _search_flags(sub: argparse.ArgumentParser) -> None:
@@ -461,14 +464,28 @@ def _read_json(source: str) -> Any:
 
 
 async def create(client: EnkashClient, data: Any) -> int:
-    """Create the customer ``data`` (wire JSON) and print EnKash's record as JSON."""
+    """Make EnKash hold the customer ``data`` (wire JSON) and print its record as JSON.
+
+    With a ``uniqueRefNo`` it is an upsert: created when EnKash has no customer with that
+    reference, else only the fields that differ are PATCHed, so running it twice stores
+    the customer once; what was done goes to stderr. Without one, a plain create.
+    """
     if not isinstance(data, dict):
         raise CommandError(f"the customer must be a JSON object, got {type(data).__name__}")
     try:
         customer = CustomerCreate.from_dict(data)
     except ValidationError as exc:
         raise CommandError(wire_problems(exc, dotted=False)) from None
-    record = await client.customers.create(customer)
+    if not customer.unique_ref_no:
+        record = await client.customers.create(customer)
+        err(f"created {record.customer_id} (no uniqueRefNo: a rerun creates another)")
+    else:
+        result = await client.customers.upsert(customer)
+        record = result.customer
+        done: str = result.outcome
+        if result.changed:
+            done += " " + ", ".join(wire_path(name, dotted=False) for name in result.changed)
+        err(f"{done}: {record.customer_id} ({customer.unique_ref_no})")
     print(json.dumps(record.to_dict(), ensure_ascii=False, indent=2))
     return 0
 

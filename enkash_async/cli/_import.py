@@ -7,10 +7,12 @@ connection, the checkpoint file, a progress bar, the rejects file and the summar
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import IO, Any
 
@@ -131,6 +133,7 @@ async def import_file(
             f"{path}: no rows to import (the file is empty, or holds only a header)", exit_code=1
         )
     started = time.monotonic()
+    done = SyncSummary()  # counted as outcomes arrive, for an interruption's message
     rejected = _Rejects(Path(rejects))
     async with connect(args, width=concurrency) as connection:
         client = connection.client
@@ -149,6 +152,7 @@ async def import_file(
             with progress(f"importing {path}", total) as bar:
 
                 def record(outcome: SyncOutcome) -> None:
+                    done.count(outcome)
                     if outcome.outcome in (Outcome.REJECTED, Outcome.FAILED):
                         rejected.write(outcome)
                     bar.advance()
@@ -163,13 +167,17 @@ async def import_file(
                         run_name,
                     )
                     try:
-                        summary = await sync_rows(
-                            read_file(path),
-                            client=client,
-                            checkpoint=store,
-                            concurrency=concurrency,
-                            on_outcome=record,
-                            known_refs=known,
+                        summary = await _interruptible(
+                            done,
+                            checkpoint,
+                            sync_rows(
+                                read_file(path),
+                                client=client,
+                                checkpoint=store,
+                                concurrency=concurrency,
+                                on_outcome=record,
+                                known_refs=known,
+                            ),
                         )
                     finally:
                         await store.aclose()
@@ -180,6 +188,23 @@ async def import_file(
     summary.elapsed = time.monotonic() - started
     _report(summary, rejected, dry_run=dry_run)
     return 1 if summary.rejected or summary.failed else 0
+
+
+async def _interruptible(
+    done: SyncSummary, checkpoint: str, work: Coroutine[Any, Any, SyncSummary]
+) -> SyncSummary:
+    """``await work``; Ctrl-C (a cancellation, or KeyboardInterrupt) says what was done
+    and that a rerun resumes, as a ``CommandError`` with exit code 130."""
+    try:
+        return await work
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        raise CommandError(
+            f"interrupted after {count_words(done.rows, 'row')}: {done.created:,} created, "
+            f"{done.found:,} found, {done.rejected:,} rejected, {done.failed:,} failed. "
+            f"Run the same command again to resume: {checkpoint} keeps what was done, "
+            "and nothing is created twice",
+            exit_code=130,
+        ) from None
 
 
 class _Rejects:

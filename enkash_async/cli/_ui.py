@@ -7,6 +7,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO
 
+from enkash_async.errors import EnkashError
+
 try:
     from rich.console import Console
     from rich.progress import (
@@ -25,9 +27,9 @@ except ImportError:  # pragma: no cover - exercised only without the cli extra
 __all__ = ["Bar", "CommandError", "err", "progress", "table"]
 
 
-class CommandError(Exception):
-    """A command cannot go on; ``message`` says why, ``exit_code`` is 2 for bad input or
-    usage, 1 for a failure the message explains."""
+class CommandError(EnkashError):
+    """A command cannot go on (``main`` prints it): ``message`` says why, ``exit_code``
+    is 2 for bad input or usage, 1 for a failure the message explains."""
 
     def __init__(self, message: str, *, exit_code: int = 2) -> None:
         super().__init__(message)

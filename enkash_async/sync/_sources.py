@@ -30,6 +30,7 @@ import attrs
 from enkash_async import (
     Customer,
     CustomerCreate,
+    EnkashError,
     KeyContact,
     KeyContactCreate,
     Reminder,
@@ -94,7 +95,7 @@ READ_ONLY_FIELDS: Mapping[str, frozenset[str]] = {
 }
 
 
-class SourceError(Exception):
+class SourceError(EnkashError):
     """A source that cannot be read at all (missing, not a .csv/.jsonl file, no header)."""
 
 

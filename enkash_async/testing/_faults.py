@@ -12,6 +12,8 @@ from typing import Final, Literal
 import attrs
 from aiohttp import web
 
+from enkash_async.errors import FieldError, ValidationError
+
 from ._envelope import (
     TOKEN_INVALID_CODE,
     TOKEN_INVALID_MESSAGE,
@@ -77,7 +79,7 @@ def retry_after_header(value: RetryAfter) -> str:
 
 def _fraction(value: float) -> float:
     if not 0.0 <= value < 1.0:
-        raise ValueError(f"cut must be in [0, 1); got {value!r}")
+        raise ValidationError([FieldError("cut", f"cut must be in [0, 1); got {value!r}")])
     return value
 
 
@@ -194,9 +196,18 @@ class Fault:
         """
         chosen = (status is not None) + disconnect + truncated
         if chosen > 1 or (chosen == 0 and delay <= 0):
-            raise ValueError("after_commit needs exactly one of status, disconnect, truncated")
+            raise ValidationError(
+                [
+                    FieldError(
+                        "after_commit",
+                        "after_commit needs exactly one of status, disconnect, truncated",
+                    )
+                ]
+            )
         if html and status is None:
-            raise ValueError("after_commit(html=True) needs a status")
+            raise ValidationError(
+                [FieldError("after_commit", "after_commit(html=True) needs a status")]
+            )
         then: Fault | None = None
         if status is not None:
             then = (
@@ -257,15 +268,22 @@ def make_injection(
         chosen = frozenset(routes)
     unknown = chosen - set(ROUTES)
     if unknown or not chosen:
-        raise ValueError(f"routes must be among {ROUTES}; got {sorted(chosen)}")
+        raise ValidationError(
+            [FieldError("route", f"routes must be among {ROUTES}; got {sorted(chosen)}")]
+        )
     if fault.kind == "after_commit" and not chosen <= WRITE_ROUTES:
-        raise ValueError(
-            f"after_commit faults apply to the routes that write: {sorted(WRITE_ROUTES)}"
+        raise ValidationError(
+            [
+                FieldError(
+                    "route",
+                    f"after_commit faults apply to the routes that write: {sorted(WRITE_ROUTES)}",
+                )
+            ]
         )
     if rate is not None and not 0.0 <= rate <= 1.0:
-        raise ValueError(f"rate must be in [0, 1]; got {rate!r}")
+        raise ValidationError([FieldError("rate", f"rate must be in [0, 1]; got {rate!r}")])
     if times is not None and times < 1:
-        raise ValueError(f"times must be at least 1; got {times!r}")
+        raise ValidationError([FieldError("times", f"times must be at least 1; got {times!r}")])
     return Injection(fault, chosen, rate, times, rng)
 
 

@@ -26,6 +26,7 @@ from aiohttp.typedefs import Handler
 
 from enkash_async._fast import paused_gc
 from enkash_async.auth import PasswordCredentials
+from enkash_async.errors import FieldError, ValidationError
 
 from ._data import IdFactory, synthesize
 from ._faults import ROUTES, Fault, Injection, Route, make_injection, shape
@@ -97,21 +98,49 @@ class FakeEnkash(RouteHandlers):
         credentials: PasswordCredentials = DEFAULT_CREDENTIALS,
     ) -> None:
         if customers < 0:
-            raise ValueError(f"customers must not be negative; got {customers!r}")
+            raise ValidationError(
+                [FieldError("customers", f"customers must not be negative; got {customers!r}")]
+            )
         if token_style not in ("old", "new"):
-            raise ValueError(f"token_style must be 'old' or 'new'; got {token_style!r}")
+            raise ValidationError(
+                [
+                    FieldError(
+                        "token_style", f"token_style must be 'old' or 'new'; got {token_style!r}"
+                    )
+                ]
+            )
         latency = dict(latency or {})
         unknown = set(latency) - set(ROUTES)
         if unknown:
-            raise ValueError(f"latency routes must be among {ROUTES}; got {sorted(unknown)}")
+            raise ValidationError(
+                [
+                    FieldError(
+                        "latency", f"latency routes must be among {ROUTES}; got {sorted(unknown)}"
+                    )
+                ]
+            )
         if any(delay < 0 for delay in latency.values()):
-            raise ValueError("latency must not be negative")
+            raise ValidationError([FieldError("latency", "latency must not be negative")])
         if max_in_flight is not None and max_in_flight < 1:
-            raise ValueError(f"max_in_flight must be at least 1; got {max_in_flight!r}")
+            raise ValidationError(
+                [
+                    FieldError(
+                        "max_in_flight", f"max_in_flight must be at least 1; got {max_in_flight!r}"
+                    )
+                ]
+            )
         if rate_limit is not None and rate_limit <= 0:
-            raise ValueError(f"rate_limit must be positive; got {rate_limit!r}")
+            raise ValidationError(
+                [FieldError("rate_limit", f"rate_limit must be positive; got {rate_limit!r}")]
+            )
         if not 1 <= default_limit <= 5000:
-            raise ValueError(f"default_limit must be in 1..5000; got {default_limit!r}")
+            raise ValidationError(
+                [
+                    FieldError(
+                        "default_limit", f"default_limit must be in 1..5000; got {default_limit!r}"
+                    )
+                ]
+            )
         self._seed = seed
         self._token_ttl = token_ttl
         self._host = host
@@ -484,7 +513,7 @@ def inject_fault_mix(server: FakeEnkash, rate: float) -> list[Injection]:
     500, a dropped connection, and (creates only) a 500 or a lost reply after the
     customer was stored; the injections, in the order they are tried."""
     if not 0.0 < rate <= 1.0:
-        raise ValueError(f"rate must be in (0, 1]; got {rate!r}")
+        raise ValidationError([FieldError("rate", f"rate must be in (0, 1]; got {rate!r}")])
     share = rate / 5
     kinds: list[tuple[Fault, tuple[Route, ...]]] = [
         (Fault.after_commit(status=500), ("create",)),

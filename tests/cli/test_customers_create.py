@@ -119,3 +119,43 @@ async def test_create_refused_by_enkash_shows_its_message_and_exits_1(
     assert out == ""
     assert no_traceback(err)
     assert server.find_by_unique_ref("IMP-0004") == []
+
+
+async def test_create_run_twice_with_the_same_ref_stores_the_customer_once(
+    cli: Run, server: FakeEnkash, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "customer.json"
+    source.write_text(json.dumps(wire_row(5)), encoding="utf-8")
+
+    assert await cli("customers", "create", "--json", str(source)) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert await cli("customers", "create", "--json", str(source)) == 0
+    out, err = capsys.readouterr()
+
+    assert (
+        json.loads(out)["customerId"]
+        == first["customerId"]
+        == stored_once(server, "IMP-0005")["customerId"]
+    )
+    assert "unchanged" in err
+    assert server.stats.requests["create"] == 1
+
+
+async def test_create_of_a_known_ref_with_new_data_updates_only_what_differs(
+    cli: Run, server: FakeEnkash, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "customer.json"
+    row = wire_row(6)
+    source.write_text(json.dumps(row), encoding="utf-8")
+    assert await cli("customers", "create", "--json", str(source)) == 0
+    capsys.readouterr()
+    row["address"] = "12 MG Road, Bengaluru"
+    source.write_text(json.dumps(row), encoding="utf-8")
+
+    assert await cli("customers", "create", "--json", str(source)) == 0
+
+    out, err = capsys.readouterr()
+    assert json.loads(out)["address"] == "12 MG Road, Bengaluru"
+    assert stored_once(server, "IMP-0006")["address"] == "12 MG Road, Bengaluru"
+    assert "updated" in err and "address" in err
+    assert server.stats.requests["update"] == 1

@@ -31,7 +31,7 @@ from enkash_async import (
     KeyContactCreate,
     PaginationError,
     RateLimitError,
-    RequestTimeout,
+    RequestTimeoutError,
     RetryPolicy,
     ServerError,
     Timeouts,
@@ -99,7 +99,7 @@ AMBIGUOUS: dict[str, Callable[[FakeTransport], object]] = {
         CREATE, reply(b"<html><body>502 Bad Gateway</body></html>", 502)
     ),
     "system_error_on_http_200": lambda t: t.answer(CREATE, reply(failed())),
-    "read_timeout": lambda t: t.answer(CREATE, RequestTimeout("no complete reply within 60s")),
+    "read_timeout": lambda t: t.answer(CREATE, RequestTimeoutError("no complete reply within 60s")),
     "disconnect_after_sending": lambda t: t.answer(
         CREATE, TransportError("connection failed while talking to EnKash: ServerDisconnectedError")
     ),
@@ -458,7 +458,7 @@ async def test_read_timeout_without_ref_is_ambiguous(server: FakeEnkash) -> None
     ) as client:
         with pytest.raises(AmbiguousCreateError) as info:
             await client.customers.create(new_customer(ref=None))
-    assert isinstance(info.value.cause, RequestTimeout)
+    assert isinstance(info.value.cause, RequestTimeoutError)
     assert server.stats.requests == {"create": 1}
 
 

@@ -431,6 +431,7 @@ async def bulk_against_a_limit(*, adaptive: bool) -> dict[str, Any]:
         }
 
 
+@pytest.mark.slow
 async def test_adaptive_concurrency_provokes_fewer_429s_and_creates_each_customer_once() -> None:
     runs = {adaptive: await bulk_against_a_limit(adaptive=adaptive) for adaptive in (True, False)}
     for run in runs.values():

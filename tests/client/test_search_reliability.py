@@ -25,7 +25,7 @@ from enkash_async import (
     PaginationDriftWarning,
     PaginationError,
     Reply,
-    RequestTimeout,
+    RequestTimeoutError,
     RetryPolicy,
     SortDirection,
 )
@@ -302,7 +302,7 @@ async def test_an_attempt_is_cut_short_so_the_call_keeps_its_deadline() -> None:
     async with FakeEnkash(customers=10, seed=2, latency={"search": 30.0}) as server:
         retry = RetryPolicy(deadline=0.3)
         async with EnkashClient(server.url, token=server.token, retry=retry) as client:
-            with pytest.raises(RequestTimeout) as info:
+            with pytest.raises(RequestTimeoutError) as info:
                 await client.customers.search().first()
     # Given the default 60 s per attempt, it would have waited out the 30 s and succeeded.
     assert "within 60s" not in str(info.value)

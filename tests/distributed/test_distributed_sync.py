@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import redis.asyncio as aioredis
 from _dist import Workers, target_of, wire_row, write_rows
 
@@ -54,6 +55,7 @@ async def max_attempts(redis_url: str, run: str, chunks: int) -> int:
     return max(job.attempts for job in jobs if job is not None)
 
 
+@pytest.mark.slow
 async def test_a_killed_workers_chunk_is_redone_and_every_customer_exists_once(
     redis_url: str, workers: Workers, tmp_path: Path
 ) -> None:
@@ -85,6 +87,7 @@ async def test_a_killed_workers_chunk_is_redone_and_every_customer_exists_once(
     assert await max_attempts(redis_url, submitted.run, submitted.chunks) >= 2
 
 
+@pytest.mark.slow
 async def test_workers_sharing_a_budget_keep_under_a_hidden_rate_cap(
     redis_url: str, workers: Workers, tmp_path: Path
 ) -> None:
@@ -116,6 +119,7 @@ async def test_workers_sharing_a_budget_keep_under_a_hidden_rate_cap(
     assert (stats["stored"], stats["duplicate_refs"]) == (800, 0)
 
 
+@pytest.mark.slow
 async def test_workers_sharing_max_concurrency_never_exceed_it_at_the_server(
     redis_url: str, workers: Workers, tmp_path: Path
 ) -> None:
@@ -139,6 +143,7 @@ async def test_workers_sharing_max_concurrency_never_exceed_it_at_the_server(
     assert (stats["stored"], stats["duplicate_refs"]) == (300, 0)
 
 
+@pytest.mark.slow
 async def test_redis_stopped_mid_run_stops_every_request_and_the_run_resumes_after(
     redis_server: RedisServer, redis_url: str, workers: Workers, tmp_path: Path
 ) -> None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from _dist import Workers, wire_row, write_rows
 
 from enkash_async.cli import _sync
@@ -28,6 +29,7 @@ def rows_with_one_reject(path: Path, count: int) -> Path:
     return write_rows(path, rows)
 
 
+@pytest.mark.slow
 def test_sync_fake_runs_a_file_on_local_workers_and_prints_the_summary(tmp_path: Path) -> None:
     rows = rows_with_one_reject(tmp_path / "rows.jsonl", 60)
     environ = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
@@ -82,6 +84,7 @@ def test_sync_without_the_sync_extra_says_which_extra_to_install() -> None:
     ]
 
 
+@pytest.mark.slow
 def test_submit_prints_the_run_id_last_and_status_and_report_follow_it(
     redis_url: str, workers: Workers, tmp_path: Path
 ) -> None:

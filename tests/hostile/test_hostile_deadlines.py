@@ -17,7 +17,7 @@ from _support import (
 )
 
 from enkash_async import EnkashClient, EnkashError, PasswordCredentials, RetryPolicy, Timeouts
-from enkash_async.errors import RequestTimeout
+from enkash_async.errors import RequestTimeoutError
 
 
 def hanging(fake: FakeTime) -> Any:
@@ -25,7 +25,7 @@ def hanging(fake: FakeTime) -> Any:
 
     def answer(sent: Sent) -> Any:
         fake.now += sent.timeouts.attempt
-        return RequestTimeout(f"no complete reply within {sent.timeouts.attempt:g}s")
+        return RequestTimeoutError(f"no complete reply within {sent.timeouts.attempt:g}s")
 
     return answer
 
@@ -62,7 +62,7 @@ async def test_a_search_with_failing_pages_ends_by_its_deadline(fake: FakeTime) 
         retry=policy,
         timeouts=Timeouts(attempt=2.0),
     ) as client:
-        with pytest.raises(RequestTimeout):
+        with pytest.raises(RequestTimeoutError):
             await client.customers.search().collect()
     assert fake.now - start <= 5.0 + 0.1
 

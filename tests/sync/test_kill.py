@@ -59,6 +59,7 @@ async def _stored(client: EnkashClient) -> int:
     return page.records_count or 0
 
 
+@pytest.mark.slow
 async def test_reruns_after_several_kill_9_leave_exactly_the_files_customers(
     enkash: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -51,6 +51,7 @@ def as_created(record: dict[str, Any]) -> CustomerCreate:
     return row.customer
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 async def test_an_export_of_2000_customers_imports_into_an_empty_enkash_unchanged(
     fmt: str,

@@ -21,7 +21,7 @@ from enkash_async import (
     ConnectError,
     CustomerSearch,
     EnkashClient,
-    RequestTimeout,
+    RequestTimeoutError,
     RetryPolicy,
     TransportError,
     UnexpectedResponseError,
@@ -96,7 +96,7 @@ async def test_read_timeout_is_request_timeout(
 ) -> None:
     with aioresponses() as m:
         m.post(SEARCH, exception=make_error())
-        with pytest.raises(RequestTimeout) as info:
+        with pytest.raises(RequestTimeoutError) as info:
             await search_once(client)
     assert info.value.sent is True
     assert isinstance(info.value.__cause__, (asyncio.TimeoutError, TimeoutError))

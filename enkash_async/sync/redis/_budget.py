@@ -31,6 +31,7 @@ from typing import Final
 
 import redis.asyncio as aioredis
 
+from enkash_async.errors import FieldError, ValidationError
 from enkash_async.sync._checkpoint import SyncTarget
 from enkash_async.sync.redis._connection import BudgetUnavailableError, redis_errors, target_tag
 
@@ -144,9 +145,9 @@ class RedisLimiter:
         max_delay: float = 1.0,
     ) -> None:
         if max_concurrency < 1:
-            raise ValueError("max_concurrency must be at least 1")
+            raise ValidationError([FieldError("max_concurrency", "must be at least 1")])
         if rate_limit is not None and rate_limit <= 0:
-            raise ValueError("rate_limit must be positive when set")
+            raise ValidationError([FieldError("rate_limit", "must be positive when set")])
         self._redis = redis
         self._url = url
         self.target = target

@@ -44,8 +44,10 @@ from enkash_async import (
     CustomerCreate,
     EnkashClient,
     EnkashError,
+    FieldError,
     LoginError,
     PasswordCredentials,
+    ValidationError,
 )
 from enkash_async.sync._checkpoint import SyncTarget
 from enkash_async.sync._core import SyncOutcome, _rejected_ref, sync_rows
@@ -225,7 +227,7 @@ async def submit(
     when Redis fails, and ``OSError`` or the reader's errors for an unreadable file.
     """
     if chunk_rows < 1:
-        raise ValueError("chunk_rows must be at least 1")
+        raise ValidationError([FieldError("chunk_rows", "must be at least 1")])
     settings = settings or WorkerSettings()
     run = run or new_run_id()
     redis = connect(url)
