@@ -252,7 +252,8 @@ class _Seen:
     def __init__(self) -> None:
         self._db = sqlite3.connect("", check_same_thread=False)
         self._db.execute(
-            "CREATE TABLE seen (ref TEXT PRIMARY KEY, line INTEGER, fp TEXT) WITHOUT ROWID"
+            "CREATE TABLE seen (ref TEXT PRIMARY KEY, line INTEGER, fp TEXT, ok INTEGER) "
+            "WITHOUT ROWID"
         )
 
     def first(self, refs: list[str]) -> dict[str, tuple[int, str]]:
@@ -265,7 +266,15 @@ class _Seen:
         return found
 
     def add(self, rows: list[tuple[str, int, str]]) -> None:
-        self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", rows)
+        self._db.executemany("INSERT OR IGNORE INTO seen (ref, line, fp) VALUES (?, ?, ?)", rows)
+
+    def settled(self, ref: str, line: int, ok: bool) -> None:
+        """Record how the first row of ``ref`` (on ``line``) ended."""
+        self._db.execute("UPDATE seen SET ok=? WHERE ref=? AND line=?", (ok, ref, line))
+
+    def ok(self, ref: str) -> bool | None:
+        row = self._db.execute("SELECT ok FROM seen WHERE ref=?", (ref,)).fetchone()
+        return None if row is None or row[0] is None else bool(row[0])
 
     def close(self) -> None:
         self._db.close()
@@ -436,6 +445,8 @@ class _Work:
     #: deactivated it as missing (so that listing it again makes it active).
     customer_id: str | None = None
     reactivate: bool = False
+    #: How the customer came to be known: "checkpoint", or "another run" (held).
+    detail: str = "checkpoint"
 
 
 # Records read by one search with a customerIds filter.
@@ -480,6 +491,8 @@ class _Run:
         self.watcher: asyncio.Task[None] | None = None
 
     def report(self, outcome: SyncOutcome) -> None:
+        if not self.create_only and outcome.ref and outcome.outcome in _ENDS:
+            self.seen.settled(outcome.ref, outcome.line, outcome.outcome in _SETTLED)
         self.summary.count(outcome)
         if self.on_outcome is not None:
             self.on_outcome(outcome)
@@ -530,24 +543,33 @@ class _Run:
             candidates.append((row, ref))
         if not candidates:
             return
+        followers: list[tuple[SourceRow, str, int]] = []
         if not self.create_only:
-            candidates = self.drop_repeats(candidates)
-            if not candidates:
-                return
+            candidates, followers = self.drop_repeats(candidates)
         # Taken before the await below: a ref in flight now may finish (and leave
         # in_flight) while the checkpoint is asked, and its repeat must still follow it.
         earlier = {ref: self.in_flight[ref] for _, ref in candidates if ref in self.in_flight}
         fresh = list(dict.fromkeys(ref for _, ref in candidates if ref not in earlier))
         if self.create_only:
             await self.dispatch_created(candidates, earlier, fresh)
-        else:
+        elif candidates:
             await self.dispatch_upsert(candidates, earlier, fresh)
+        for row, ref, first_line in followers:
+            first = self.in_flight.get(ref)
+            if first is not None:
+                self.spawn(self.follow(row, ref, *first))
+            else:
+                self.report(self.repeated(row, ref, first_line))
 
-    def drop_repeats(self, candidates: list[tuple[SourceRow, str]]) -> list[tuple[SourceRow, str]]:
-        """Settle each row repeating an earlier row's ref: other data is rejected (both
-        lines named); the same data follows the first row (it is sent once)."""
+    def drop_repeats(
+        self, candidates: list[tuple[SourceRow, str]]
+    ) -> tuple[list[tuple[SourceRow, str]], list[tuple[SourceRow, str, int]]]:
+        """The rows of the first occurrence of each ref, and the repeats with the same
+        data (which follow the first row: it is sent once); a repeat with other data is
+        rejected, both lines named."""
         firsts = self.seen.first(list(dict.fromkeys(ref for _, ref in candidates)))
         kept: list[tuple[SourceRow, str]] = []
+        followers: list[tuple[SourceRow, str, int]] = []
         new: list[tuple[str, int, str]] = []
         for row, ref in candidates:
             fingerprint = row_fingerprint(row)
@@ -558,13 +580,18 @@ class _Run:
                 kept.append((row, ref))
             elif first[1] != fingerprint:
                 self.report(_repeat(row, ref, first[0]))
-            elif ref in self.in_flight or any(r == ref for _, r in kept):
-                kept.append((row, ref))  # follows the first row, sent once
             else:
-                detail = f"same uniqueRefNo as line {first[0]}"
-                self.report(SyncOutcome(row.line, ref, Outcome.UNCHANGED, detail=detail))
+                followers.append((row, ref, first[0]))
         self.seen.add(new)
-        return kept
+        return kept, followers
+
+    def repeated(self, row: SourceRow, ref: str, first_line: int) -> SyncOutcome:
+        """A repeat, with the same data, of a row that has ended."""
+        detail = f"same uniqueRefNo as line {first_line}"
+        if self.seen.ok(ref):
+            return SyncOutcome(row.line, ref, Outcome.UNCHANGED, detail=detail)
+        error = EnkashError(f"line {first_line}, with the same data, did not reach EnKash")
+        return SyncOutcome(row.line, ref, Outcome.FAILED, error=error, detail=detail)
 
     async def dispatch_created(
         self,
@@ -670,21 +697,15 @@ class _Run:
         except ValidationError as exc:
             self.report(SyncOutcome(row.line, ref, Outcome.REJECTED, reasons=_reasons(exc)))
             return
-        fingerprint = row_fingerprint(row)
-        if not change:
-            self.spawn(self.settle_unchanged(row, ref, current, fingerprint, "in EnKash"))
-            return
         item = self.track(row, ref, lookup_first=False)
         item.customer_id = current.customer_id
+        if not change:
+            outcome = SyncOutcome(
+                row.line, ref, Outcome.UNCHANGED, current.customer_id, detail="in EnKash"
+            )
+            self.spawn(self.settle(item, _ready(outcome)))
+            return
         self.spawn(self.start_change(item, current, change))
-
-    async def settle_unchanged(
-        self, row: SourceRow, ref: str, current: Customer, fingerprint: str, detail: str
-    ) -> None:
-        await self.checkpoint.mark_done(ref, current.customer_id, fingerprint)
-        self.report(
-            SyncOutcome(row.line, ref, Outcome.UNCHANGED, current.customer_id, detail=detail)
-        )
 
     async def start_change(self, item: _Work, current: Customer, change: Change) -> None:
         async with self.slots:
@@ -745,7 +766,7 @@ class _Run:
             change = change_for(current, row, reactivate=item.reactivate)
         except ValidationError as exc:
             return SyncOutcome(row.line, ref, Outcome.REJECTED, reasons=_reasons(exc))
-        return await self.send_change(item, current, change, "checkpoint")
+        return await self.send_change(item, current, change, item.detail)
 
     async def send_change(
         self, item: _Work, current: Customer, change: Change, detail: str
@@ -810,6 +831,8 @@ class _Run:
                         else:
                             item.lookup_first = True  # its owner may have sent it
                             await self.start(item)
+                    for item in done_elsewhere:
+                        item.detail = "another run"
                     if done_elsewhere:
                         await self.read_and_compare(await self.with_ids(done_elsewhere))
         finally:
@@ -926,6 +949,8 @@ class _Run:
 
 # The outcomes after which EnKash holds the row as it is.
 _SETTLED = frozenset({Outcome.CREATED, Outcome.FOUND, Outcome.UPDATED, Outcome.UNCHANGED})
+# The outcomes a row's sync ends in.
+_ENDS = _SETTLED | {Outcome.FAILED, Outcome.REJECTED}
 
 
 async def _ready(outcome: SyncOutcome) -> SyncOutcome:
