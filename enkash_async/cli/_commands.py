@@ -4,7 +4,6 @@ with its parser by a ``register_*`` function and run by its ``handler``."""
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shlex
 import statistics
@@ -22,11 +21,12 @@ from enkash_async import (
     CustomerStatus,
     EnkashClient,
     ValidationError,
+    _csv,
 )
 from enkash_async.cli import _import, _lifecycle
 from enkash_async.cli._connect import add_connection_flags, connect, count_words
 from enkash_async.cli._ui import CommandError, err, progress, table
-from enkash_async.sync import flatten, wire_path
+from enkash_async.sync import wire_path
 from enkash_async.sync._sources import load_json_document
 
 __all__ = ["create", "demo", "register", "search", "serve", "synthetic_creates"]
@@ -547,7 +547,7 @@ async def search(
                         stream.write(json.dumps(record, ensure_ascii=False) + "\n")
                     elif fmt == "csv":
                         # Spooled to disk: the header needs every record's columns.
-                        cells = flatten(record)
+                        cells = _csv.flatten(record)
                         columns.update(dict.fromkeys(cells))
                         spool.write(json.dumps(cells, ensure_ascii=False) + "\n")
                     else:
@@ -556,8 +556,7 @@ async def search(
                 stream.flush()
                 bar.advance(len(page))
         if fmt == "csv":
-            nested_last = sorted(columns, key=lambda name: "." in name)  # stable: else as seen
-            writer = csv.DictWriter(stream, fieldnames=nested_last, restval="")
+            writer = _csv.writer(stream, _csv.export_columns(columns))
             writer.writeheader()
             spool.seek(0)
             for line in spool:
