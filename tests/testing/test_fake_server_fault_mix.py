@@ -245,3 +245,21 @@ async def test_serve_accept_unknown_fields_ignores_them(valid_body: dict[str, An
     finally:
         await _stop(process)
     assert status == 200
+
+
+async def test_stats_count_applied_changes_per_route_and_the_fields_each_patch_sent(
+    api: Api, http: aiohttp.ClientSession
+) -> None:
+    first, second, third = _ids(api)[:3]
+    await _call(api, "PATCH", f"/api/v0/customer/{first}", json={"address": "A road"})
+    await _call(api, "PATCH", f"/api/v0/customer/{second}", json={"address": "B", "state": None})
+    await _call(api, "PUT", f"/api/v0/customer/deactivate/{third}")
+    await _call(api, "DELETE", f"/api/v0/customer/{third}")
+    await _call(api, "DELETE", f"/api/v0/customer/{third}")  # 404: nothing applied
+
+    async with http.get(api.server.url + "/_fake/stats") as reply:
+        stats = await reply.json()
+
+    assert stats["changed"] == {"update": 2, "deactivate": 1, "delete": 1}
+    assert stats["patched_fields"] == {"address": 2, "state": 1}
+    assert stats["requests"]["delete"] == 2
