@@ -110,6 +110,28 @@ def register(commands: Any) -> None:
         metavar="N",
         help="seed of those customers (default: %(default)s)",
     )
+    serve_parser.add_argument(
+        "--fault-rate",
+        type=_fraction,
+        default=0.0,
+        metavar="RATE",
+        help="share of requests it fails, 0 to 1, on every route: 503, 500, dropped "
+        "connections, and failures after a write was applied (default: %(default)s)",
+    )
+    serve_parser.add_argument(
+        "--fault-seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="seed of the fault draws; the same seed and requests give the same faults "
+        "(default: --seed)",
+    )
+    serve_parser.add_argument(
+        "--accept-unknown-fields",
+        action="store_true",
+        help="ignore request fields EnKash's schema does not have, as a Spring server that "
+        "does not fail on unknown properties would (default: a 400 naming them)",
+    )
     serve_parser.set_defaults(handler=_run_serve)
 
     customers = commands.add_parser(
@@ -253,7 +275,15 @@ async def _run_demo(args: argparse.Namespace) -> int:
 
 
 async def _run_serve(args: argparse.Namespace) -> int:
-    return await serve(args.host, args.port, args.customers, args.seed)
+    return await serve(
+        args.host,
+        args.port,
+        args.customers,
+        args.seed,
+        fault_rate=args.fault_rate,
+        fault_seed=args.fault_seed,
+        strict=not args.accept_unknown_fields,
+    )
 
 
 async def _run_create(args: argparse.Namespace) -> int:
@@ -418,9 +448,20 @@ def _ms(samples: list[float], quantile: float) -> str:
 # --------------------------------------------------------------------------- serve
 
 
-async def serve(host: str, port: int, customers: int, seed: int) -> int:
+async def serve(
+    host: str,
+    port: int,
+    customers: int,
+    seed: int,
+    *,
+    fault_rate: float = 0.0,
+    fault_seed: int | None = None,
+    strict: bool = True,
+) -> int:
     """Run the fake EnKash until interrupted, printing its URL and credentials as JSON on
-    stdout, and on stderr the ``export`` lines that point the CLI at it."""
+    stdout, and on stderr the ``export`` lines that point the CLI at it. ``fault_rate``
+    injects the fault mix on every route (draws seeded by ``fault_seed``); ``strict=False``
+    ignores unknown request fields."""
     from enkash_async.testing import FakeEnkash
     from enkash_async.testing import serve as serve_fake
     from enkash_async.testing._server import print_connection_info
@@ -435,8 +476,22 @@ async def serve(host: str, port: int, customers: int, seed: int) -> int:
             f"{server.url} (Ctrl-C stops it). To point enkash-async at it, paste:"
         )
         err(export_lines(info))
+        if fault_rate:
+            err(
+                f"failing about {fault_rate:.0%} of requests on every route, after-commit "
+                f"included (fault seed {seed if fault_seed is None else fault_seed})"
+            )
 
-    await serve_fake(host=host, port=port, customers=customers, seed=seed, ready=ready)
+    await serve_fake(
+        host=host,
+        port=port,
+        customers=customers,
+        seed=seed,
+        fault_rate=fault_rate,
+        fault_seed=fault_seed,
+        strict=strict,
+        ready=ready,
+    )
     return 0
 
 
