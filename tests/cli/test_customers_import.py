@@ -406,7 +406,10 @@ async def test_import_rerun_sends_again_a_row_enkash_refused(
     assert await cli("customers", "import", str(source)) == 0
 
     assert sorted(c["uniqueRefNo"] for c in server.created_customers) == ["IMP-0001", "IMP-0002"]
-    assert "1 created, 0 updated, 1 unchanged, 0 rejected, 0 failed" in capsys.readouterr().err.splitlines()[-1]
+    assert (
+        "1 created, 0 updated, 1 unchanged, 0 rejected, 0 failed"
+        in capsys.readouterr().err.splitlines()[-1]
+    )
 
 
 async def test_import_a_ref_repeated_with_other_data_is_rejected_naming_both_lines(
