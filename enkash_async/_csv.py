@@ -11,7 +11,7 @@ format", says the same for users):
   index (``customerKeyContacts.0.mobile``, ``branchCodes.1``). Reading is liberal: a
   header may name a field by its Python attribute name (``legal_name``).
   A header naming one field twice (``uniqueRefNo`` and ``unique_ref_no``, a name
-  repeated, ``address`` and ``address.0``) is refused, not guessed at.
+  repeated) is refused, not guessed at.
 - **Cells**: text; an empty cell is an absent field; booleans ``true``/``false`` (read
   also ``yes``/``no``, ``1``/``0``); whole numbers as digits.
 - **Formulas** (OWASP CSV injection): a written cell a spreadsheet would run (one that
@@ -295,7 +295,8 @@ def read_header(cells: Sequence[str], models: tuple[type[Any], ...]) -> list[str
     name of ``models`` (or of a model they nest) read as its wire name.
 
     Raises :class:`HeaderError` naming the columns when two name one field (after that
-    reading; ``.00.`` is ``.0.``) or one names a place inside another's value.
+    reading; ``.00.`` is ``.0.``). A value and a place inside it (``address`` and
+    ``address.0``) are not refused here: only a row that fills both is (its cells clash).
     """
     names = _column_names(models)
     paths = [".".join(names.get(part, part) for part in cell.strip().split(".")) for cell in cells]
@@ -306,21 +307,16 @@ def read_header(cells: Sequence[str], models: tuple[type[Any], ...]) -> list[str
             continue  # each row that fills it is rejected for its length
         key = tuple(str(int(p)) if _is_index(p) and len(p) <= 4 else p for p in parts)
         if key in seen:
-            raise _ambiguous(cells, seen[key], number, "name the same field")
+            raise _ambiguous(cells, seen[key], number)
         seen[key] = number
-    for key, number in seen.items():
-        for end in range(1, len(key)):
-            outer = seen.get(key[:end])
-            if outer is not None:
-                raise _ambiguous(cells, outer, number, "name a value and a place inside it")
     return paths
 
 
-def _ambiguous(cells: Sequence[str], first: int, second: int, why: str) -> HeaderError:
+def _ambiguous(cells: Sequence[str], first: int, second: int) -> HeaderError:
     one, other = (excerpt(cells[i].strip(), 60) for i in (first, second))
     return HeaderError(
         f"cannot be read unambiguously: columns {first + 1} {one!r} and {second + 1} "
-        f"{other!r} {why}; keep one",
+        f"{other!r} name the same field; keep one",
         (one, other),
     )
 

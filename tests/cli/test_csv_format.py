@@ -166,7 +166,6 @@ async def test_an_export_leaves_numbers_and_other_text_as_they_are(
             ["customerKeyContacts.0.mobile", "customerKeyContacts.00.mobile"],
             ["customerKeyContacts.0.mobile", "customerKeyContacts.00.mobile"],
         ),
-        (["address", "address.0"], ["address", "address.0"]),
     ],
 )
 async def test_an_import_refuses_a_header_naming_one_field_twice_and_creates_nothing(
