@@ -22,7 +22,7 @@ from typing import Any
 
 from enkash_async import EnkashError, ValidationError, __version__
 from enkash_async.cli import _commands, _sync
-from enkash_async.cli._ui import CommandError, err
+from enkash_async.cli._ui import CommandError, err, terminal_text
 from enkash_async.sync import SourceError
 
 __all__ = ["REGISTRARS", "main"]
@@ -63,14 +63,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         err(f"error: {exc.message}")
         return exc.exit_code
     except ValidationError as exc:
-        problems = "\n".join(f"  {e}" for e in exc.errors)
+        problems = "\n".join(f"  {terminal_text(str(e))}" for e in exc.errors)
         err(f"error: {exc.model or 'input'} is invalid:\n{problems}")
         return 2
     except SourceError as exc:
-        err(f"error: {exc}")
+        err(f"error: {terminal_text(str(exc))}")
         return 2
-    except EnkashError as exc:
-        err(f"error: {exc}")
+    except EnkashError as exc:  # its message may quote a reply: one line, escaped
+        err(f"error: {terminal_text(str(exc))}")
         return 1
     except BrokenPipeError:
         # The reader went away (``| head``): stop quietly, and keep the interpreter's
@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         err(f"error: the input is not UTF-8 text ({exc.reason} at byte {exc.start})")
         return 2
     except (OSError, json.JSONDecodeError) as exc:
-        err(f"error: {exc}")
+        err(f"error: {terminal_text(str(exc))}")
         return 2
     except KeyboardInterrupt:
         err("interrupted")

@@ -25,7 +25,7 @@ from enkash_async import (
 )
 from enkash_async.cli import _import, _lifecycle
 from enkash_async.cli._connect import add_connection_flags, connect, count_words
-from enkash_async.cli._ui import CommandError, err, progress, table
+from enkash_async.cli._ui import CommandError, err, json_text, progress, table, terminal_text
 from enkash_async.sync import wire_path
 from enkash_async.sync._sources import load_json_document
 
@@ -533,15 +533,17 @@ async def create(client: EnkashClient, data: Any) -> int:
         raise CommandError(wire_problems(exc, dotted=False)) from None
     if not customer.unique_ref_no:
         record = await client.customers.create(customer)
-        err(f"created {record.customer_id} (no uniqueRefNo: a rerun creates another)")
+        created = terminal_text(str(record.customer_id))
+        err(f"created {created} (no uniqueRefNo: a rerun creates another)")
     else:
         result = await client.customers.upsert(customer)
         record = result.customer
         done: str = result.outcome
         if result.changed:
             done += " " + ", ".join(wire_path(name, dotted=False) for name in result.changed)
-        err(f"{done}: {record.customer_id} ({customer.unique_ref_no})")
-    print(json.dumps(record.to_dict(), ensure_ascii=False, indent=2))
+        shown = terminal_text(f"{record.customer_id} ({customer.unique_ref_no})")
+        err(f"{done}: {shown}")
+    print(json_text(record.to_dict(), indent=2))
     return 0
 
 
@@ -599,7 +601,7 @@ async def search(
                 for customer in page.items:
                     record = customer.to_dict()
                     if fmt == "jsonl":
-                        stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+                        stream.write(json_text(record) + "\n")
                     elif fmt == "csv":
                         # Spooled to disk: the header needs every record's columns.
                         cells = _csv.flatten(record)
@@ -614,8 +616,10 @@ async def search(
             writer = _csv.writer(stream, _csv.export_columns(columns))
             writer.writeheader()
             spool.seek(0)
+            shown = stream.isatty()  # a file is data; a terminal gets no control character
             for line in spool:
-                writer.writerow(json.loads(line))
+                cells = json.loads(line)
+                writer.writerow({k: terminal_text(v) for k, v in cells.items()} if shown else cells)
         elif fmt == "table":
             stream.write(f"{count_words(shown, 'customer')}\n")
     return 0
@@ -625,7 +629,7 @@ def _table_row(record: dict[str, Any]) -> str:
     cells = []
     for name, width in _TABLE_COLUMNS:
         value = record.get(name)
-        text = (
+        text = terminal_text(
             ""
             if value is None
             else ("true" if value is True else "false" if value is False else str(value))
