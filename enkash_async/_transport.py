@@ -300,7 +300,7 @@ class AiohttpTransport:
             raise UnexpectedResponseError(
                 "the reply did not fit in memory", request_id=request_id
             ) from exc
-        return Reply(status=status, headers=reply_headers, body=raw, request_id=request_id)
+        return Reply(status, reply_headers, raw, request_id, url=url)  # url: no query
 
     async def _read(self, response: aiohttp.ClientResponse, request_id: str) -> Body:
         """The body, refused unread when it says it is too large and cut when it grows so.
