@@ -1,21 +1,19 @@
-"""Models as rows: flat dicts for tabular tools, and the CSV cell types of a request model.
+"""Models as rows: flat dicts of Python names for tabular tools (``Page.to_rows()``, pandas).
 
-Derived from the models' own ``attrs`` declarations (field order, declared types, wire
-names), so a field added to a model is a column here with no second list to keep.
+Derived from the models' own ``attrs`` declarations (field order, declared types), so a
+field added to a model is a column here with no second list to keep. The CSV files the
+CLI and the sync write and read are :mod:`enkash_async._csv`'s format, not these rows.
 """
 
 from __future__ import annotations
 
 import enum
-import types
 import typing
 from typing import Any, Final
 
 import attrs
 
-from enkash_async import _wire
-
-__all__ = ["csv_cell_types", "csv_columns", "to_python_dict", "to_row"]
+__all__ = ["csv_columns", "to_python_dict", "to_row"]
 
 
 def to_python_dict(model: Any) -> dict[str, Any]:
@@ -79,25 +77,3 @@ def _record_lists(record_type: type[Any]) -> frozenset[str]:
         )
         _RECORD_LISTS[record_type] = found
     return found
-
-
-def csv_cell_types(model: type[Any]) -> dict[str, type[Any]]:
-    """Each wire key of a request model (nested request models included) and the scalar
-    Python type its CSV cell holds (``str``, ``bool``, ``int``, ...), for reading imports."""
-    cells: dict[str, type[Any]] = {}
-    hints = typing.get_type_hints(model)
-    for a in attrs.fields(model):
-        for member in _wire_members(hints[a.name]):
-            if typing.get_origin(member) is tuple:
-                (item, *_) = typing.get_args(member)
-                if attrs.has(item):
-                    cells.update(csv_cell_types(item))
-            elif member is not type(None) and isinstance(member, type):
-                cells.setdefault(_wire.wire_name(a), member)
-    return cells
-
-
-def _wire_members(hint: Any) -> tuple[Any, ...]:
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return typing.get_args(hint)
-    return (hint,)

@@ -25,7 +25,8 @@ from typing import Any, Generic, TypeVar
 import attrs
 
 from enkash_async import _wire
-from enkash_async._rows import csv_cell_types, csv_columns, to_python_dict, to_row
+from enkash_async._csv import csv_cell_types
+from enkash_async._rows import csv_columns, to_python_dict, to_row
 from enkash_async._unset import UNSET, UnsetType
 from enkash_async._validation import (
     CHECK,

@@ -10,7 +10,10 @@ checks are reported and never sent; ``--concurrency`` rows are in flight at once
         ENKASH_USERNAME=... ENKASH_PASSWORD=...
     python examples/bulk_import.py examples/customers.csv --concurrency 16
 
-CSV columns: unique_ref_no, legal_name, contact_name, mobile, email, pan_or_gstin.
+The file is in the format ``customers search --format csv`` writes and ``customers
+import`` reads (docs/sync.md, "Import file format"): EnKash's wire names as columns,
+dotted paths into lists (``uniqueRefNo,legalName,customerKeyContacts.0.mobile,...``),
+read by ``enkash_async.sync.read_file``, which also reads JSON lines.
 Exit status: 0 when every row is in EnKash, 1 when any was rejected or failed.
 (``enkash-async customers import`` adds a checkpoint so a rerun after a crash resumes.)
 """
@@ -19,41 +22,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from enkash_async import (
-    CustomerCreate,
-    EnkashClient,
-    EnkashError,
-    KeyContactCreate,
-    ValidationError,
-)
+from enkash_async import CustomerCreate, EnkashClient, EnkashError
+from enkash_async.sync import read_file
 
 
-def customers_from_csv(path: Path, rejected: list[str]) -> Iterator[CustomerCreate]:
+def customers_from_file(path: Path, rejected: list[str]) -> Iterator[CustomerCreate]:
     """Each valid row as a ``CustomerCreate``; each invalid one noted in ``rejected``."""
-    with path.open(newline="", encoding="utf-8") as file:
-        for line, row in enumerate(csv.DictReader(file), start=2):
-            try:
-                yield CustomerCreate(
-                    legal_name=row["legal_name"],
-                    customer_key_contacts=[
-                        KeyContactCreate(
-                            name=row["contact_name"],
-                            legal_name=row["contact_name"],
-                            mobile=row["mobile"],
-                            email=row["email"] or None,
-                        )
-                    ],
-                    pan_or_gstin=row["pan_or_gstin"] or None,
-                    unique_ref_no=row["unique_ref_no"],
-                )
-            except ValidationError as exc:
-                rejected.append(f"line {line}: {', '.join(exc.fields)}")
+    for row in read_file(str(path)):
+        if row.customer is None:
+            rejected.append(f"line {row.line}: {'; '.join(row.problems)}")
+        else:
+            yield row.customer
 
 
 async def sync(path: Path, concurrency: int) -> int:
@@ -61,7 +45,7 @@ async def sync(path: Path, concurrency: int) -> int:
     rejected: list[str] = []
     outcomes: Counter[str] = Counter()
     async with EnkashClient.from_env() as client:
-        rows = customers_from_csv(path, rejected)
+        rows = customers_from_file(path, rejected)
 
         async def worker() -> None:
             # Workers share one iterator: each takes the next row when it is free.
@@ -84,10 +68,14 @@ async def sync(path: Path, concurrency: int) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("csv", type=Path, help="the customers, one a row")
+    parser.add_argument("file", type=Path, help="the customers: a .csv or .jsonl file")
     parser.add_argument("--concurrency", type=int, default=16, help="rows in flight at once (16)")
     args = parser.parse_args()
-    return asyncio.run(sync(args.csv, args.concurrency))
+    try:
+        return asyncio.run(sync(args.file, args.concurrency))
+    except (EnkashError, OSError) as exc:  # no file, not a .csv/.jsonl, no header, no login
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

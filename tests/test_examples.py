@@ -137,7 +137,7 @@ async def run_script(*args: str) -> tuple[int, str, str]:
 
 def csv_refs(path: Path) -> list[str]:
     with path.open(newline="", encoding="utf-8") as file:
-        return [row["unique_ref_no"] for row in csv.DictReader(file)]
+        return [row["uniqueRefNo"] for row in csv.DictReader(file)]
 
 
 @pytest.mark.slow
@@ -201,7 +201,7 @@ async def test_the_bulk_worker_rejects_invalid_rows_unsent_and_exits_1(
     bad.write_text("\n".join(rows) + "\n", encoding="utf-8")
     status, out, err = await run_script(str(EXAMPLES / "bulk_import.py"), str(bad))
     assert (status, out.strip()) == (1, "2 created, 0 updated, 0 unchanged, 0 failed, 1 rejected")
-    assert "rejected line 3: mobile" in err
+    assert "rejected line 3: customerKeyContacts.0.mobile" in err
     assert server.stats.created == 2
 
 

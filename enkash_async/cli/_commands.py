@@ -4,7 +4,6 @@ with its parser by a ``register_*`` function and run by its ``handler``."""
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shlex
 import statistics
@@ -22,11 +21,12 @@ from enkash_async import (
     CustomerStatus,
     EnkashClient,
     ValidationError,
+    _csv,
 )
 from enkash_async.cli import _import, _lifecycle
 from enkash_async.cli._connect import add_connection_flags, connect, count_words
 from enkash_async.cli._ui import CommandError, err, progress, table
-from enkash_async.sync import flatten, wire_path
+from enkash_async.sync import wire_path
 from enkash_async.sync._sources import load_json_document
 
 __all__ = ["create", "demo", "register", "search", "serve", "synthetic_creates"]
@@ -109,6 +109,28 @@ def register(commands: Any) -> None:
         default=0,
         metavar="N",
         help="seed of those customers (default: %(default)s)",
+    )
+    serve_parser.add_argument(
+        "--fault-rate",
+        type=_fraction,
+        default=0.0,
+        metavar="RATE",
+        help="share of requests it fails, 0 to 1, on every route: 503, 500, dropped "
+        "connections, and failures after a write was applied (default: %(default)s)",
+    )
+    serve_parser.add_argument(
+        "--fault-seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="seed of the fault draws; the same seed and requests give the same faults "
+        "(default: --seed)",
+    )
+    serve_parser.add_argument(
+        "--accept-unknown-fields",
+        action="store_true",
+        help="ignore request fields EnKash's schema does not have, as a Spring server that "
+        "does not fail on unknown properties would (default: a 400 naming them)",
     )
     serve_parser.set_defaults(handler=_run_serve)
 
@@ -253,7 +275,15 @@ async def _run_demo(args: argparse.Namespace) -> int:
 
 
 async def _run_serve(args: argparse.Namespace) -> int:
-    return await serve(args.host, args.port, args.customers, args.seed)
+    return await serve(
+        args.host,
+        args.port,
+        args.customers,
+        args.seed,
+        fault_rate=args.fault_rate,
+        fault_seed=args.fault_seed,
+        strict=not args.accept_unknown_fields,
+    )
 
 
 async def _run_create(args: argparse.Namespace) -> int:
@@ -418,9 +448,20 @@ def _ms(samples: list[float], quantile: float) -> str:
 # --------------------------------------------------------------------------- serve
 
 
-async def serve(host: str, port: int, customers: int, seed: int) -> int:
+async def serve(
+    host: str,
+    port: int,
+    customers: int,
+    seed: int,
+    *,
+    fault_rate: float = 0.0,
+    fault_seed: int | None = None,
+    strict: bool = True,
+) -> int:
     """Run the fake EnKash until interrupted, printing its URL and credentials as JSON on
-    stdout, and on stderr the ``export`` lines that point the CLI at it."""
+    stdout, and on stderr the ``export`` lines that point the CLI at it. ``fault_rate``
+    injects the fault mix on every route (draws seeded by ``fault_seed``); ``strict=False``
+    ignores unknown request fields."""
     from enkash_async.testing import FakeEnkash
     from enkash_async.testing import serve as serve_fake
     from enkash_async.testing._server import print_connection_info
@@ -435,8 +476,22 @@ async def serve(host: str, port: int, customers: int, seed: int) -> int:
             f"{server.url} (Ctrl-C stops it). To point enkash-async at it, paste:"
         )
         err(export_lines(info))
+        if fault_rate:
+            err(
+                f"failing about {fault_rate:.0%} of requests on every route, after-commit "
+                f"included (fault seed {seed if fault_seed is None else fault_seed})"
+            )
 
-    await serve_fake(host=host, port=port, customers=customers, seed=seed, ready=ready)
+    await serve_fake(
+        host=host,
+        port=port,
+        customers=customers,
+        seed=seed,
+        fault_rate=fault_rate,
+        fault_seed=fault_seed,
+        strict=strict,
+        ready=ready,
+    )
     return 0
 
 
@@ -547,7 +602,7 @@ async def search(
                         stream.write(json.dumps(record, ensure_ascii=False) + "\n")
                     elif fmt == "csv":
                         # Spooled to disk: the header needs every record's columns.
-                        cells = flatten(record)
+                        cells = _csv.flatten(record)
                         columns.update(dict.fromkeys(cells))
                         spool.write(json.dumps(cells, ensure_ascii=False) + "\n")
                     else:
@@ -556,8 +611,7 @@ async def search(
                 stream.flush()
                 bar.advance(len(page))
         if fmt == "csv":
-            nested_last = sorted(columns, key=lambda name: "." in name)  # stable: else as seen
-            writer = csv.DictWriter(stream, fieldnames=nested_last, restval="")
+            writer = _csv.writer(stream, _csv.export_columns(columns))
             writer.writeheader()
             spool.seek(0)
             for line in spool:

@@ -12,15 +12,12 @@ regular files are read (a FIFO or a device is refused before reading).
 
 from __future__ import annotations
 
-import csv
 import io
-import itertools
 import json
 import os
 import re
 import stat
 import sys
-from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -36,10 +33,12 @@ from enkash_async import (
     Reminder,
     ReminderCreate,
     ValidationError,
+    _csv,
 )
+from enkash_async._csv import MAX_COLUMN_PARTS as MAX_COLUMN_PARTS  # its old home
+from enkash_async._csv import MAX_NUMBER_DIGITS, flatten
 from enkash_async._wire import camel_case, wire_name
 from enkash_async.errors import excerpt
-from enkash_async.models import csv_cell_types
 
 __all__ = [
     "READ_ONLY_FIELDS",
@@ -56,19 +55,11 @@ __all__ = [
     "wire_path",
 ]
 
-# A dotted column's list index above this is a typo, not a list to build.
-_MAX_INDEX = 999
 #: Characters a line (or a CSV record spanning lines) may hold; a longer one is that
 #: row's problem, read past in pieces, never held whole (a customer is a few KB).
 MAX_LINE_CHARS = 1 << 20
-#: Dotted parts a CSV column may have (``customerKeyContacts.0.mobile`` has 3).
-MAX_COLUMN_PARTS = 8
-#: Digits a JSON integer may have (no EnKash field needs more than 20).
-MAX_NUMBER_DIGITS = 100
 #: Bytes one JSON document (``customers create --json``) may have.
 MAX_DOCUMENT_BYTES = 1 << 20
-# A quoted CSV cell running over more lines than this is an unclosed quote, not a cell.
-_MAX_RECORD_LINES = 50
 SUFFIXES = (".csv", ".jsonl", ".ndjson")
 
 
@@ -81,10 +72,8 @@ def _wire_names(model: type[Any]) -> frozenset[str]:
     return frozenset(wire_name(field) for field in attrs.fields(model))
 
 
-# CSV cells are text; these wire fields are not (read-only fields stay text: dropped unread).
-_CELL_TYPES = csv_cell_types(CustomerCreate)
-_BOOLEAN_FIELDS = frozenset(name for name, kind in _CELL_TYPES.items() if kind is bool)
-_INTEGER_FIELDS = frozenset(name for name, kind in _CELL_TYPES.items() if kind is int)
+# The models a CSV header names fields of: what a row makes, and what an export holds.
+_CSV_MODELS = (CustomerCreate, Customer)
 
 
 # What EnKash assigns (in a reply, never in a create): ignored on import, and counted.
@@ -327,78 +316,27 @@ def _parse_json(text: str) -> tuple[Any, str | None]:
 
 
 def read_csv(stream: IO[str]) -> Iterator[SourceRow]:
-    """One row per CSV record under a header of wire names and dotted paths."""
-    width: list[int] = []  # the header's, once read
-    records = _records(stream, width)
+    """One row per CSV record under a header of wire names and dotted paths (the format
+    is :mod:`enkash_async._csv`'s)."""
     header: list[str] | None = None
-    for line, cells in records:
+    for line, cells in _csv.records(_lines(stream), max_chars=MAX_LINE_CHARS, too_long=_TOO_LONG):
         if isinstance(cells, str):
             if header is None:
                 raise SourceError(f"line {line}: the header {cells}")
             yield SourceRow(line, None, (cells,))
             continue
         if header is None:
-            header = [cell.strip() for cell in cells]
-            width.append(len(header))
+            header = _csv.read_header(cells, _CSV_MODELS)
             continue
-        if len(cells) != len(header):
-            what = "fewer" if len(cells) < len(header) else "more"
-            problem = f"has {len(cells)} cells, {what} than the header's {len(header)} columns"
+        problem = _csv.row_problem(header, cells)
+        if problem is not None:
             yield SourceRow(line, None, (problem,))
             continue
         if not all(_is_text(cell) for cell in cells):
             yield SourceRow(line, None, (_NOT_UTF8,))
             continue
-        flat = {name: cell for name, cell in zip(header, cells, strict=True) if cell != ""}
-        data, bad_cells = _nest(flat)
+        data, bad_cells = _csv.read_cells(header, cells, CustomerCreate)
         yield _build(line, data, dotted=True, bad_cells=bad_cells)
-
-
-def _records(stream: IO[str], width: list[int]) -> Iterator[tuple[int, list[str] | str]]:
-    """``(first line, cells)`` per CSV record, or ``(line, problem)`` for one that cannot
-    be read; a quote left open is reported on its line and reading resumes on the next.
-
-    A record spanning lines (a quoted cell holding a line break) that does not come out
-    ``width[0]`` cells wide is taken for a quote left open, not a cell.
-    """
-    numbered = _lines(stream)
-    pushed: deque[tuple[int, str | None]] = deque()
-
-    def take() -> tuple[int, str | None] | None:
-        return pushed.popleft() if pushed else next(numbered, None)
-
-    while (first := take()) is not None:
-        start, text = first
-        if text is None:
-            yield start, _TOO_LONG
-            continue
-        if not text.strip():
-            continue
-        taken: list[tuple[int, str | None]] = [first]
-        # An odd number of quotes so far: a quoted cell goes on to the next line.
-        while text.count('"') % 2 and len(taken) < _MAX_RECORD_LINES:
-            following = take()
-            if following is None:
-                break
-            if following[1] is None or len(text) + len(following[1]) > MAX_LINE_CHARS:
-                pushed.appendleft(following)  # not part of this record: read on its own
-                break
-            taken.append(following)
-            text += following[1]
-        cells: list[str] | None = None
-        problem = "has an unclosed quote"
-        if text.count('"') % 2 == 0:
-            try:
-                cells = next(csv.reader([text], strict=True), [])
-            except csv.Error as exc:
-                if len(taken) == 1:
-                    problem = f"is not valid CSV ({exc})"
-        spans = len(taken) > 1
-        if cells is None or (spans and width and len(cells) != width[0]):
-            pushed.extendleft(reversed(taken[1:]))  # the next line starts the next record
-            yield start, problem
-            continue
-        yield start, cells
 
 
 def _is_text(text: str) -> bool:
@@ -411,98 +349,6 @@ def _is_text(text: str) -> bool:
 
 
 _NOT_UTF8 = "is not UTF-8 text"
-
-
-def _nest(flat: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """The wire object the dotted columns describe, and {column: problem} for each cell
-    that could not be placed or read (left out of the object)."""
-    result: dict[str, Any] = {}
-    bad: dict[str, str] = {}
-    for path, text in flat.items():
-        try:
-            _place(result, path, text)
-        except ValueError as exc:
-            bad[path] = str(exc)
-    nested: dict[str, Any] = _drop_gaps(result)
-    return nested, bad
-
-
-def _place(result: dict[str, Any], path: str, text: str) -> None:
-    """Put the cell ``text`` of the column ``path`` into ``result``; raises ValueError."""
-    parts = path.split(".", MAX_COLUMN_PARTS)
-    if len(parts) > MAX_COLUMN_PARTS:
-        count = path.count(".") + 1
-        raise ValueError(
-            f"column {_column(path)}: {count} dotted parts, more than {MAX_COLUMN_PARTS}"
-        )
-    name = _column(path)
-    target: Any = result
-    for part, following in itertools.pairwise(parts):
-        kind: type[Any] = list if _is_index(following) else dict
-        if isinstance(target, list):
-            index = _index(name, part)
-            while len(target) <= index:
-                target.append(kind())
-            target = target[index]
-        else:
-            target = target.setdefault(part, kind())
-        if not isinstance(target, kind):
-            raise ValueError(f"column {name} clashes with another column")
-    leaf = parts[-1]
-    if isinstance(target, list):
-        index = _index(name, leaf)
-        while len(target) <= index:
-            target.append(None)
-        target[index] = text
-        return
-    if isinstance(target.get(leaf), (dict, list)):
-        raise ValueError(f"column {name} clashes with another column")
-    target[leaf] = _cell(path, leaf, text)
-
-
-def _is_index(part: str) -> bool:
-    return part.isascii() and part.isdigit()
-
-
-def _index(name: str, part: str) -> int:
-    """The list index ``part`` of the column ``name``; raises ValueError."""
-    if not _is_index(part):
-        raise ValueError(f"column {name}: {excerpt(part, 20)!r} is not a list index")
-    if len(part) > len(str(_MAX_INDEX)) or int(part) > _MAX_INDEX:
-        raise ValueError(f"column {name}: list index {excerpt(part, 20)} is too large")
-    return int(part)
-
-
-def _column(path: str) -> str:
-    """A column's name as a problem quotes it: short."""
-    return repr(excerpt(path, 60))
-
-
-def _drop_gaps(value: Any) -> Any:
-    # Sparse columns (a contact 2 with no contact 1) leave empty places in a list.
-    if isinstance(value, dict):
-        return {key: _drop_gaps(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_drop_gaps(item) for item in value if item not in (None, {}, [])]
-    return value
-
-
-def _cell(path: str, field: str, text: str) -> Any:
-    if field in _BOOLEAN_FIELDS:
-        lowered = text.strip().lower()
-        if lowered in ("true", "yes", "1"):
-            return True
-        if lowered in ("false", "no", "0"):
-            return False
-        raise ValueError(f"{path}: must be true or false, got {excerpt(text, 40)!r}")
-    if field in _INTEGER_FIELDS:
-        try:
-            if len(text.strip().lstrip("+-")) > MAX_NUMBER_DIGITS:
-                raise ValueError("too long")
-            return int(text)
-        except ValueError:
-            raise ValueError(f"{path}: must be a whole number, got {excerpt(text, 40)!r}") from None
-    return text
 
 
 # --------------------------------------------------------------------------- building
@@ -568,32 +414,3 @@ def wire_path(path: str, *, dotted: bool) -> str:
         else:
             out += ("." if out else "") + _WIRE_NAMES.get(name, camel_case(name))
     return out or path
-
-
-# --------------------------------------------------------------------------- writing
-
-
-def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A wire record as CSV cells: dotted paths into lists, JSON values as text."""
-    cells: dict[str, Any] = {}
-    for key, value in record.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict):
-            cells.update(flatten(value, f"{path}."))
-        elif isinstance(value, list):
-            for index, item in enumerate(value):
-                if isinstance(item, dict):
-                    cells.update(flatten(item, f"{path}.{index}."))
-                else:
-                    cells[f"{path}.{index}"] = _text(item)
-        else:
-            cells[path] = _text(value)
-    return cells
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)

@@ -44,7 +44,22 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         metavar="SHARE",
-        help="inject a mix of faults (after-commit included) into this share of requests",
+        help="inject a mix of faults (after-commit included) into this share of requests "
+        "on every route",
+    )
+    parser.add_argument(
+        "--fault-seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="seed of the fault draws (default: --seed); the same seed and requests give "
+        "the same faults",
+    )
+    parser.add_argument(
+        "--accept-unknown-fields",
+        action="store_true",
+        help="ignore request body fields the schema does not have, as a Spring server "
+        "that does not fail on unknown properties would (default: a 400 naming them)",
     )
     return parser
 
@@ -73,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_in_flight=args.max_in_flight,
             rate_limit=args.rate_limit,
             fault_rate=args.fault_rate,
+            fault_seed=args.fault_seed,
+            strict=not args.accept_unknown_fields,
             ready=print_connection_info,
         )
     )

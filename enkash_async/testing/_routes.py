@@ -303,12 +303,16 @@ class RouteHandlers:
         elif route == "delete":
             if commit:
                 self._store.remove(record)
+                self.stats.changed[route] += 1
             return Reply(200, success_body("Customer deleted successfully"))
         else:
             wire = {**record.wire, "active": route == "activate"}
         if commit:
             wire["modifiedOn"] = iso_utc(time.time())
             self._store.replace(record, wire)
+            self.stats.changed[route] += 1
+            if route == "update":
+                self.stats.patched_fields.update(name for name in body if name != "customerId")
         return Reply(200, success_body(wire if route == "update" else None))
 
     def _patched(self, wire: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, Any]:

@@ -29,15 +29,20 @@ from enkash_async.auth import PasswordCredentials
 from enkash_async.errors import FieldError, ValidationError
 
 from ._data import IdFactory, synthesize
-from ._faults import ROUTES, Fault, Injection, Route, make_injection, shape
+from ._faults import ROUTES, WRITE_ROUTES, Fault, Injection, Route, make_injection, shape
 from ._reply import REQUEST_ID, Reply, error, respond, token_invalid
 from ._routes import ACTIVATE_ROUTE, CUSTOMER_ROUTE, DEACTIVATE_ROUTE, RouteHandlers, TokenStyle
 from ._stats import ServerStats
 from ._store import Record, Store
 from ._validate import DEFAULT_LIMIT
 
+#: The largest request body a :class:`FakeEnkash` reads by default (aiohttp's default;
+#: EnKash's own limit is not documented).
+MAX_BODY: Final = 1024**2
+
 __all__ = [
     "DEFAULT_CREDENTIALS",
+    "MAX_BODY",
     "FakeEnkash",
     "ServerStats",
     "TokenStyle",
@@ -75,8 +80,12 @@ class FakeEnkash(RouteHandlers):
     once; ``rate_limit`` answers 429 to create and search requests beyond that many per
     second (a token bucket holding ``rate_burst`` requests, default a tenth of a
     second's worth), as a hidden server-side cap would. ``lockout_after`` failed
-    logins lock a username (None: never). ``strict`` rejects body fields the schema
-    does not have. ``default_limit`` is the page size when a search gives no ``limit``.
+    logins lock a username (None: never). ``strict`` (the default) rejects body fields
+    the schema does not have; ``strict=False`` ignores them, as a Spring server that
+    does not fail on unknown properties would. ``default_limit`` is the page size when a
+    search gives no ``limit``. ``fault_seed`` seeds the fault draws of :meth:`inject`
+    (default: ``seed``), so one set of customers can be rehearsed against other faults.
+    A request body over ``max_body`` bytes is answered 413 with EnKash's envelope.
     """
 
     def __init__(
@@ -96,6 +105,8 @@ class FakeEnkash(RouteHandlers):
         strict: bool = True,
         default_limit: int = DEFAULT_LIMIT,
         credentials: PasswordCredentials = DEFAULT_CREDENTIALS,
+        fault_seed: int | None = None,
+        max_body: int = MAX_BODY,
     ) -> None:
         if customers < 0:
             raise ValidationError(
@@ -141,7 +152,13 @@ class FakeEnkash(RouteHandlers):
                     )
                 ]
             )
+        if max_body < 1:
+            raise ValidationError(
+                [FieldError("max_body", f"max_body must be at least 1; got {max_body!r}")]
+            )
         self._seed = seed
+        self._fault_seed = seed if fault_seed is None else fault_seed
+        self._max_body = max_body
         self._token_ttl = token_ttl
         self._host = host
         self._port = port
@@ -171,7 +188,7 @@ class FakeEnkash(RouteHandlers):
             with paused_gc():
                 self._store.add(synthesize(customers, seed, self._ids))
 
-        self._app = web.Application(middlewares=[self._middleware])
+        self._app = web.Application(middlewares=[self._middleware], client_max_size=max_body)
         self._app.router.add_post("/oauth/token", self._serve, name="token")
         self._app.router.add_post("/api/v0/customer", self._serve, name="create")
         self._app.router.add_post("/api/v0/customer/search", self._serve, name="search")
@@ -340,13 +357,13 @@ class FakeEnkash(RouteHandlers):
         """Make requests on ``route`` (one, several, or None for all) suffer ``fault``.
 
         ``times=N``: the next N requests. ``rate=p``: each request with chance ``p``,
-        drawn from a RNG seeded by the server seed and the injection's ordinal, so the
+        drawn from a RNG seeded by ``fault_seed`` and the injection's ordinal, so the
         same requests in the same order get the same faults. Both: at chance ``p`` until
         it has fired N times. Neither: every request until :meth:`clear_faults`.
         Rules are tried in injection order; at most one fault fires per request.
         """
         self._injected += 1
-        rng = random.Random(f"enkash-fake-faults:{self._seed}:{self._injected}")
+        rng = random.Random(f"enkash-fake-faults:{self._fault_seed}:{self._injected}")
         injection = make_injection(fault, route, rate, times, rng)
         self._injections.append(injection)
         return injection
@@ -393,7 +410,11 @@ class FakeEnkash(RouteHandlers):
             elif exception is not None:
                 response = respond(self._no_route(request, exception))
             else:
-                response = await handler(request)
+                try:
+                    response = await handler(request)
+                except web.HTTPRequestEntityTooLarge:
+                    # aiohttp's own reply is plain text; EnKash answers with its envelope.
+                    response = respond(self._too_large(request))
         finally:
             stats.in_flight -= 1
         if not response.prepared:
@@ -424,6 +445,10 @@ class FakeEnkash(RouteHandlers):
             "duplicate_refs": sum(1 for count in refs.values() if count > 1),
         }
         return web.json_response(body)
+
+    def _too_large(self, request: web.Request) -> Reply:
+        message = f"Request body of {request.method} {request.path} exceeds {self._max_body} bytes"
+        return error(413, "CLIENT_REQUEST_ERROR", message)
 
     @staticmethod
     def _no_route(request: web.Request, exception: web.HTTPException) -> Reply:
@@ -474,11 +499,14 @@ async def serve(
     max_in_flight: int | None = None,
     rate_limit: float | None = None,
     fault_rate: float = 0.0,
+    fault_seed: int | None = None,
+    strict: bool = True,
     ready: Callable[[FakeEnkash], None] | None = None,
 ) -> None:
     """Run a :class:`FakeEnkash` until SIGINT or SIGTERM (or until cancelled).
 
-    ``fault_rate`` injects :func:`inject_fault_mix` at that total rate.
+    ``fault_rate`` injects :func:`inject_fault_mix` at that total rate, its draws seeded
+    by ``fault_seed`` (default ``seed``). ``strict=False`` ignores unknown body fields.
     ``ready`` is called once the server listens, e.g. to print its connection details.
     """
     async with FakeEnkash(
@@ -491,6 +519,8 @@ async def serve(
         latency=latency,
         max_in_flight=max_in_flight,
         rate_limit=rate_limit,
+        strict=strict,
+        fault_seed=fault_seed,
     ) as server:
         if fault_rate:
             inject_fault_mix(server, fault_rate)
@@ -509,24 +539,32 @@ def print_connection_info(server: FakeEnkash) -> None:
 
 
 def inject_fault_mix(server: FakeEnkash, rate: float) -> list[Injection]:
-    """Make about ``rate`` of create and search requests fail, in equal shares: 503,
-    500, a dropped connection, and (creates only) a 500 or a lost reply after the
-    customer was stored; the injections, in the order they are tried."""
+    """Make about ``rate`` of the requests on every route fail, in equal shares of a fifth:
+    503 (with ``Retry-After``), 500, a dropped connection, and, on the routes that write
+    (create, update, activate, deactivate, delete), a 500 or a lost reply after the
+    change was applied. The login gets the 503 only: a 500 or a dropped login is
+    ambiguous, and counts towards the account lock on EnKash, so a client does not
+    retry it and a rehearsal would stop at the login. The injections, in the order
+    they are tried."""
     if not 0.0 < rate <= 1.0:
         raise ValidationError([FieldError("rate", f"rate must be in (0, 1]; got {rate!r}")])
     share = rate / 5
+    writes = tuple(route for route in ROUTES if route in WRITE_ROUTES)
+    reads_and_writes = tuple(route for route in ROUTES if route != "token")
     kinds: list[tuple[Fault, tuple[Route, ...]]] = [
-        (Fault.after_commit(status=500), ("create",)),
-        (Fault.after_commit(disconnect=True), ("create",)),
-        (Fault.status(503, retry_after=0.05), ("create", "search")),
-        (Fault.status(500), ("create", "search")),
-        (Fault.drop(), ("create", "search")),
+        (Fault.after_commit(status=500), writes),
+        (Fault.after_commit(disconnect=True), writes),
+        (Fault.status(503, retry_after=0.05), ROUTES),
+        (Fault.status(500), reads_and_writes),
+        (Fault.drop(), reads_and_writes),
     ]
     # Each rule sees only requests the earlier rules let through: scale to keep shares equal.
     injections = []
     left = 1.0
     for fault, routes in kinds:
-        injections.append(server.inject(fault, route=routes, rate=min(1.0, share / left)))
+        # Rounded, so that at a rate of 1 the last rule fires on every request it sees.
+        rate_here = min(1.0, round(share / left, 9))
+        injections.append(server.inject(fault, route=routes, rate=rate_here))
         left -= share
     return injections
 

@@ -31,6 +31,12 @@ class ServerStats:
     #: Requests being handled right now, and the most there ever were at once.
     in_flight: int = 0
     peak_in_flight: int = 0
+    #: Changes applied (after-commit faults included) per route: ``update``, ``activate``,
+    #: ``deactivate``, ``delete``.
+    changed: Counter[str] = attrs.Factory(Counter)
+    #: Per field name, how many applied PATCH bodies carried it (``customerId`` aside):
+    #: what an upsert sent, e.g. ``{"address": 10000}`` for 10,000 edited addresses.
+    patched_fields: Counter[str] = attrs.Factory(Counter)
     #: ``time.monotonic()`` of the first and the latest customer stored (0.0: none yet).
     first_created_at: float = 0.0
     last_created_at: float = 0.0
@@ -47,6 +53,8 @@ class ServerStats:
             "created": self.created,
             "in_flight": self.in_flight,
             "peak_in_flight": self.peak_in_flight,
+            "changed": dict(self.changed),
+            "patched_fields": dict(self.patched_fields),
             "first_created_at": self.first_created_at,
             "last_created_at": self.last_created_at,
         }
