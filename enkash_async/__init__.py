@@ -8,9 +8,18 @@ async with EnkashClient(base_url="https://…", token="…") as client:
 
 from enkash_async._changes import customer_changes
 from enkash_async._customers import UpsertResult
-from enkash_async._hooks import CallEnded, CallStarted, Hooks, RequestSent, ResponseReceived
+from enkash_async._hooks import (
+    CallEnded,
+    CallStarted,
+    Hooks,
+    RequestSent,
+    ResponseReceived,
+    RetryScheduled,
+    RowDone,
+)
 from enkash_async._limits import Limiter, RequestLimiter, RequestSlot
 from enkash_async._log import configure_from_env as _configure_logging
+from enkash_async._otel import OtelHooks
 from enkash_async._pagination import SearchIterator
 from enkash_async._reply import Reply
 from enkash_async._retry import RetryEvent, RetryPolicy
@@ -90,6 +99,7 @@ __all__ = [
     "Limiter",
     "LoginError",
     "NotFoundError",
+    "OtelHooks",
     "Page",
     "PaginationDriftWarning",
     "PaginationError",
@@ -108,6 +118,8 @@ __all__ = [
     "ResponseReceived",
     "RetryEvent",
     "RetryPolicy",
+    "RetryScheduled",
+    "RowDone",
     "SearchIterator",
     "ServerError",
     "SortDirection",

@@ -12,9 +12,10 @@ import base64
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from enkash_async._hooks import CallRecord, Observer
 from enkash_async._reply import Reply
 from enkash_async._retry import RetryPolicy, call_with_retries, failure_status
 from enkash_async._transport import Timeouts, Transport, new_request_id
@@ -122,8 +123,10 @@ class PasswordLogin(TokenProvider):
         refresh_margin: float = 60.0,
         clock: Any = time.monotonic,
         on_login: Callable[[], None] | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self._credentials = credentials
+        self._observer = observer
         self._transport = transport
         self._retry = retry
         self._timeouts = timeouts or Timeouts()
@@ -187,6 +190,15 @@ class PasswordLogin(TokenProvider):
         return self._token is not None and self._clock() < self._renew_at
 
     async def _login(self) -> None:
+        # A login is a logical call of its own (``login``), inside the call it serves.
+        record = None if self._observer is None else self._observer.begin("login", nested=True)
+        if record is None:
+            await self._login_once(None)
+            return
+        with record:
+            await self._login_once(record)
+
+    async def _login_once(self, record: CallRecord | None) -> None:
         creds = self._credentials
         basic = base64.b64encode(f"{creds.client_id}:{creds.client_secret}".encode()).decode()
         form = {
@@ -200,7 +212,7 @@ class PasswordLogin(TokenProvider):
         deadline_at = policy.call_deadline()
 
         async def attempt(deadline_at: float | None) -> Reply:
-            reply = await self._transport.request(
+            send = self._transport.request(
                 "POST",
                 TOKEN_PATH,
                 form=form,
@@ -208,6 +220,7 @@ class PasswordLogin(TokenProvider):
                 request_id=request_id,
                 timeouts=self._timeouts.within(policy.time_left(deadline_at)),
             )
+            reply = await send if record is None else await _observed(record, send, request_id)
             if reply.status in policy.unprocessed_statuses:
                 reply.payload()  # raises the refusal-for-load, which is retried
             return reply
@@ -225,7 +238,8 @@ class PasswordLogin(TokenProvider):
                 deadline_at,
                 policy,
                 idempotent=False,
-                operation="POST /oauth/token",
+                operation="login",
+                observe=None if record is None else record.retrying,
                 deadline_at=deadline_at,
             )
             token, expires_in = self._read_token(reply)
@@ -282,6 +296,25 @@ class PasswordLogin(TokenProvider):
             )
             raise self._rejected
         return token, _lifetime(data.get("expires_in", data.get("expiresIn")))
+
+
+async def _observed(record: CallRecord, send: Awaitable[Reply], request_id: str) -> Reply:
+    """``send`` awaited, told to the login's record (never the form or the header)."""
+    started = record.sent("POST", TOKEN_PATH, request_id)
+    status: int | None = None
+    size = 0
+    error: EnkashError | None = None
+    try:
+        reply = await send
+        status, size = reply.status, len(reply.body)
+        return reply
+    except EnkashError as exc:
+        error = exc
+        raise
+    finally:
+        record.received(
+            "POST", TOKEN_PATH, request_id, started, status=status, size=size, error=error
+        )
 
 
 # A token lifetime that is missing, unreadable or too short to use is taken as this;

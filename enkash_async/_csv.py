@@ -10,8 +10,14 @@ format", says the same for users):
 - **Columns**: EnKash's wire names (``legalName``); lists as dotted paths with a 0-based
   index (``customerKeyContacts.0.mobile``, ``branchCodes.1``). Reading is liberal: a
   header may name a field by its Python attribute name (``legal_name``).
+  A header naming one field twice (``uniqueRefNo`` and ``unique_ref_no``, a name
+  repeated) is refused, not guessed at.
 - **Cells**: text; an empty cell is an absent field; booleans ``true``/``false`` (read
   also ``yes``/``no``, ``1``/``0``); whole numbers as digits.
+- **Formulas** (OWASP CSV injection): a written cell a spreadsheet would run (one that
+  starts with ``= + - @``, TAB or CR and is not a number) gets a ``'`` in front, and so
+  does one that already starts with ``'`` before such a character; reading takes exactly
+  that one ``'`` off again, so an export imports back to the same values.
 
 Works on any attrs model through its fields and never imports :mod:`enkash_async.models`
 (which re-exports :func:`csv_cell_types`).
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import re
 import types
 import typing
 from collections import deque
@@ -36,9 +43,12 @@ __all__ = [
     "MAX_COLUMN_PARTS",
     "MAX_NUMBER_DIGITS",
     "Dialect",
+    "HeaderError",
     "csv_cell_types",
     "decode_flag",
+    "decode_text",
     "encode_cell",
+    "encode_text",
     "export_columns",
     "flatten",
     "read_cells",
@@ -66,6 +76,40 @@ class Dialect(csv.excel):
 
     quotechar = _QUOTE
     strict = True
+
+
+class HeaderError(ValueError):
+    """A header that cannot be read unambiguously; ``columns`` are the columns at fault."""
+
+    def __init__(self, message: str, columns: Sequence[str]) -> None:
+        super().__init__(message)
+        self.columns = tuple(columns)
+
+
+# --------------------------------------------------------------------------- formulas
+
+# OWASP's list of first characters a spreadsheet takes for the start of a formula.
+_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+# A number is data, even signed (``-5``, ``+919800000001``): left as it is.
+_NUMBER: Final = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)", re.ASCII)
+_ESCAPE: Final = "'"
+
+
+def _runs_as_formula(text: str) -> bool:
+    return text.startswith(_FORMULA_START) and _NUMBER.fullmatch(text) is None
+
+
+def encode_text(text: str) -> str:
+    """``text`` as a written cell: a ``'`` in front if a spreadsheet would run it, or if
+    it starts with ``'`` before what a spreadsheet would run (so reading stays exact)."""
+    return _ESCAPE + text if _runs_as_formula(text.lstrip(_ESCAPE)) else text
+
+
+def decode_text(text: str) -> str:
+    """A read cell's text: the ``'`` :func:`encode_text` put in front taken off."""
+    if text.startswith(_ESCAPE) and _runs_as_formula(text.lstrip(_ESCAPE)):
+        return text[1:]
+    return text
 
 
 # --------------------------------------------------------------------------- models
@@ -153,12 +197,13 @@ def _names_of(models: tuple[type[Any], ...]) -> dict[str, str]:
 
 
 def encode_cell(value: Any) -> str:
-    """A scalar wire value as its CSV cell: ``None`` empty, booleans ``true``/``false``."""
+    """A scalar wire value as its CSV cell: ``None`` empty, booleans ``true``/``false``,
+    text a spreadsheet would run as a formula neutralised (:func:`encode_text`)."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return encode_text(str(value))
 
 
 def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -248,9 +293,33 @@ def records(
 
 def read_header(cells: Sequence[str], models: tuple[type[Any], ...]) -> list[str]:
     """The columns a header names, as wire paths: each part that is a Python attribute
-    name of ``models`` (or of a model they nest) read as its wire name."""
+    name of ``models`` (or of a model they nest) read as its wire name.
+
+    Raises :class:`HeaderError` naming the columns when two name one field (after that
+    reading; ``.00.`` is ``.0.``). A value and a place inside it (``address`` and
+    ``address.0``) are not refused here: only a row that fills both is (its cells clash).
+    """
     names = _column_names(models)
-    return [".".join(names.get(part, part) for part in cell.strip().split(".")) for cell in cells]
+    paths = [".".join(names.get(part, part) for part in cell.strip().split(".")) for cell in cells]
+    seen: dict[tuple[str, ...], int] = {}
+    for number, path in enumerate(paths):
+        parts = path.split(".", MAX_COLUMN_PARTS)
+        if len(parts) > MAX_COLUMN_PARTS:
+            continue  # each row that fills it is rejected for its length
+        key = tuple(str(int(p)) if _is_index(p) and len(p) <= 4 else p for p in parts)
+        if key in seen:
+            raise _ambiguous(cells, seen[key], number)
+        seen[key] = number
+    return paths
+
+
+def _ambiguous(cells: Sequence[str], first: int, second: int) -> HeaderError:
+    one, other = (excerpt(cells[i].strip(), 60) for i in (first, second))
+    return HeaderError(
+        f"cannot be read unambiguously: columns {first + 1} {one!r} and {second + 1} "
+        f"{other!r} name the same field; keep one",
+        (one, other),
+    )
 
 
 def row_problem(header: Sequence[str], cells: Sequence[str]) -> str | None:
@@ -273,7 +342,7 @@ def read_cells(
         if text == "":
             continue
         try:
-            _place(result, path, text, booleans, integers)
+            _place(result, path, decode_text(text), booleans, integers)
         except ValueError as exc:
             bad[path] = str(exc)
     nested: dict[str, Any] = _drop_gaps(result)

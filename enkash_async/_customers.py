@@ -7,6 +7,7 @@ through :class:`Api` (the client's ``_request``), never through the transport.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import (
@@ -27,10 +28,11 @@ from enkash_async import _wire
 from enkash_async._bulk import run_bounded
 from enkash_async._changes import customer_changes
 from enkash_async._fast import JSONBytes, dumps
-from enkash_async._hooks import Observer
+from enkash_async._hooks import CallRecord, Observer
 from enkash_async._pagination import DEFAULT_PREFETCH, MAX_PAGE_SIZE, SearchIterator
 from enkash_async._reply import decoded
 from enkash_async._retry import AttemptBudget, RetryEvent, RetryPolicy, failure_status
+from enkash_async._transport import new_request_id
 from enkash_async._unset import UNSET, UnsetType
 from enkash_async._validation import pattern_problem
 from enkash_async._wire import read_record_reply, read_search_reply
@@ -69,8 +71,13 @@ logger = logging.getLogger("enkash_async")
 
 T = TypeVar("T")
 
-#: The logical-call name hooks and logs give a create (sends and lookups together).
+#: The logical-call names hooks, spans and logs give (a create: sends and lookups together).
 CREATE = "customers.create"
+CREATE_MANY = "customers.create_many"
+SEARCH_PAGE = "customers.search.page"
+FIND_BY_REF = "customers.find_by_unique_ref"
+# The paths with the customer's id left out, as spans name them (url.template).
+_BY_ID = "{customerId}"
 
 CUSTOMER_PATH = "/api/v0/customer"
 SEARCH_PATH = "/api/v0/customer/search"
@@ -116,6 +123,8 @@ class Api(Protocol):
         budget: AttemptBudget | None = None,
         deadline_at: float | None = None,
         parse: Callable[[JSONBytes], Any] = ...,
+        request_id: str | None = None,
+        template: str | None = None,
     ) -> T:
         """Send ``body`` to ``path`` (``method``, POST unless given) with auth and retries;
         ``parse`` the body, ``decode`` the payload."""
@@ -157,9 +166,10 @@ class Customers:
 
     async def _create(
         self, customer: CustomerCreate, policy: RetryPolicy, sends: AttemptBudget
-    ) -> tuple[Customer, bool]:
-        """The created (or found) customer, and whether it was found by reconciliation."""
-        record = None if Observer.current() is not None else self._api._observer.begin(CREATE)
+    ) -> tuple[Customer, bool, str]:
+        """The created (or found) customer, whether it was found by reconciliation, and
+        the request id of the reply that gave it."""
+        record = self._api._observer.begin(CREATE)
         if record is not None:  # observed: one logical call, its sends and lookups inside
             with record:
                 made = await self._create(customer, policy, sends)
@@ -180,19 +190,21 @@ class Customers:
         body = dumps(_wire.to_wire(customer))
         ref = customer.unique_ref_no
         while True:
+            request_id = new_request_id()
             try:
                 created = await self._api._request(
                     CUSTOMER_PATH,
                     body,
                     idempotent=False,
                     retry=policy,
-                    operation="create customer",
+                    operation=CREATE,
                     decode=_created_customer,
                     parse=read_record_reply,
                     budget=sends,
                     deadline_at=deadline_at,
+                    request_id=request_id,
                 )
-                return created, False
+                return created, False, request_id
             except EnkashError as exc:
                 if not _is_ambiguous(exc):
                     raise
@@ -205,11 +217,12 @@ class Customers:
                     ) from exc
                 await self._settle(ref, exc, policy, sends.used, deadline_at)
                 lookups = lookups or AttemptBudget(policy.max_attempts)
-                found = await self._find_by_ref(ref, exc, policy, lookups, deadline_at)
+                lookup_id = new_request_id()
+                found = await self._find_by_ref(ref, exc, policy, lookups, deadline_at, lookup_id)
                 if found is not None:
                     self._api._note_reconciled()
                     logger.info("create of %s: found after an ambiguous failure", ref)
-                    return found, True
+                    return found, True, lookup_id
                 if sends.spent:
                     raise  # EnKash does not have it: the failure is the answer
                 logger.info(
@@ -249,6 +262,7 @@ class Customers:
         policy: RetryPolicy,
         lookups: AttemptBudget,
         deadline_at: float | None,
+        request_id: str,
     ) -> Customer | None:
         """The customer stored with exactly ``unique_ref_no == ref``, or None when EnKash
         surely has none. Raises ``AmbiguousCreateError`` when that cannot be told."""
@@ -259,7 +273,7 @@ class Customers:
                 cause=failure,
             )
         try:
-            return await self._lookup(ref, policy, lookups, deadline_at)
+            return await self._lookup(ref, policy, lookups, deadline_at, request_id)
         except _TooManyMatches as exc:
             raise AmbiguousCreateError(
                 f"create of {ref!r} failed after it may have reached EnKash ({failure}), and "
@@ -296,6 +310,7 @@ class Customers:
         policy: RetryPolicy,
         budget: AttemptBudget,
         deadline_at: float | None,
+        request_id: str | None = None,
     ) -> Customer | None:
         records, records_count = await self._api._request(
             SEARCH_PATH,
@@ -303,11 +318,12 @@ class Customers:
             params={"offset": "0", "limit": str(_LOOKUP_PAGE)},
             idempotent=True,
             retry=policy,
-            operation=f"look up customer {ref!r}",
+            operation=FIND_BY_REF,
             decode=_page_records,
             parse=read_search_reply,
             budget=budget,
             deadline_at=deadline_at,
+            request_id=request_id,
         )
         # Only an exact match counts: a filter EnKash applied loosely (or ignored) must
         # not pass another customer off as this one.
@@ -372,6 +388,7 @@ class Customers:
             retry=retry,
             operation="customers.update",
             decode=_optional_customer,
+            template=CUSTOMER_PATH + "/" + _BY_ID,
         )
 
     async def activate(self, customer_id: str, *, retry: RetryPolicy | None = None) -> None:
@@ -424,6 +441,7 @@ class Customers:
             retry=retry,
             operation=operation,
             decode=_ignore,
+            template=prefix + _BY_ID,
         )
 
     async def upsert(
@@ -544,7 +562,14 @@ class Customers:
                 )
             return None
 
+        batch = self._api._observer.begin_batch(CREATE_MANY, {"concurrency": concurrency})
+
         def report(result: CreateResult) -> CreateResult:
+            if batch is not None:
+                outcome = "created" if result.ok else "failed"
+                if result.reconciled:
+                    outcome = "reconciled"
+                batch.details[outcome] = batch.details.get(outcome, 0) + 1
             if on_result is not None:
                 on_result(result)
             return result
@@ -556,10 +581,12 @@ class Customers:
             started = time.perf_counter()
             customer = None
             reconciled = False
+            request_id: str | None = None
             error: EnkashError | None = refused
             try:
                 if refused is None:
-                    customer, reconciled = await self._create(item, policy, sends)
+                    with Observer.inside(batch):  # each create a child of the batch
+                        customer, reconciled, request_id = await self._create(item, policy, sends)
             except EnkashError as exc:
                 error = exc
             except asyncio.CancelledError:
@@ -586,13 +613,15 @@ class Customers:
                     attempts=sends.used,
                     reconciled=reconciled,
                     elapsed=time.perf_counter() - started,
+                    request_id=request_id,
                 )
             )
 
         def work(index: int, item: CustomerCreate) -> Awaitable[CreateResult]:
             return one(index, item, refusal(index, item))
 
-        return run_bounded(items, work, concurrency=concurrency, ordered=ordered)
+        results = run_bounded(items, work, concurrency=concurrency, ordered=ordered)
+        return results if batch is None else _observed_batch(batch, results)
 
     def search(
         self,
@@ -634,18 +663,30 @@ class Customers:
             base["direction"] = SortDirection(direction).value
         api = self._api
 
-        async def fetch(offset: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
+        async def fetch(offset: int, limit: int) -> tuple[list[Any], int | None, str]:
+            record = api._observer.begin(SEARCH_PAGE, {"offset": offset, "limit": limit})
+            if record is None:
+                return await page(offset, limit)
+            with record:
+                got = await page(offset, limit)
+                record.details["records"] = len(got[0])
+                return got
+
+        async def page(offset: int, limit: int) -> tuple[list[Any], int | None, str]:
             params = {**base, "offset": str(offset), "limit": str(limit)}
-            return await api._request(
+            request_id = new_request_id()
+            records, records_count = await api._request(
                 SEARCH_PATH,
                 body,
                 params=params,
                 idempotent=True,
                 retry=retry,
-                operation=f"search customers (offset {offset})",
+                operation=SEARCH_PAGE,
                 decode=_page_records,
                 parse=read_search_reply,
+                request_id=request_id,
             )
+            return records, records_count, request_id
 
         return SearchIterator(
             fetch,
@@ -669,6 +710,23 @@ class UpsertResult:
     outcome: Literal["created", "updated", "unchanged"]
     customer: Customer
     changed: tuple[str, ...] = ()
+
+
+async def _observed_batch(
+    batch: CallRecord, results: AsyncGenerator[CreateResult, None]
+) -> AsyncGenerator[CreateResult, None]:
+    """``results``, reported as one batch call from the first result to the last."""
+    batch.open()  # not ``with``: a generator must not set its consumer's context
+    error: BaseException | None = None
+    try:
+        async with contextlib.aclosing(results):
+            async for result in results:
+                yield result
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        batch.close(error)
 
 
 class _TooManyMatches(PaginationError):

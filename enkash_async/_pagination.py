@@ -1,7 +1,8 @@
 """Lazy offset/limit pagination as an async iterator.
 
 Knows nothing of HTTP or customers: it is given ``fetch(offset, limit)`` returning a
-page's items and the reported total, and a ``key`` that identifies an item.
+page's items, the reported total and the request id that fetched them, and a ``key``
+that identifies an item.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ _YIELD_EVERY = 50
 # rows inserted while it runs, never for a server that ignores the offset.
 PAGE_SLACK = 2
 
-# A fetch returns a page's raw records (decoded later, by ``decode``) and the total.
-Fetch = Callable[[int, int], Awaitable[tuple[list[Any], "int | None"]]]
+# A fetch returns a page's raw records (decoded later, by ``decode``), the total and the
+# request id of the reply.
+Fetch = Callable[[int, int], Awaitable[tuple[list[Any], "int | None", "str | None"]]]
 
 
 class SearchIterator(Generic[T]):
@@ -156,7 +158,9 @@ class SearchIterator(Generic[T]):
         cap = None if self.max_items is None else self.start_offset + self.max_items
         total: int | None = None
         position = self.start_offset  # the next offset not yet requested
-        in_flight: deque[tuple[int, int, asyncio.Task[tuple[list[Any], int | None]]]] = deque()
+        in_flight: deque[
+            tuple[int, int, asyncio.Task[tuple[list[Any], int | None, str | None]]]
+        ] = deque()
         seen_pages: set[tuple[Hashable, ...]] = set()
         seen: set[Hashable] = set()
         previous_items: list[Any] | None = None
@@ -187,13 +191,13 @@ class SearchIterator(Generic[T]):
                         return
                     request_next()
                 offset, limit, task = in_flight.popleft()
-                items, records_count = await task
+                items, records_count, request_id = await task
                 if len(items) > limit:
                     raise PaginationError(
                         f"offset {offset} returned {len(items)} records for a limit of {limit}: "
                         "the offsets can no longer be trusted"
                     )
-                page = _make_page(items, offset, limit, records_count, cap)
+                page = _make_page(items, offset, limit, records_count, cap, request_id)
                 if records_count is not None:
                     if first_total is None:
                         first_total = records_count
@@ -313,7 +317,12 @@ def _caller_level() -> int:
 
 
 def _make_page(
-    items: list[Any], offset: int, limit: int, records_count: int | None, cap: int | None
+    items: list[Any],
+    offset: int,
+    limit: int,
+    records_count: int | None,
+    cap: int | None,
+    request_id: str | None,
 ) -> Page[Any]:
     after = offset + len(items)
     more = (
@@ -327,4 +336,5 @@ def _make_page(
         limit=limit,
         records_count=records_count,
         next_offset=after if more else None,
+        request_id=request_id,
     )

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from enkash_async._fast import JSONBytes, loads
+from enkash_async._urls import redact_url
 from enkash_async.errors import (
     APIError,
     AuthenticationError,
@@ -80,12 +81,14 @@ _TYPE_ERRORS: dict[str, type[APIError]] = {
 class Reply:
     """One HTTP reply as the transport read it: ``status``, ``headers`` and the raw
     ``body`` (bytes; a large one is an ``mmap.mmap``, whose slices are bytes);
-    ``request_id`` is the ``X-Request-Id`` the request carried."""
+    ``request_id`` is the ``X-Request-Id`` the request carried, ``url`` where it went
+    (without the query; shown only through :func:`~enkash_async._urls.redact_url`)."""
 
     status: int
     headers: Mapping[str, str]
     body: Body
     request_id: str = ""
+    url: str = ""
 
     def __repr__(self) -> str:
         return f"Reply(status={self.status}, body=<{len(self.body)} bytes>)"
@@ -118,7 +121,9 @@ class Reply:
         """
         data = self.json(parse)
         try:
-            return raise_for_envelope(self.status, self.headers, data, self.request_id)
+            return raise_for_envelope(
+                self.status, self.headers, data, self.request_id, url=self.url
+            )
         except RecursionError as exc:
             raise UnexpectedResponseError(
                 "the reply is nested too deeply to read",
@@ -149,17 +154,20 @@ class Reply:
             if looks_html
             else ("an empty body" if not raw else "a body that is not JSON")
         )
+        # Most often not EnKash at all (a proxy, a portal, a wrong base URL): say where.
+        said = f"got {what} from {_shown(self.url)}, not an EnKash reply" if self.url else ""
+        said = said or f"EnKash answered {what}"
         if status >= 400:
             error = _error_class(status, None, None)
             return error(
-                f"EnKash answered {what}",
+                said,
                 status=status,
                 request_id=self.request_id,
                 body_excerpt=excerpt(text),
                 retry_after=retry_after_seconds(self.headers),
             )
         return UnexpectedResponseError(
-            f"EnKash answered {what}",
+            said,
             status=status,
             body_excerpt=excerpt(text),
             request_id=self.request_id,
@@ -211,23 +219,27 @@ def _target_host(headers: Mapping[str, str]) -> str:
     return excerpt(f"{parts.scheme}://{host}" if parts.scheme else host, 80)
 
 
-def raise_for_envelope(status: int, headers: Mapping[str, str], data: Any, request_id: str) -> Any:
+def raise_for_envelope(
+    status: int, headers: Mapping[str, str], data: Any, request_id: str, *, url: str = ""
+) -> Any:
     """Return the envelope's ``payload`` when the reply is a success, else raise.
 
     A success needs HTTP 2xx, ``response_code`` 0 or absent, and an ``errorResponse``
     with no ``errorType``/``errorMessage``. Raises the matching :class:`APIError`
-    subclass, or :class:`UnexpectedResponseError` for a reply that is no envelope.
+    subclass, or :class:`UnexpectedResponseError` for a reply that is no envelope (its
+    message names ``url``, redacted, when given).
     """
     if not isinstance(data, dict):
+        origin = f" from {_shown(url)}" if url else ""
         if status >= 400:
             raise _error_class(status, None, None)(
-                "EnKash answered without an error envelope",
+                f"got a reply without an error envelope{origin}",
                 status=status,
                 request_id=request_id,
                 body_excerpt=excerpt(repr(bounded(data))),
             )
         raise UnexpectedResponseError(
-            f"reply is a JSON {type(data).__name__}, not an envelope object",
+            f"reply{origin} is a JSON {type(data).__name__}, not an envelope object",
             status=status,
             request_id=request_id,
         )
@@ -262,6 +274,11 @@ def raise_for_envelope(status: int, headers: Mapping[str, str], data: Any, reque
         sub_errors=[s for s in sub_errors if s] if isinstance(sub_errors, list) else (),
         retry_after=retry_after_seconds(headers),
     )
+
+
+def _shown(url: str) -> str:
+    """A URL as an error message may show it: secrets redacted, short."""
+    return excerpt(redact_url(url), 200)
 
 
 def _error_class(status: int, error_type: str | None, response_code: int | None) -> type[APIError]:

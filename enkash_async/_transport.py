@@ -16,7 +16,7 @@ import mmap
 import os
 import ssl as ssl_module
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import aiohttp
@@ -132,6 +132,8 @@ class AiohttpTransport:
     as given and never closed here. A client belongs to the event loop it first ran in.
     Redirects are never followed. A reply body over ``max_reply_bytes`` is refused: by
     its ``Content-Length`` before it is read, or cut off while it streams.
+    ``trace_configs`` (aiohttp's request tracing) go to the session it makes, not to a
+    caller's own.
     """
 
     def __init__(
@@ -143,8 +145,10 @@ class AiohttpTransport:
         ssl: ssl_module.SSLContext | bool = True,
         user_agent: str = USER_AGENT,
         max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
     ) -> None:
         self.base_url = base_url
+        self._trace_configs = list(trace_configs)
         self._session = session
         self._owns_session = session is None
         self._max_connections = max_connections
@@ -171,7 +175,9 @@ class AiohttpTransport:
             )
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=self._ssl)
-            self._session = aiohttp.ClientSession(connector=connector)
+            self._session = aiohttp.ClientSession(
+                connector=connector, trace_configs=self._trace_configs or None
+            )
             # Closes the session when the loop ends (asyncio.run cancels every task left),
             # so a client never closed leaves no connection to warn about.
             self._closer = loop.create_task(_close_when_cancelled(self._session))
@@ -300,7 +306,7 @@ class AiohttpTransport:
             raise UnexpectedResponseError(
                 "the reply did not fit in memory", request_id=request_id
             ) from exc
-        return Reply(status=status, headers=reply_headers, body=raw, request_id=request_id)
+        return Reply(status, reply_headers, raw, request_id, url=url)  # url: no query
 
     async def _read(self, response: aiohttp.ClientResponse, request_id: str) -> Body:
         """The body, refused unread when it says it is too large and cut when it grows so.

@@ -13,18 +13,20 @@ from __future__ import annotations
 import logging
 import os
 import ssl as ssl_module
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 import attrs
 
+from enkash_async import _otel
 from enkash_async._auth import PasswordLogin, StaticToken, TokenProvider
 from enkash_async._customers import CUSTOMER_PATH, SEARCH_PATH, Customers
 from enkash_async._fast import loads
-from enkash_async._hooks import Observer
+from enkash_async._hooks import CallRecord, Observer
 from enkash_async._limits import Limiter, RequestLimiter
-from enkash_async._reply import Parse
+from enkash_async._reply import Parse, Reply
 from enkash_async._retry import AttemptBudget, RetryEvent, RetryPolicy, call_with_retries
 from enkash_async._transport import (
     DEFAULT_MAX_REPLY_BYTES,
@@ -94,7 +96,10 @@ class EnkashClient:
     ``user_agent`` and ``max_reply_bytes`` are then the transport's business.
 
     ``hooks`` is told of every logical call and HTTP request (see :class:`Hooks`: any
-    object with some of its methods); set ``ENKASH_LOG=info|debug|body`` for log lines.
+    object with some of its methods, or a list of them); with ``opentelemetry-api``
+    installed and an SDK configured, spans and metrics go to the global providers (see
+    :class:`OtelHooks`); set ``ENKASH_LOG=info|debug|body`` for log lines.
+    ``trace_configs`` go to the aiohttp session the client makes.
 
     A client belongs to the event loop it is first used in; using it from another
     raises ``EnkashError``.
@@ -122,6 +127,7 @@ class EnkashClient:
         max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
         transport: Transport | None = None,
         hooks: object | None = None,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
     ) -> None:
         if max_concurrency < 1 or (rate_limit is not None and rate_limit <= 0):
             raise ValidationError(
@@ -138,7 +144,9 @@ class EnkashClient:
         self.base_url = check_base_url(base_url, allow_insecure_http=allow_insecure_http)
         self.retry = retry or RetryPolicy()
         self._stats = ClientStats()
-        self._observer = Observer(hooks)
+        self._observer = Observer(
+            hooks, _server_of(self.base_url), automatic=_otel.automatic(hooks)
+        )
         self.limiter: Limiter = limiter or RequestLimiter(
             max_concurrency, adaptive=adaptive_concurrency, rate_limit=rate_limit
         )
@@ -150,6 +158,7 @@ class EnkashClient:
             ssl=ssl,
             user_agent=user_agent,
             max_reply_bytes=max_reply_bytes,
+            trace_configs=trace_configs,
         )
         self._auth: TokenProvider
         if credentials is not None:
@@ -159,6 +168,7 @@ class EnkashClient:
                 retry=self.retry,
                 timeouts=self.timeouts,
                 on_login=self._count_login,
+                observer=self._observer,
             )
         else:
             assert token is not None
@@ -218,6 +228,8 @@ class EnkashClient:
         budget: AttemptBudget | None = None,
         deadline_at: float | None = None,
         parse: Parse = loads,
+        request_id: str | None = None,
+        template: str | None = None,
     ) -> T:
         """POST ``body`` to ``path`` with auth, limits and retries; return the envelope's
         payload passed through ``decode``.
@@ -226,8 +238,10 @@ class EnkashClient:
         requests sent (default: the policy's ``max_attempts``), shared with the caller's
         other calls when it passes one; ``deadline_at`` (on the policy's clock) ends the
         call (default: the policy's ``deadline`` from now); ``parse`` reads the body's
-        JSON. An ``UnexpectedResponseError`` from ``decode`` is given the reply's status
-        and request id. Raises :class:`EnkashError` subclasses only.
+        JSON; ``request_id`` is the ``X-Request-Id`` every attempt sends (default: a new
+        one); ``template`` the path with ids as ``{customerId}``, for hooks and spans. An
+        ``UnexpectedResponseError`` from ``decode`` is given the reply's status and
+        request id. Raises :class:`EnkashError` subclasses only.
         """
         if Observer.current() is None:
             record = self._observer.begin(operation)
@@ -245,6 +259,8 @@ class EnkashClient:
                         budget=budget,
                         deadline_at=deadline_at,
                         parse=parse,
+                        request_id=request_id,
+                        template=template,
                     )
         policy = retry or self.retry
         call = _Call(
@@ -252,7 +268,8 @@ class EnkashClient:
             path=path,
             body=body,
             params=params,
-            request_id=new_request_id(),
+            request_id=request_id or new_request_id(),
+            template=template,
             budget=budget or AttemptBudget(policy.max_attempts),
             deadline_at=policy.call_deadline() if deadline_at is None else deadline_at,
             policy=policy,
@@ -295,10 +312,7 @@ class EnkashClient:
             call.budget.used += 1
             self._stats.requests += 1
             record = Observer.current()  # None unless hooks or logging look
-            started = (
-                0.0 if record is None else record.sent(call.method, call.path, call.request_id)
-            )
-            try:
+            if record is None:  # the common case, inline: one call fewer per request
                 reply = await self._transport.request(
                     call.method,
                     call.path,
@@ -308,34 +322,53 @@ class EnkashClient:
                     request_id=call.request_id,
                     timeouts=self.timeouts.within(left),
                 )
-            except EnkashError as exc:
-                if record is not None:
-                    record.received(
-                        call.method,
-                        call.path,
-                        call.request_id,
-                        started,
-                        status=None,
-                        size=0,
-                        error=exc,
-                    )
-                raise
-            if record is not None:
-                record.received(
-                    call.method,
-                    call.path,
-                    call.request_id,
-                    started,
-                    status=reply.status,
-                    size=len(reply.body),
-                    error=None,
-                )
+            else:
+                reply = await self._send_observed(call, left, record)
             if reply.status in _OVERLOAD_STATUSES:
                 slot.overloaded()
                 self._stats.rate_limited += 1
             else:
                 slot.succeeded()
         return reply.decode(call.decode, call.parse)
+
+    def _send(self, call: _Call[Any], left: float | None) -> Awaitable[Reply]:
+        return self._transport.request(
+            call.method,
+            call.path,
+            body=call.body,
+            params=call.params,
+            headers={"Authorization": "Bearer " + call.token},
+            request_id=call.request_id,
+            timeouts=self.timeouts.within(left),
+        )
+
+    async def _send_observed(
+        self, call: _Call[Any], left: float | None, record: CallRecord
+    ) -> Reply:
+        """:meth:`_send`, told to the call's record (cancellation included)."""
+        method, path, request_id, template = call.method, call.path, call.request_id, call.template
+        started = record.sent(method, path, request_id, template)
+        status: int | None = None
+        size = 0
+        error: EnkashError | None = None
+        try:
+            reply = await self._send(call, left)
+            status, size = reply.status, len(reply.body)
+            return reply
+        except EnkashError as exc:
+            error = exc
+            raise
+        finally:  # also when cancelled: then neither a status nor an error
+            record.received(
+                method,
+                path,
+                request_id,
+                started,
+                status=status,
+                size=size,
+                error=error,
+                template=template,
+            )
 
     @property
     def stats(self) -> ClientStats:
@@ -344,6 +377,9 @@ class EnkashClient:
 
     def _count_retry(self, event: RetryEvent) -> None:
         self._stats.retries += 1
+        record = Observer.current()
+        if record is not None:
+            record.retrying(event)
 
     def _count_login(self) -> None:
         self._stats.logins += 1
@@ -369,4 +405,12 @@ class _Call(Generic[T]):
     decode: Callable[[Any], T]
     operation: str
     idempotent: bool
+    template: str | None = None
     token: str = attrs.field(default="", repr=False)
+
+
+def _server_of(base_url: str) -> tuple[str, int | None]:
+    """The host and port of ``base_url`` (the port its scheme implies when none is given)."""
+    parts = urlsplit(base_url)
+    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+    return parts.hostname or "", port

@@ -442,7 +442,8 @@ class Page(Generic[T]):
     """One page of search results.
 
     ``offset`` is where it starts, ``records_count`` the total EnKash reports for the
-    filter, ``next_offset`` where the next page starts (None when this is the last).
+    filter, ``next_offset`` where the next page starts (None when this is the last),
+    ``request_id`` the ``X-Request-Id`` of the request that fetched it.
     """
 
     items: Sequence[T]
@@ -451,6 +452,7 @@ class Page(Generic[T]):
     records_count: int | None
     next_offset: int | None
     count_changed: bool = False
+    request_id: str | None = None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -468,6 +470,8 @@ class CreateResult:
     sent for it; ``reconciled`` is True when the customer was found by ``unique_ref_no``
     after an ambiguous failure instead of being created by this call's reply.
     ``elapsed`` is the seconds from start to outcome, retries and waits included.
+    ``request_id`` is the ``X-Request-Id`` of the request whose reply gave ``customer``
+    (the create's, or the reconciling lookup's), for EnKash's support.
     """
 
     input: CustomerCreate
@@ -477,6 +481,7 @@ class CreateResult:
     attempts: int = 0
     reconciled: bool = False
     elapsed: float = 0.0
+    request_id: str | None = None
 
     @property
     def ok(self) -> bool:

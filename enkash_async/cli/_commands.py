@@ -24,8 +24,9 @@ from enkash_async import (
     _csv,
 )
 from enkash_async.cli import _import, _lifecycle
+from enkash_async.cli import _types as types
 from enkash_async.cli._connect import add_connection_flags, connect, count_words
-from enkash_async.cli._ui import CommandError, err, progress, table
+from enkash_async.cli._ui import CommandError, err, json_text, progress, table, terminal_text
 from enkash_async.sync import wire_path
 from enkash_async.sync._sources import load_json_document
 
@@ -42,28 +43,28 @@ def register(commands: Any) -> None:
     )
     demo_parser.add_argument(
         "--customers",
-        type=_positive,
+        type=types.positive,
         default=10_000,
         metavar="N",
         help="customers to create, 1 or more (default: %(default)s)",
     )
     demo_parser.add_argument(
         "--concurrency",
-        type=_positive,
+        type=types.positive,
         default=64,
         metavar="N",
         help="creates in flight at once, 1 or more (default: %(default)s)",
     )
     demo_parser.add_argument(
         "--page-size",
-        type=_page_size,
+        type=types.page_size,
         default=5000,
         metavar="N",
         help="customers per search page, 1-5000 (default: %(default)s)",
     )
     demo_parser.add_argument(
         "--seed",
-        type=int,
+        type=types.seed,
         default=7,
         metavar="N",
         help="seed of the synthetic customers; the same seed makes the "
@@ -71,7 +72,7 @@ def register(commands: Any) -> None:
     )
     demo_parser.add_argument(
         "--fault-rate",
-        type=_fraction,
+        type=types.fraction,
         default=0.0,
         metavar="RATE",
         help="share of requests the fake server fails, 0 to 1, to watch "
@@ -91,28 +92,28 @@ def register(commands: Any) -> None:
     )
     serve_parser.add_argument(
         "--port",
-        type=_port,
+        type=types.port,
         default=8080,
         metavar="N",
         help="port, 0-65535; 0 picks a free one (default: %(default)s)",
     )
     serve_parser.add_argument(
         "--customers",
-        type=_count,
+        type=types.count,
         default=1000,
         metavar="N",
         help="customers it starts with, 0 or more (default: %(default)s)",
     )
     serve_parser.add_argument(
         "--seed",
-        type=int,
+        type=types.seed,
         default=0,
         metavar="N",
         help="seed of those customers (default: %(default)s)",
     )
     serve_parser.add_argument(
         "--fault-rate",
-        type=_fraction,
+        type=types.fraction,
         default=0.0,
         metavar="RATE",
         help="share of requests it fails, 0 to 1, on every route: 503, 500, dropped "
@@ -120,7 +121,7 @@ def register(commands: Any) -> None:
     )
     serve_parser.add_argument(
         "--fault-seed",
-        type=int,
+        type=types.seed,
         default=None,
         metavar="N",
         help="seed of the fault draws; the same seed and requests give the same faults "
@@ -201,14 +202,14 @@ def _search_flags(sub: argparse.ArgumentParser) -> None:
     )
     sub.add_argument(
         "--page-size",
-        type=_page_size,
+        type=types.page_size,
         default=5000,
         metavar="N",
         help="customers per request, 1-5000 (default: %(default)s)",
     )
     sub.add_argument(
         "--max-items",
-        type=_count,
+        type=types.count,
         metavar="N",
         help="stop after N customers, 0 or more (default: all)",
     )
@@ -225,43 +226,6 @@ def _search_flags(sub: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="a file, or - for stdout (default: %(default)s)",
     )
-
-
-def _integer(text: str, low: int, high: int | None = None) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < low or (high is not None and value > high):
-        bounds = f"at least {low}" if high is None else f"from {low} to {high}"
-        raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    return _integer(text, 1)
-
-
-def _count(text: str) -> int:
-    return _integer(text, 0)
-
-
-def _page_size(text: str) -> int:
-    return _integer(text, 1, 5000)
-
-
-def _port(text: str) -> int:
-    return _integer(text, 0, 65535)
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"must be from 0 to 1, got {text}")
-    return value
 
 
 async def _run_demo(args: argparse.Namespace) -> int:
@@ -533,15 +497,17 @@ async def create(client: EnkashClient, data: Any) -> int:
         raise CommandError(wire_problems(exc, dotted=False)) from None
     if not customer.unique_ref_no:
         record = await client.customers.create(customer)
-        err(f"created {record.customer_id} (no uniqueRefNo: a rerun creates another)")
+        created = terminal_text(str(record.customer_id))
+        err(f"created {created} (no uniqueRefNo: a rerun creates another)")
     else:
         result = await client.customers.upsert(customer)
         record = result.customer
         done: str = result.outcome
         if result.changed:
             done += " " + ", ".join(wire_path(name, dotted=False) for name in result.changed)
-        err(f"{done}: {record.customer_id} ({customer.unique_ref_no})")
-    print(json.dumps(record.to_dict(), ensure_ascii=False, indent=2))
+        shown = terminal_text(f"{record.customer_id} ({customer.unique_ref_no})")
+        err(f"{done}: {shown}")
+    print(json_text(record.to_dict(), indent=2))
     return 0
 
 
@@ -599,7 +565,7 @@ async def search(
                 for customer in page.items:
                     record = customer.to_dict()
                     if fmt == "jsonl":
-                        stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+                        stream.write(json_text(record) + "\n")
                     elif fmt == "csv":
                         # Spooled to disk: the header needs every record's columns.
                         cells = _csv.flatten(record)
@@ -614,8 +580,10 @@ async def search(
             writer = _csv.writer(stream, _csv.export_columns(columns))
             writer.writeheader()
             spool.seek(0)
+            shown = stream.isatty()  # a file is data; a terminal gets no control character
             for line in spool:
-                writer.writerow(json.loads(line))
+                cells = json.loads(line)
+                writer.writerow({k: terminal_text(v) for k, v in cells.items()} if shown else cells)
         elif fmt == "table":
             stream.write(f"{count_words(shown, 'customer')}\n")
     return 0
@@ -625,7 +593,7 @@ def _table_row(record: dict[str, Any]) -> str:
     cells = []
     for name, width in _TABLE_COLUMNS:
         value = record.get(name)
-        text = (
+        text = terminal_text(
             ""
             if value is None
             else ("true" if value is True else "false" if value is False else str(value))

@@ -18,6 +18,7 @@ import attrs
 
 from enkash_async import EnkashClient, LoginError
 from enkash_async._auth import static_token
+from enkash_async.cli import _types as types
 from enkash_async.cli._ui import CommandError
 from enkash_async.sync import SyncTarget
 
@@ -51,21 +52,11 @@ def add_connection_flags(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--fake-customers",
-        type=_count,
+        type=types.count,
         default=1000,
         metavar="N",
         help="customers the embedded fake EnKash starts with, 0 or more (default: %(default)s)",
     )
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
-    return value
 
 
 @attrs.frozen

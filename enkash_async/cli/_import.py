@@ -16,6 +16,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import IO, Any
 
+from enkash_async.cli import _types as types
 from enkash_async.cli._connect import add_connection_flags, connect, count_words
 from enkash_async.cli._ui import CommandError, err, progress, table
 from enkash_async.sync import (
@@ -50,7 +51,7 @@ def register(actions: Any) -> None:
     sub.add_argument("file", metavar="FILE", help="a .csv or .jsonl file of customers")
     sub.add_argument(
         "--concurrency",
-        type=_positive,
+        type=types.positive,
         default=32,
         metavar="N",
         help="creates in flight at once, 1 or more (default: %(default)s)",
@@ -97,16 +98,6 @@ def register(actions: Any) -> None:
     )
     add_connection_flags(sub)
     sub.set_defaults(handler=run)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 async def run(args: argparse.Namespace) -> int:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from enkash_async import CustomerUpdate, ValidationError
 from enkash_async._customers import _check_customer_id
 from enkash_async.cli._connect import add_connection_flags, connect
-from enkash_async.cli._ui import CommandError, err
+from enkash_async.cli._ui import CommandError, err, json_text
 from enkash_async.sync import wire_path
 from enkash_async.sync._sources import load_json_document
 
@@ -78,4 +77,4 @@ def _read_update(source: str) -> CustomerUpdate:
 
 
 def _print(customer: Any) -> None:
-    print(json.dumps(customer.to_dict(), ensure_ascii=False, indent=2))
+    print(json_text(customer.to_dict(), indent=2))

@@ -40,6 +40,7 @@ from enkash_async import (
     RequestLimiter,
     ValidationError,
 )
+from enkash_async.cli import _types as types
 from enkash_async.cli._ui import CommandError, err, progress, table
 from enkash_async.sync._checkpoint import SyncTarget
 
@@ -102,26 +103,6 @@ def register(commands: Any) -> None:
         sub.set_defaults(handler=run)
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"must be from 0 to 1, got {text}")
-    return value
-
-
 def _require_extra() -> None:
     """Say which extra to install when the distributed sync's libraries are missing."""
     try:
@@ -135,16 +116,6 @@ def _require_extra() -> None:
         ) from None
 
 
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
-    return value
-
-
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--redis", help="Redis URL (default: REDIS_URL)")
 
@@ -152,35 +123,35 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def _budget_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--concurrency",
-        type=_positive,
+        type=types.positive,
         default=16,
         help="requests in flight per worker (default 16)",
     )
     parser.add_argument(
-        "--jobs", type=_positive, default=1, help="chunks a worker runs at once (default 1)"
+        "--jobs", type=types.positive, default=1, help="chunks a worker runs at once (default 1)"
     )
     parser.add_argument(
         "--max-concurrency",
-        type=_positive,
+        type=types.positive,
         default=64,
         help="requests in flight across all workers (default 64)",
     )
     parser.add_argument(
         "--rate-limit",
-        type=_rate,
+        type=types.rate,
         default=None,
         metavar="RPS",
         help="requests per second across all workers (default: none)",
     )
     parser.add_argument(
         "--sweep",
-        type=_positive,
+        type=types.positive,
         default=5,
         help="seconds between checks for chunks of dead workers (default %(default)s)",
     )
     parser.add_argument(
         "--lease-ttl",
-        type=_rate,
+        type=types.rate,
         default=90.0,
         help="seconds before a dead worker's request slots come back (default %(default)s)",
     )
@@ -189,7 +160,7 @@ def _budget_flags(parser: argparse.ArgumentParser) -> None:
 def _heartbeat_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--heartbeat",
-        type=_positive,
+        type=types.positive,
         default=10,
         help="seconds a chunk may go without its worker's heartbeat before it is redone "
         "(default %(default)s)",
@@ -203,7 +174,7 @@ def _add_options(form: str, parser: argparse.ArgumentParser) -> argparse.Argumen
         parser.add_argument("--run", help="the run id (default: a new one); resubmit to resume")
         parser.add_argument(
             "--chunk-rows",
-            type=_positive,
+            type=types.positive,
             default=500,
             help="rows per chunk (one job each), on average (default %(default)s)",
         )
@@ -246,7 +217,7 @@ def _add_options(form: str, parser: argparse.ArgumentParser) -> argparse.Argumen
         parser.add_argument("file", help="a .csv or .jsonl file of customers")
         parser.add_argument(
             "--workers",
-            type=_positive,
+            type=types.positive,
             default=4,
             help="worker processes to start on this machine (default 4)",
         )
@@ -255,7 +226,7 @@ def _add_options(form: str, parser: argparse.ArgumentParser) -> argparse.Argumen
         )
         parser.add_argument(
             "--fault-rate",
-            type=_fraction,
+            type=types.fraction,
             default=0.0,
             help="with --fake: share of requests the fake fails, 0-1 (default %(default)s)",
         )
@@ -272,7 +243,7 @@ def _add_options(form: str, parser: argparse.ArgumentParser) -> argparse.Argumen
         )
         parser.add_argument(
             "--chunk-rows",
-            type=_positive,
+            type=types.positive,
             default=500,
             help="rows per chunk (one job each), on average (default %(default)s)",
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,10 +23,41 @@ try:
         TimeRemainingColumn,
     )
     from rich.table import Table
+    from rich.text import Text
 except ImportError:  # pragma: no cover - exercised only without the cli extra
     Console = None  # type: ignore[assignment,misc]
 
-__all__ = ["Bar", "CommandError", "err", "progress", "table"]
+__all__ = ["Bar", "CommandError", "err", "json_text", "progress", "table", "terminal_text"]
+
+# What can move the cursor, recolour, retitle, ring or reorder what a terminal shows: C0
+# controls, DEL, C1 controls (CSI is one byte there), and Unicode's invisible format and
+# bidi controls (a name can otherwise read right to left from its middle).
+_FORMAT = "\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
+_CONTROL = re.compile(f"[\x00-\x1f\x7f-\x9f{_FORMAT}]")
+_CONTROL_BUT_NEWLINE = re.compile(f"[\x00-\x09\x0b-\x1f\x7f-\x9f{_FORMAT}]")
+# What json.dumps(ensure_ascii=False) leaves raw (it escapes C0 itself).
+_JSON_RAW = re.compile(f"[\x7f-\x9f{_FORMAT}]")
+_SHORT = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def terminal_text(text: str, *, lines: bool = False) -> str:
+    """``text`` (from EnKash, Redis or a file) safe to show on a terminal: every control
+    character shown escaped as Python writes it (``\\x1b``, ``\\u202e``), a newline too
+    unless ``lines``, so text cannot act on the terminal or forge a line of output."""
+    return (_CONTROL_BUT_NEWLINE if lines else _CONTROL).sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _SHORT.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def json_text(value: Any, *, indent: int | None = None) -> str:
+    """``value`` as JSON with no raw control character (JSON escapes for those
+    ``json.dumps`` leaves as they are): the same value when read, safe on a terminal."""
+    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    return _JSON_RAW.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 class CommandError(EnkashError):
@@ -38,8 +71,9 @@ class CommandError(EnkashError):
 
 
 def err(message: str) -> None:
-    """A message for the person at the terminal (stderr, so stdout stays data)."""
-    print(message, file=sys.stderr, flush=True)
+    """A message for the person at the terminal (stderr, so stdout stays data); control
+    characters escaped, its lines kept (text from a reply in it: :func:`terminal_text`)."""
+    print(terminal_text(message, lines=True), file=sys.stderr, flush=True)
 
 
 class Bar:
@@ -82,27 +116,32 @@ def table(
     """Print a table (rich's when available) to ``stream`` (stdout by default)."""
     out = stream or sys.stdout
     if Console is not None:
-        rendered = Table(title=title)
+        # Text, not str: rich would read "[bold]" in a customer's name as markup.
+        rendered = Table(title=Text(terminal_text(title)))
         for header in headers:
-            rendered.add_column(header)
+            rendered.add_column(Text(terminal_text(str(header))))
         for row in rows:
-            rendered.add_row(*(_cell(cell) for cell in row))
+            rendered.add_row(*(Text(_cell(cell)) for cell in row))
         Console(file=out, width=max(60, min(160, _width(headers, rows)))).print(rendered)
         return
     widths = [max(len(str(h)), *(len(_cell(r[i])) for r in rows)) for i, h in enumerate(headers)]
-    print(title, file=out)
-    print("  ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=True)), file=out)
+    print(terminal_text(title), file=out)
+    print(
+        "  ".join(terminal_text(str(h)).ljust(w) for h, w in zip(headers, widths, strict=True)),
+        file=out,
+    )
     for row in rows:
         print("  ".join(_cell(c).ljust(w) for c, w in zip(row, widths, strict=True)), file=out)
 
 
 def _cell(value: Any) -> str:
-    """A table cell: empty for a missing value (never ``None``), ``true``/``false``."""
+    """A table cell: empty for a missing value (never ``None``), ``true``/``false``,
+    control characters escaped."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return terminal_text(str(value))
 
 
 def _width(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:

@@ -353,7 +353,10 @@ def read_csv(stream: IO[str]) -> Iterator[SourceRow]:
             yield SourceRow(line, None, (cells,))
             continue
         if header is None:
-            header = _csv.read_header(cells, _CSV_MODELS)
+            try:
+                header = _csv.read_header(cells, _CSV_MODELS)
+            except _csv.HeaderError as exc:
+                raise SourceError(f"line {line}: the header {exc}") from None
             columns = frozenset(name.split(".", 1)[0] for name in header)
             continue
         problem = _csv.row_problem(header, cells)

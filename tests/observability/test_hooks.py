@@ -4,44 +4,21 @@ over the fake EnKash on loopback."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import pytest
+from _observed import QUICK, Recorder, client_for
 from _support import new_customer
 
 from enkash_async import (
     CallEnded,
-    CallStarted,
     CustomerCreate,
     EnkashClient,
-    Hooks,
     RequestSent,
     ResponseReceived,
-    RetryPolicy,
     ServerError,
     _log,
 )
 from enkash_async.testing import FakeEnkash, Fault
-
-_QUICK = RetryPolicy(initial_backoff=0.0, max_backoff=0.0, settle_time=0.0)
-
-
-class Recorder(Hooks):
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-
-    def call_started(self, event: CallStarted) -> None:
-        event.state["opened"] = True
-        self.events.append(event)
-
-    def call_ended(self, event: CallEnded) -> None:
-        self.events.append(event)
-
-    def request_sent(self, event: RequestSent) -> None:
-        self.events.append(event)
-
-    def response_received(self, event: ResponseReceived) -> None:
-        self.events.append(event)
 
 
 def _customer(ref: str) -> CustomerCreate:
@@ -49,14 +26,8 @@ def _customer(ref: str) -> CustomerCreate:
     return made
 
 
-@pytest.fixture
-async def server() -> Any:
-    async with FakeEnkash() as running:
-        yield running
-
-
 def _client(server: FakeEnkash, hooks: object) -> EnkashClient:
-    return EnkashClient(server.url, credentials=server.credentials, hooks=hooks, retry=_QUICK)
+    return client_for(server, hooks)
 
 
 async def test_a_create_is_one_call_with_its_request_inside(server: FakeEnkash) -> None:
@@ -64,15 +35,14 @@ async def test_a_create_is_one_call_with_its_request_inside(server: FakeEnkash) 
     async with _client(server, hooks) as client:
         await client.customers.create(_customer("HOOK-1"))
     kinds = [type(e).__name__ for e in hooks.events]
-    # The login is a logical call of its own, inside the create.
     assert kinds[0] == "CallStarted" and hooks.events[0].operation == "customers.create"
     assert kinds[-1] == "CallEnded"
     ended = hooks.events[-1]
     assert ended.operation == "customers.create" and ended.outcome == "ok"
     assert ended.attempts == 1 and not ended.reconciled
     assert ended.state["opened"] is True  # per-call state travels from start to end
-    sent = [e for e in hooks.events if isinstance(e, RequestSent)]
-    received = [e for e in hooks.events if isinstance(e, ResponseReceived)]
+    sent = hooks.of(RequestSent, "customers.create")
+    received = hooks.of(ResponseReceived, "customers.create")
     assert [e.path for e in sent] == ["/api/v0/customer"]
     assert received[0].status == 200 and received[0].bytes > 0
     assert ended.request_id == sent[0].request_id == received[0].request_id
@@ -87,7 +57,7 @@ async def test_a_create_retried_then_reconciled_says_so(server: FakeEnkash) -> N
     assert ended.operation == "customers.create" and ended.outcome == "ok"
     assert ended.reconciled is True
     assert ended.attempts == 2  # the create, then the lookup that found it
-    paths = [e.path for e in hooks.events if isinstance(e, RequestSent)]
+    paths = [e.path for e in hooks.of(RequestSent, "customers.create")]
     assert paths == ["/api/v0/customer", "/api/v0/customer/search"]
 
 
@@ -99,9 +69,9 @@ async def test_a_failed_call_ends_with_its_error(server: FakeEnkash) -> None:
             await client.customers.search().first()
     ended = [e for e in hooks.events if isinstance(e, CallEnded)][-1]
     assert ended.outcome == "error" and isinstance(ended.error, ServerError)
-    assert ended.attempts == _QUICK.max_attempts
-    statuses = [e.status for e in hooks.events if isinstance(e, ResponseReceived)]
-    assert statuses == [500] * _QUICK.max_attempts
+    assert ended.attempts == QUICK.max_attempts
+    statuses = [e.status for e in hooks.of(ResponseReceived, "customers.search.page")]
+    assert statuses == [500] * QUICK.max_attempts
 
 
 async def test_a_hook_that_raises_is_logged_once_and_never_breaks_the_call(
@@ -115,7 +85,7 @@ async def test_a_hook_that_raises_is_logged_once_and_never_breaks_the_call(
         with caplog.at_level(logging.WARNING, logger="enkash_async"):
             await client.customers.create(_customer("HOOK-3"))
             await client.customers.create(_customer("HOOK-4"))
-    warnings = [r for r in caplog.records if "hook raised" in r.getMessage()]
+    warnings = [r for r in caplog.records if "hook of Broken raised" in r.getMessage()]
     assert len(warnings) == 1
     assert "request_sent" in warnings[0].getMessage()
 

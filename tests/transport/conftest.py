@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
 import aioresponses.core
 import pytest
+from _loopback import Loopback, serving
 from aiohttp.client_proto import ResponseHandler
 
 
@@ -34,3 +35,10 @@ def aioresponses_for_aiohttp_314() -> Iterator[None]:
         patch.setattr(aioresponses.core, "ClientResponse", CompatResponse)
         patch.setattr(aioresponses.core, "stream_reader_factory", stream_reader_factory)
         yield
+
+
+@pytest.fixture
+async def loopback() -> AsyncIterator[Loopback]:
+    """A real aiohttp server on 127.0.0.1; the test says how it answers."""
+    async with serving() as server:
+        yield server

@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from _loopback import Loopback
 from _support import BASE
 from aioresponses import aioresponses
 
@@ -21,11 +22,13 @@ from enkash_async import (
     ConnectError,
     CustomerSearch,
     EnkashClient,
+    EnkashError,
     RequestTimeoutError,
     RetryPolicy,
     TransportError,
     UnexpectedResponseError,
 )
+from enkash_async._reply import Reply
 
 SEARCH = re.compile(r"^https://api\.enkash\.test/api/v0/customer/search\?")
 NO_RETRY = RetryPolicy.none()
@@ -142,3 +145,48 @@ async def test_server_disconnect_is_transport_error(client: EnkashClient) -> Non
         with pytest.raises(TransportError) as info:
             await search_once(client)
     assert isinstance(info.value.__cause__, aiohttp.ServerDisconnectedError)
+
+
+# --------------------------------------------------------------------------- not EnKash
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type", "what"),
+    [
+        (501, "<html><body>Not Implemented</body></html>", "text/html", "an HTML page"),
+        (200, "<html>a login portal</html>", "text/html", "an HTML page"),
+        (200, "plain words", "text/plain", "a body that is not JSON"),
+        (502, "", "text/plain", "an empty body"),
+    ],
+)
+async def test_a_reply_that_is_not_enkash_names_the_url_that_gave_it(
+    loopback: Loopback, status: int, body: str, content_type: str, what: str
+) -> None:
+    loopback.reply(status, body.encode(), **{"Content-Type": content_type})
+    async with EnkashClient(loopback.url, token="t", retry=NO_RETRY) as client:
+        with pytest.raises(EnkashError) as caught:
+            await search_once(client)
+
+    url = f"{loopback.url}/api/v0/customer/search"
+    assert f"{what} from {url}" in str(caught.value)
+    assert "?" not in str(caught.value)  # the query is not shown: it may carry secrets
+
+
+async def test_a_reply_that_is_no_envelope_names_the_url_that_gave_it(loopback: Loopback) -> None:
+    loopback.reply(200, [1, 2, 3])
+    async with EnkashClient(loopback.url, token="t", retry=NO_RETRY) as client:
+        with pytest.raises(UnexpectedResponseError) as caught:
+            await search_once(client)
+
+    assert f"from {loopback.url}/api/v0/customer/search" in str(caught.value)
+
+
+def test_a_reply_url_is_shown_redacted() -> None:
+    reply = Reply(
+        502, {"Content-Type": "text/html"}, b"<html/>", "r", url="https://u:pw@h/p?token=s3"
+    )
+
+    message = str(reply._unreadable(ValueError("not JSON")))
+
+    assert "https://u:***@h/p?token=***" in message
+    assert "pw" not in message and "s3" not in message
