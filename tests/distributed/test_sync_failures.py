@@ -55,7 +55,12 @@ def test_a_worker_waiting_for_redis_says_so_once(tmp_path: Path) -> None:
             stdout=stream,
             stderr=subprocess.STDOUT,
         )
-        time.sleep(6)
+        # Started on a loaded machine, a worker may take seconds to say anything: wait for
+        # the line, then long enough for several more tries of the connection (0.5 s, 1 s, 2 s).
+        deadline = time.monotonic() + 60
+        while "waiting for Redis" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(5)
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)
 

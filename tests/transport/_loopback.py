@@ -3,12 +3,16 @@ and records every request it received."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from types import SimpleNamespace
 from typing import Any
 
+import aiohttp
 import attrs
 from aiohttp import web
+from multidict import CIMultiDict
 
 
 @attrs.frozen
@@ -18,7 +22,7 @@ class Received:
     method: str
     path: str
     query: dict[str, str]
-    headers: dict[str, str]
+    headers: Mapping[str, str]  # names case-insensitive, as HTTP has them
     body: bytes
 
 
@@ -48,7 +52,7 @@ class Loopback:
                 request.method,
                 request.path,
                 dict(request.query),
-                dict(request.headers),
+                CIMultiDict(request.headers),
                 await request.read(),
             )
         )
@@ -69,9 +73,43 @@ def respond(status: int = 200, body: Any = None, **headers: str) -> Answer:
     return handler
 
 
+async def hang_up(request: web.Request) -> web.StreamResponse:
+    """Close the connection without answering: the client sees the server disconnect."""
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response(status=500)  # never reaches the client: the transport is closed
+
+
+def hang(seconds: float = 30) -> Answer:
+    """A handler that answers only after ``seconds`` (a client's timeout ends it first)."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(seconds)
+        return web.Response(status=204)
+
+    return handler
+
+
+def failing_session(*errors: BaseException | None) -> aiohttp.ClientSession:
+    """A real session whose requests fail with ``errors`` in turn (``None``: sent as
+    usual; after the last, every request is sent), raised from aiohttp's own
+    request-start trace hook: the failure aiohttp itself would raise, at the point it
+    would (create it inside the event loop; the caller closes it)."""
+    pending = list(errors)
+
+    async def on_start(session: Any, context: SimpleNamespace, params: Any) -> None:
+        error = pending.pop(0) if pending else None
+        if error is not None:
+            raise error
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(on_start)
+    return aiohttp.ClientSession(trace_configs=[trace])
+
+
 @asynccontextmanager
-async def serving() -> AsyncIterator[Loopback]:
-    """A :class:`Loopback` listening on a free port until the block ends."""
+async def serving(port: int = 0) -> AsyncIterator[Loopback]:
+    """A :class:`Loopback` listening on ``port`` (0: a free one) until the block ends."""
     app = web.Application()
     holder: list[Loopback] = []
 
@@ -79,9 +117,9 @@ async def serving() -> AsyncIterator[Loopback]:
         return await holder[0].handle(request)
 
     app.router.add_route("*", "/{tail:.*}", dispatch)
-    runner = web.AppRunner(app, handle_signals=False)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)  # a hang ends now
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     holder.append(Loopback(f"http://127.0.0.1:{port}"))

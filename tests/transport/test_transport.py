@@ -1,15 +1,15 @@
-"""The HTTP session, the headers every request carries, and the base URL rules."""
+"""The HTTP session, the headers every request carries, and the base URL rules, against a
+real aiohttp server on 127.0.0.1 (``loopback``)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
+from _loopback import Loopback, Received, hang_up, respond
 from _support import BASE, no_sleep
-from aioresponses import aioresponses
 
 import enkash_async
 from enkash_async import (
@@ -23,9 +23,6 @@ from enkash_async import (
     UnexpectedResponseError,
     ValidationError,
 )
-
-SEARCH = re.compile(r"^https://api\.enkash\.test/api/v0/customer/search\?")
-
 
 POLICY = RetryPolicy(sleep=no_sleep)
 PAGE = {"payload": {"data": [{"customerId": "C1", "id": 1}], "recordsCount": 1}}
@@ -46,8 +43,15 @@ def sessions(monkeypatch: pytest.MonkeyPatch) -> list[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[EnkashClient]:
-    async with EnkashClient(BASE, token="t", retry=POLICY) as c:
+async def server(loopback: Loopback) -> Loopback:
+    """The loopback server answering one page of one customer, unless a test says else."""
+    loopback.reply(200, PAGE)
+    return loopback
+
+
+@pytest.fixture
+async def client(server: Loopback) -> AsyncIterator[EnkashClient]:
+    async with EnkashClient(server.url, token="t", retry=POLICY) as c:
         yield c
 
 
@@ -55,13 +59,13 @@ async def search(client: EnkashClient) -> list[Any]:
     return await client.customers.search(CustomerSearch(), page_size=10).collect()
 
 
-def all_calls(m: aioresponses) -> list[Any]:
-    return [call for calls in m.requests.values() for call in calls]
+def request_ids(server: Loopback) -> list[str]:
+    return [call.headers["X-Request-Id"] for call in server.received]
 
 
-def header(call: Any, name: str) -> str:
-    value: str = call.kwargs["headers"][name]
-    return value
+def only(server: Loopback) -> Received:
+    (call,) = server.received
+    return call
 
 
 # --------------------------------------------------------------------------- session
@@ -75,146 +79,133 @@ def test_constructing_a_client_outside_a_loop_makes_no_session(
 
 
 async def test_one_session_is_made_lazily_and_reused(
-    sessions: list[aiohttp.ClientSession],
+    sessions: list[aiohttp.ClientSession], server: Loopback
 ) -> None:
-    async with EnkashClient(BASE, token="t", retry=POLICY) as client:
+    async with EnkashClient(server.url, token="t", retry=POLICY) as client:
         assert sessions == []
-        with aioresponses() as m:
-            m.post(SEARCH, payload=PAGE, repeat=True)
-            for _ in range(3):
-                await search(client)
+        for _ in range(3):
+            await search(client)
         assert len(sessions) == 1
         assert not sessions[0].closed
+    assert len(server.received) == 3
 
 
 async def test_async_with_closes_the_session_it_made(
-    sessions: list[aiohttp.ClientSession],
+    sessions: list[aiohttp.ClientSession], server: Loopback
 ) -> None:
-    async with EnkashClient(BASE, token="t", retry=POLICY) as client:
-        with aioresponses() as m:
-            m.post(SEARCH, payload=PAGE)
-            await search(client)
+    async with EnkashClient(server.url, token="t", retry=POLICY) as client:
+        await search(client)
     assert [s.closed for s in sessions] == [True]
 
 
 async def test_aclose_closes_the_session_and_may_be_called_twice(
-    sessions: list[aiohttp.ClientSession],
+    sessions: list[aiohttp.ClientSession], server: Loopback
 ) -> None:
-    client = EnkashClient(BASE, token="t", retry=POLICY)
-    with aioresponses() as m:
-        m.post(SEARCH, payload=PAGE)
-        await search(client)
+    client = EnkashClient(server.url, token="t", retry=POLICY)
+    await search(client)
     await client.aclose()
     await client.aclose()
     assert [s.closed for s in sessions] == [True]
 
 
-async def test_closed_client_refuses_calls(sessions: list[aiohttp.ClientSession]) -> None:
-    client = EnkashClient(BASE, token="t", retry=POLICY)
+async def test_closed_client_refuses_calls(
+    sessions: list[aiohttp.ClientSession], server: Loopback
+) -> None:
+    client = EnkashClient(server.url, token="t", retry=POLICY)
     await client.aclose()
-    with aioresponses() as m:
-        m.post(SEARCH, payload=PAGE)
-        with pytest.raises(EnkashError, match="closed"):
-            await search(client)
-    assert all_calls(m) == []
+    with pytest.raises(EnkashError, match="closed"):
+        await search(client)
+    assert server.received == []
     assert sessions == []
 
 
 async def test_caller_session_is_used_and_left_open(
-    sessions: list[aiohttp.ClientSession],
+    sessions: list[aiohttp.ClientSession], server: Loopback
 ) -> None:
     async with aiohttp.ClientSession() as own:
-        async with EnkashClient(BASE, token="t", session=own, retry=POLICY) as client:
-            with aioresponses() as m:
-                m.post(SEARCH, payload=PAGE)
-                await search(client)
+        async with EnkashClient(server.url, token="t", session=own, retry=POLICY) as client:
+            await search(client)
         assert sessions == [own]  # no session of the client's own
         assert not own.closed
     assert own.closed
+    assert len(server.received) == 1
 
 
 # --------------------------------------------------------------------------- headers
 
 
-async def test_user_agent_names_the_library_and_version(client: EnkashClient) -> None:
-    with aioresponses() as m:
-        m.post(SEARCH, payload=PAGE)
+async def test_user_agent_names_the_library_and_version(
+    client: EnkashClient, server: Loopback
+) -> None:
+    await search(client)
+    assert only(server).headers["User-Agent"] == f"enkash-async/{enkash_async.__version__}"
+
+
+async def test_each_call_gets_its_own_request_id(client: EnkashClient, server: Loopback) -> None:
+    for _ in range(3):
         await search(client)
-    (call,) = all_calls(m)
-    assert header(call, "User-Agent") == f"enkash-async/{enkash_async.__version__}"
-
-
-async def test_each_call_gets_its_own_request_id(client: EnkashClient) -> None:
-    with aioresponses() as m:
-        m.post(SEARCH, payload=PAGE, repeat=True)
-        for _ in range(3):
-            await search(client)
-    ids = [header(call, "X-Request-Id") for call in all_calls(m)]
+    ids = request_ids(server)
     assert len(ids) == 3
     assert len(set(ids)) == 3
     assert all(ids)
 
 
-async def test_request_id_is_kept_across_a_calls_retries(client: EnkashClient) -> None:
-    with aioresponses() as m:
-        m.post(SEARCH, status=503, payload={}, repeat=2)
-        m.post(SEARCH, exception=aiohttp.ServerDisconnectedError())
-        m.post(SEARCH, payload=PAGE)
-        await search(client)
-    ids = [header(call, "X-Request-Id") for call in all_calls(m)]
+async def test_request_id_is_kept_across_a_calls_retries(
+    client: EnkashClient, server: Loopback
+) -> None:
+    server.answer(respond(503, {}), respond(503, {}), hang_up, respond(200, PAGE))
+    await search(client)
+    ids = request_ids(server)
     assert len(ids) == 4
     assert len(set(ids)) == 1
 
 
-async def test_request_id_is_surfaced_on_api_errors(client: EnkashClient) -> None:
-    with aioresponses() as m:
-        m.post(SEARCH, status=500, body="Internal Server Error", repeat=True)
-        with pytest.raises(ServerError) as info:
-            await search(client)
-    (sent,) = {header(call, "X-Request-Id") for call in all_calls(m)}
+async def test_request_id_is_surfaced_on_api_errors(client: EnkashClient, server: Loopback) -> None:
+    server.reply(500, "Internal Server Error")
+    with pytest.raises(ServerError) as info:
+        await search(client)
+    (sent,) = set(request_ids(server))
     assert info.value.request_id == sent
     assert sent in str(info.value)
 
 
-async def test_request_id_is_surfaced_on_transport_errors(client: EnkashClient) -> None:
-    with aioresponses() as m:
-        m.post(SEARCH, exception=aiohttp.ServerDisconnectedError(), repeat=True)
-        with pytest.raises(TransportError) as info:
-            await search(client)
-    (sent,) = {header(call, "X-Request-Id") for call in all_calls(m)}
+async def test_request_id_is_surfaced_on_transport_errors(
+    client: EnkashClient, server: Loopback
+) -> None:
+    server.answer(hang_up)
+    with pytest.raises(TransportError) as info:
+        await search(client)
+    (sent,) = set(request_ids(server))
     assert info.value.request_id == sent
     assert sent in str(info.value)
 
 
 @pytest.mark.parametrize(
-    "reply",
+    ("body", "headers"),
     [
-        {"body": "<html>maintenance</html>", "content_type": "text/html"},
-        {"payload": {"payload": {"data": "nope"}}},
-        {"payload": {"payload": {"data": [42]}}},
+        ("<html>maintenance</html>", {"Content-Type": "text/html"}),
+        ({"payload": {"data": "nope"}}, {}),
+        ({"payload": {"data": [42]}}, {}),
     ],
     ids=["html", "wrong-page-shape", "wrong-customer-shape"],
 )
 async def test_request_id_is_surfaced_on_unexpected_replies(
-    client: EnkashClient, reply: dict[str, Any]
+    client: EnkashClient, server: Loopback, body: Any, headers: dict[str, str]
 ) -> None:
-    with aioresponses() as m:
-        m.post(SEARCH, **reply)
-        with pytest.raises(UnexpectedResponseError) as info:
-            await search(client)
-    (sent,) = {header(call, "X-Request-Id") for call in all_calls(m)}
+    server.reply(200, body, **headers)
+    with pytest.raises(UnexpectedResponseError) as info:
+        await search(client)
+    (sent,) = set(request_ids(server))
     assert info.value.request_id == sent
     assert sent in str(info.value)
 
 
-async def test_search_sends_its_filter_as_json(client: EnkashClient) -> None:
-    with aioresponses() as m:
-        m.post(SEARCH, payload=PAGE)
-        await client.customers.search(CustomerSearch(legal_name="Acme"), page_size=10).collect()
-    (call,) = all_calls(m)
-    assert header(call, "Content-Type") == "application/json"
-    assert header(call, "Accept") == "application/json"
-    assert call.kwargs["data"] == b'{"legalName":"Acme"}'
+async def test_search_sends_its_filter_as_json(client: EnkashClient, server: Loopback) -> None:
+    await client.customers.search(CustomerSearch(legal_name="Acme"), page_size=10).collect()
+    call = only(server)
+    assert call.headers["Content-Type"] == "application/json"
+    assert call.headers["Accept"] == "application/json"
+    assert call.body == b'{"legalName":"Acme"}'
 
 
 # --------------------------------------------------------------------------- base URL
@@ -253,19 +244,16 @@ def test_base_url_with_a_host_no_request_can_name_is_refused_when_built(url: str
         EnkashClient(url, token="t")
 
 
-async def test_base_url_trailing_slash_is_dropped() -> None:
-    async with EnkashClient(BASE + "/", token="t", retry=POLICY) as client:
-        with aioresponses() as m:
-            m.post(SEARCH, payload=PAGE)
-            await search(client)
-    assert len(all_calls(m)) == 1
+async def test_base_url_trailing_slash_is_dropped(server: Loopback) -> None:
+    async with EnkashClient(server.url + "/", token="t", retry=POLICY) as client:
+        await search(client)
+    assert only(server).path == "/api/v0/customer/search"
 
 
-async def test_unrouted_404_is_not_found(client: EnkashClient) -> None:
-    with aioresponses() as m:
-        m.post(SEARCH, status=404, body="<html>Not Found</html>", content_type="text/html")
-        with pytest.raises(NotFoundError) as info:
-            await search(client)
+async def test_unrouted_404_is_not_found(client: EnkashClient, server: Loopback) -> None:
+    server.reply(404, "<html>Not Found</html>", **{"Content-Type": "text/html"})
+    with pytest.raises(NotFoundError) as info:
+        await search(client)
     assert info.value.status == 404
 
 

@@ -1,22 +1,22 @@
 """How the aiohttp transport turns failures below HTTP into the client's errors.
 
 Refused connections, connect and read timeouts, DNS failures and disconnects are each an
-:class:`EnkashError` subclass chained to the aiohttp exception; none escapes raw.
+:class:`EnkashError` subclass chained to the aiohttp exception; none escapes raw. Real
+servers on 127.0.0.1; a failure no loopback server can cause (DNS, a connect timeout) is
+raised by a real aiohttp session from its request-start trace hook (``failing_session``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
 import pytest
-from _loopback import Loopback
-from _support import BASE
-from aioresponses import aioresponses
+from _loopback import Loopback, failing_session, hang, hang_up
 
 from enkash_async import (
     ConnectError,
@@ -25,19 +25,29 @@ from enkash_async import (
     EnkashError,
     RequestTimeoutError,
     RetryPolicy,
+    Timeouts,
     TransportError,
     UnexpectedResponseError,
 )
 from enkash_async._reply import Reply
 
-SEARCH = re.compile(r"^https://api\.enkash\.test/api/v0/customer/search\?")
 NO_RETRY = RetryPolicy.none()
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[EnkashClient]:
-    async with EnkashClient(BASE, token="tok-errors", retry=NO_RETRY) as c:
+async def client(loopback: Loopback) -> AsyncIterator[EnkashClient]:
+    async with EnkashClient(loopback.url, token="tok-errors", retry=NO_RETRY) as c:
         yield c
+
+
+@asynccontextmanager
+async def failing(loopback: Loopback, error: BaseException) -> AsyncIterator[EnkashClient]:
+    """A client whose one request fails in aiohttp with ``error``."""
+    async with (
+        failing_session(error) as session,
+        EnkashClient(loopback.url, token="t", session=session, retry=NO_RETRY) as client,
+    ):
+        yield client
 
 
 async def search_once(client: EnkashClient) -> list[Any]:
@@ -76,13 +86,13 @@ async def test_connection_refused_is_connect_error() -> None:
     ids=["connect-timeout", "dns"],
 )
 async def test_connect_timeout_and_dns_failure_are_connect_errors(
-    client: EnkashClient, make_error: Callable[[], Exception]
+    loopback: Loopback, make_error: Callable[[], Exception]
 ) -> None:
-    with aioresponses() as m:
-        m.post(SEARCH, exception=make_error())
+    async with failing(loopback, make_error()) as client:
         with pytest.raises(ConnectError) as info:
             await search_once(client)
     assert isinstance(info.value.__cause__, aiohttp.ClientError)
+    assert loopback.received == []
 
 
 @pytest.mark.parametrize(
@@ -94,15 +104,26 @@ async def test_connect_timeout_and_dns_failure_are_connect_errors(
     ],
     ids=["total", "socket-read", "builtin"],
 )
-async def test_read_timeout_is_request_timeout(
-    client: EnkashClient, make_error: Callable[[], Exception]
+async def test_each_kind_of_timeout_aiohttp_raises_is_request_timeout(
+    loopback: Loopback, make_error: Callable[[], Exception]
 ) -> None:
-    with aioresponses() as m:
-        m.post(SEARCH, exception=make_error())
+    async with failing(loopback, make_error()) as client:
         with pytest.raises(RequestTimeoutError) as info:
             await search_once(client)
     assert info.value.sent is True
     assert isinstance(info.value.__cause__, (asyncio.TimeoutError, TimeoutError))
+
+
+async def test_a_server_that_does_not_answer_in_time_is_request_timeout(
+    loopback: Loopback,
+) -> None:
+    loopback.answer(hang(30))
+    timeouts = Timeouts(attempt=0.5)
+    async with EnkashClient(loopback.url, token="t", retry=NO_RETRY, timeouts=timeouts) as client:
+        with pytest.raises(RequestTimeoutError) as info:
+            await search_once(client)
+    assert info.value.sent is True
+    assert len(loopback.received) == 1
 
 
 async def _serve_once(
@@ -139,11 +160,12 @@ async def test_disconnect_while_reading_the_body_is_transport_error() -> None:
     assert isinstance(info.value.__cause__, aiohttp.ClientError)
 
 
-async def test_server_disconnect_is_transport_error(client: EnkashClient) -> None:
-    with aioresponses() as m:
-        m.post(SEARCH, exception=aiohttp.ServerDisconnectedError())
-        with pytest.raises(TransportError) as info:
-            await search_once(client)
+async def test_server_disconnect_is_transport_error(
+    client: EnkashClient, loopback: Loopback
+) -> None:
+    loopback.answer(hang_up)
+    with pytest.raises(TransportError) as info:
+        await search_once(client)
     assert isinstance(info.value.__cause__, aiohttp.ServerDisconnectedError)
 
 

@@ -2,12 +2,15 @@
 
 The TLS tests run a fake EnKash behind a real self-signed certificate (made with the
 ``openssl`` command, skipped where there is none): the default client must refuse it,
-at once and without retrying, and a client told to trust it must get through.
+at once and without retrying, and a client told to trust it must get through. Each kind
+of TLS failure aiohttp raises is raised by a real session's request-start trace hook
+(``failing_session``), in front of a real server on 127.0.0.1.
 """
 
 from __future__ import annotations
 
-import re
+import contextlib
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,10 +19,10 @@ from typing import Any
 import aiohttp
 import attrs
 import pytest
+from _loopback import Loopback, failing_session, serving
 from _support import no_sleep
 from aiohttp import web
 from aiohttp.client_reqrep import ConnectionKey
-from aioresponses import aioresponses
 
 from enkash_async import (
     AmbiguousCreateError,
@@ -33,9 +36,6 @@ from enkash_async import (
 from enkash_async.errors import TLSError
 from enkash_async.testing import FakeEnkash
 
-BASE = "https://api.enkash.test"
-CREATE = f"{BASE}/api/v0/customer"
-SEARCH = re.compile(r"^https://api\.enkash\.test/api/v0/customer/search\?")
 PAGE = {"payload": {"data": [], "recordsCount": 0}, "response_code": 0}
 CONNECTION_KEY = ConnectionKey("api.enkash.test", 443, True, True, None, None, None)
 NEW = CustomerCreate(
@@ -73,32 +73,38 @@ def connectors(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     return made
 
 
+@pytest.fixture
+def server(loopback: Loopback) -> Loopback:
+    loopback.reply(200, PAGE)
+    return loopback
+
+
 async def search_once(client: EnkashClient) -> None:
-    with aioresponses() as m:
-        m.post(SEARCH, payload=PAGE)
-        assert await client.customers.search().collect() == []
+    assert await client.customers.search().collect() == []
 
 
-async def test_tls_verification_is_on_by_default(connectors: list[dict[str, Any]]) -> None:
-    async with EnkashClient(BASE, token="t") as client:
+async def test_tls_verification_is_on_by_default(
+    connectors: list[dict[str, Any]], server: Loopback
+) -> None:
+    async with EnkashClient(server.url, token="t") as client:
         await search_once(client)
     [kwargs] = connectors
     assert kwargs["ssl"] is True  # aiohttp: verify with the default trust store
 
 
 async def test_callers_ssl_context_reaches_the_connector(
-    connectors: list[dict[str, Any]],
+    connectors: list[dict[str, Any]], server: Loopback
 ) -> None:
     context = ssl.create_default_context()
-    async with EnkashClient(BASE, token="t", ssl=context) as client:
+    async with EnkashClient(server.url, token="t", ssl=context) as client:
         await search_once(client)
     assert connectors[0]["ssl"] is context
 
 
 async def test_verification_is_off_only_when_the_caller_says_so(
-    connectors: list[dict[str, Any]],
+    connectors: list[dict[str, Any]], server: Loopback
 ) -> None:
-    async with EnkashClient(BASE, token="t", ssl=False) as client:
+    async with EnkashClient(server.url, token="t", ssl=False) as client:
         await search_once(client)
     assert connectors[0]["ssl"] is False
 
@@ -160,38 +166,62 @@ TLS_FAILURES = [certificate_error, handshake_error, fingerprint_error]
 
 
 @pytest.mark.parametrize("failure", TLS_FAILURES)
-async def test_tls_failure_on_search_is_raised_at_once_not_retried(failure: Any) -> None:
+async def test_tls_failure_on_search_is_raised_at_once_not_retried(
+    failure: Any, server: Loopback
+) -> None:
     retries = Retries()
     policy = RetryPolicy(sleep=no_sleep, on_retry=retries)
-    async with EnkashClient(BASE, token="t", retry=policy) as client:
-        with aioresponses() as m:
-            m.post(SEARCH, exception=failure())
-            m.post(SEARCH, payload=PAGE)  # what a (pointless) retry would get
-            with pytest.raises(TLSError) as info:
-                await client.customers.search().collect()
+    # The server answers what a (pointless) retry would get.
+    async with (
+        failing_session(failure()) as session,
+        EnkashClient(server.url, token="t", retry=policy, session=session) as client,
+    ):
+        with pytest.raises(TLSError) as info:
+            await client.customers.search().collect()
     assert retries.count == 0 and client.stats.requests == 1
+    assert server.received == []
     assert isinstance(info.value, ConnectError)  # nothing was sent
     assert "ssl=" in str(info.value)
 
 
 @pytest.mark.parametrize("failure", TLS_FAILURES)
-async def test_tls_failure_on_create_is_neither_retried_nor_reconciled(failure: Any) -> None:
-    async with EnkashClient(BASE, token="t", retry=RetryPolicy(sleep=no_sleep)) as client:
-        with aioresponses() as m:
-            m.post(CREATE, exception=failure())
-            with pytest.raises(TLSError):
-                await client.customers.create(NEW)
-            assert sum(len(calls) for calls in m.requests.values()) == 1  # no lookup either
+async def test_tls_failure_on_create_is_neither_retried_nor_reconciled(
+    failure: Any, server: Loopback
+) -> None:
+    policy = RetryPolicy(sleep=no_sleep)
+    async with (
+        failing_session(failure()) as session,
+        EnkashClient(server.url, token="t", retry=policy, session=session) as client,
+    ):
+        with pytest.raises(TLSError):
+            await client.customers.create(NEW)
+    assert client.stats.requests == 1
+    assert server.received == []  # no lookup either
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
 
 
 async def test_a_refused_connection_is_still_retried() -> None:
-    refused = aiohttp.ClientConnectorError(CONNECTION_KEY, ConnectionRefusedError(111, "no"))
-    async with EnkashClient(BASE, token="t", retry=RetryPolicy(sleep=no_sleep)) as client:
-        with aioresponses() as m:
-            m.post(SEARCH, exception=refused)
-            m.post(SEARCH, payload=PAGE)
+    port = _free_port()
+    async with contextlib.AsyncExitStack() as stack:
+        started: list[Loopback] = []
+
+        async def start_listening(seconds: float) -> None:
+            # The retry's pause: nothing listened on the first attempt; now a server does.
+            if not started:
+                started.append(await stack.enter_async_context(serving(port)))
+                started[0].reply(200, PAGE)
+
+        policy = RetryPolicy(sleep=start_listening)
+        async with EnkashClient(f"http://127.0.0.1:{port}", token="t", retry=policy) as client:
             assert await client.customers.search().collect() == []
-    assert client.stats.requests == 2
+        assert client.stats.requests == 2
+        assert len(started[0].received) == 1
 
 
 # --------------------------------------------------------------------------- a real certificate
