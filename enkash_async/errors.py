@@ -26,6 +26,7 @@ cattrs exception escapes (the original is chained as ``__cause__``)::
     │   defined in enkash_async.sync (the core never imports them):
     ├── SourceError                a sync source cannot be read at all (not a file, no header)
     ├── CheckpointError            a sync's checkpoint could not be read or written
+    ├── DeactivationRefusedError   deactivate-missing would exceed its share of known customers
     ├── SyncStoreError             the Redis of a distributed sync failed
     │   ├── StateLostError         Redis lost a run's or a checkpoint's state
     │   ├── EvictionPolicyError    Redis may evict the sync's keys (maxmemory-policy)

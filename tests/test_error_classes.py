@@ -71,6 +71,9 @@ SAMPLES: dict[str, Any] = {
     "store": "/tmp/customers.checkpoint.sqlite",
     "operation": "HSET checkpoint",
     "exit_code": 1,
+    "missing": 3,
+    "known": 20,
+    "max_share": 0.1,
 }
 
 

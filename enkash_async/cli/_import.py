@@ -20,6 +20,7 @@ from enkash_async.cli import _types as types
 from enkash_async.cli._connect import add_connection_flags, connect, count_words
 from enkash_async.cli._ui import CommandError, err, progress, table
 from enkash_async.sync import (
+    DeactivationRefusedError,
     KnownRefs,
     Outcome,
     SourceError,
@@ -28,6 +29,7 @@ from enkash_async.sync import (
     SyncSummary,
     check_source,
     count_rows,
+    deactivate_missing,
     plan_rows,
     read_file,
     sync_rows,
@@ -89,6 +91,21 @@ def register(actions: Any) -> None:
         "(the import before upserts)",
     )
     sub.add_argument(
+        "--deactivate-missing",
+        action="store_true",
+        help="after the import, deactivate the customers this checkpoint created or saw "
+        "that FILE no longer lists (the dry run shows them); refused when they are more "
+        "than --max-deactivate of those it knows",
+    )
+    sub.add_argument(
+        "--max-deactivate",
+        type=types.fraction,
+        default=0.10,
+        metavar="SHARE",
+        help="the largest share (0 to 1) of the checkpoint's customers --deactivate-missing "
+        "may deactivate, so a file cut short cannot deactivate them all (default: 0.1)",
+    )
+    sub.add_argument(
         "--no-scan",
         action="store_true",
         help="skip the one pass over EnKash's customers; rely on the checkpoint: a row "
@@ -112,6 +129,7 @@ async def run(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         scan=not args.no_scan,
         create_only=args.create_only,
+        deactivate=args.max_deactivate if args.deactivate_missing else None,
     )
 
 
@@ -126,8 +144,11 @@ async def import_file(
     dry_run: bool = False,
     scan: bool = True,
     create_only: bool = False,
+    deactivate: float | None = None,
 ) -> int:
-    """Sync every row of ``path``; returns 0, or 1 when a row was rejected or failed."""
+    """Sync every row of ``path``; returns 0, or 1 when a row was rejected or failed.
+    ``deactivate``: the largest share of known customers to deactivate as missing (None:
+    deactivate none)."""
     try:
         check_source(path)  # before credentials: a missing file is the first thing to fix
     except SourceError as exc:
@@ -144,6 +165,30 @@ async def import_file(
         client = connection.client
         summary: SyncSummary
         known: KnownRefs | None = None
+        listed = KnownRefs() if deactivate is not None else None
+        missing = SyncSummary()
+        refusal: DeactivationRefusedError | None = None
+
+        def deactivated(outcome: SyncOutcome) -> None:
+            if outcome.outcome is Outcome.FAILED:
+                rejected.write(outcome)
+
+        async def deactivate_all(store: SqliteCheckpoint, *, plan: bool) -> None:
+            nonlocal missing, refusal
+            assert deactivate is not None and listed is not None
+            try:
+                with progress("deactivating customers the file no longer lists", None):
+                    missing = await deactivate_missing(
+                        client,
+                        store,
+                        listed,
+                        max_share=deactivate,
+                        dry_run=plan,
+                        on_outcome=deactivated,
+                    )
+            except DeactivationRefusedError as exc:
+                refusal = exc
+
         try:
             if dry_run or scan:
                 known = KnownRefs()
@@ -168,7 +213,14 @@ async def import_file(
                         known_refs=known,
                         on_outcome=record,
                         create_only=create_only,
+                        listed=listed,
                     )
+                    if deactivate is not None and not connection.fake and Path(checkpoint).exists():
+                        store = SqliteCheckpoint(checkpoint, connection.target, run_name)
+                        try:
+                            await deactivate_all(store, plan=True)
+                        finally:
+                            await store.aclose()
                 else:
                     # A fake EnKash dies with the command: its checkpoint must too.
                     store = SqliteCheckpoint(
@@ -188,17 +240,38 @@ async def import_file(
                                 on_outcome=record,
                                 known_refs=known,
                                 create_only=create_only,
+                                listed=listed,
                             ),
                         )
+                        if deactivate is not None:
+                            await deactivate_all(store, plan=False)
                     finally:
                         await store.aclose()
         finally:
             rejected.close()
             if known is not None:
                 known.close()
+            if listed is not None:
+                listed.close()
     summary.elapsed = time.monotonic() - started
-    _report(summary, rejected, dry_run=dry_run, create_only=create_only)
+    summary.deactivated, summary.would_deactivate = missing.deactivated, missing.would_deactivate
+    summary.failed += missing.failed
+    _report(
+        summary, rejected, dry_run=dry_run, create_only=create_only, missing=deactivate is not None
+    )
+    if refusal is not None:
+        raise CommandError(
+            f"{refusal}: rerun with --max-deactivate {_share_needed(refusal)} (nothing was "
+            "deactivated)",
+            exit_code=1,
+        )
     return 1 if summary.rejected or summary.failed else 0
+
+
+def _share_needed(refusal: DeactivationRefusedError) -> str:
+    """The smallest --max-deactivate that lets the refused deactivations through."""
+    share = refusal.missing / refusal.known
+    return f"{min(1.0, (int(share * 1000) + 1) / 1000):g}"
 
 
 async def _interruptible(
@@ -259,7 +332,14 @@ def _counts(summary: SyncSummary, *, create_only: bool = False) -> str:
     return ", ".join(parts)
 
 
-def _report(summary: SyncSummary, rejects: _Rejects, *, dry_run: bool, create_only: bool) -> None:
+def _report(
+    summary: SyncSummary,
+    rejects: _Rejects,
+    *,
+    dry_run: bool,
+    create_only: bool,
+    missing: bool = False,
+) -> None:
     rows: list[tuple[str, str]] = []
     if dry_run:
         rows.append(("would create", f"{summary.would_create:,}"))
@@ -278,6 +358,12 @@ def _report(summary: SyncSummary, rejects: _Rejects, *, dry_run: bool, create_on
             rows.append(("found", f"{summary.found:,}"))
     verb = "would change" if dry_run else "changed"
     rows += [(f"  {verb}: {name}", f"{n:,}") for name, n in sorted(summary.changed_fields.items())]
+    if missing:
+        rows.append(
+            ("would deactivate", f"{summary.would_deactivate:,}")
+            if dry_run
+            else ("deactivated (not in the file)", f"{summary.deactivated:,}")
+        )
     rows += [
         ("rejected", f"{summary.rejected:,}"),
         ("failed", f"{summary.failed:,}"),
@@ -302,9 +388,13 @@ def _report(summary: SyncSummary, rejects: _Rejects, *, dry_run: bool, create_on
         if create_only or summary.found:
             parts.append(f"{summary.found:,} already in EnKash")
         parts.append(f"{summary.rejected:,} rejected")
+        if missing:
+            parts.append(f"{summary.would_deactivate:,} would be deactivated")
         line = ", ".join(parts)
     else:
         line = _counts(summary, create_only=create_only)
+        if missing:
+            line += f", {summary.deactivated:,} deactivated"
     if summary.ignored_columns:
         shown = ", ".join(
             f"{name} ({n:,})" for name, n in sorted(summary.ignored_columns.items())[:8]

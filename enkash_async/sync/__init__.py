@@ -13,6 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from enkash_async.sync._checkpoint import (
+    DEACTIVATED,
     CheckpointError,
     CheckpointStore,
     Claim,
@@ -21,10 +22,12 @@ from enkash_async.sync._checkpoint import (
     Written,
 )
 from enkash_async.sync._core import (
+    DeactivationRefusedError,
     KnownRefs,
     Outcome,
     SyncOutcome,
     SyncSummary,
+    deactivate_missing,
     find_by_ref,
     plan_rows,
     sync_rows,
@@ -79,10 +82,12 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "DEACTIVATED",
     "BudgetUnavailableError",
     "CheckpointError",
     "CheckpointStore",
     "Claim",
+    "DeactivationRefusedError",
     "EvictionPolicyError",
     "KnownRefs",
     "Outcome",
@@ -100,6 +105,7 @@ __all__ = [
     "Written",
     "check_source",
     "count_rows",
+    "deactivate_missing",
     "find_by_ref",
     "flatten",
     "iter_rows",

@@ -23,7 +23,7 @@ import pickle
 import sqlite3
 import time
 import zlib
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Callable, Container, Iterable
 from typing import Any
 
 import attrs
@@ -47,10 +47,12 @@ from enkash_async.sync._compare import Change, apply_change, change_for, row_fin
 from enkash_async.sync._sources import SourceRow, iter_rows, wire_path
 
 __all__ = [
+    "DeactivationRefusedError",
     "KnownRefs",
     "Outcome",
     "SyncOutcome",
     "SyncSummary",
+    "deactivate_missing",
     "find_by_ref",
     "plan_rows",
     "sync_rows",
@@ -965,3 +967,121 @@ async def _create(client: EnkashClient, customer: CustomerCreate) -> CreateResul
         async for result in results:
             return result
     raise AmbiguousCreateError("create_many gave no result")  # pragma: no cover
+
+
+class DeactivationRefusedError(EnkashError):
+    """``deactivate_missing`` would deactivate more than ``max_share`` of the customers the
+    checkpoint knows (``missing`` of ``known``), so it deactivated none: a file cut short
+    must not deactivate a company's whole book."""
+
+    def __init__(self, message: str, *, missing: int, known: int, max_share: float) -> None:
+        super().__init__(message)
+        self.missing = missing
+        self.known = known
+        self.max_share = max_share
+
+    def __reduce__(self) -> Any:
+        return (_refused, (str(self), self.missing, self.known, self.max_share))
+
+
+def _refused(message: str, missing: int, known: int, max_share: float) -> DeactivationRefusedError:
+    return DeactivationRefusedError(message, missing=missing, known=known, max_share=max_share)
+
+
+# Deactivations sent per gather (each one request; the client's limits apply too).
+_DEACTIVATE_BATCH = 64
+
+
+async def deactivate_missing(
+    client: EnkashClient,
+    checkpoint: CheckpointStore,
+    listed: Container[str],
+    *,
+    max_share: float = 0.10,
+    dry_run: bool = False,
+    concurrency: int = 8,
+    on_outcome: OnOutcome | None = None,
+) -> SyncSummary:
+    """Deactivate every customer the syncs of ``checkpoint`` created or saw that ``listed``
+    (every ref of the input, invalid rows included) no longer has; call it once, after
+    every row (every chunk) is done. Each is reported ``deactivated`` (``would_deactivate``
+    with ``dry_run``, nothing sent) or ``failed``, with line 0; a customer EnKash no
+    longer has counts as deactivated. One deactivated earlier is not sent again, nor
+    counted; a later sync that lists it again makes it active.
+
+    Raises ``DeactivationRefusedError`` (nothing sent) when the missing customers are more
+    than ``max_share`` (0 to 1) of those the checkpoint knows, ``ValidationError`` for a bad
+    ``max_share`` or ``concurrency``, and what ``checkpoint`` raises.
+    """
+    if isinstance(max_share, bool) or not isinstance(max_share, (int, float)):
+        raise ValidationError([FieldError("max_share", "must be a number from 0 to 1")])
+    if not 0 <= max_share <= 1:
+        raise ValidationError([FieldError("max_share", "must be a number from 0 to 1")])
+    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+        raise ValidationError([FieldError("concurrency", "must be an integer >= 1")])
+    started = time.monotonic()
+    summary = SyncSummary()
+    known = missing = 0
+    async for ref, written in checkpoint.iter_written():
+        if written.fingerprint == DEACTIVATED:
+            continue
+        known += 1
+        missing += ref not in listed
+    if missing > max_share * known:
+        raise DeactivationRefusedError(
+            f"refusing to deactivate {missing:,} of the {known:,} customers this checkpoint "
+            f"knows ({missing / known:.1%}), more than the {max_share:.0%} allowed: is the "
+            "file complete? Raise the share to deactivate them",
+            missing=missing,
+            known=known,
+            max_share=max_share,
+        )
+
+    def report(outcome: SyncOutcome) -> None:
+        summary.count(outcome)
+        if on_outcome is not None:
+            on_outcome(outcome)
+
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(ref: str, customer_id: str | None) -> None:
+        if dry_run:
+            report(SyncOutcome(0, ref, Outcome.WOULD_DEACTIVATE, customer_id))
+            return
+        async with slots:
+            outcome = await _deactivate(client, ref, customer_id)
+        if outcome.outcome is Outcome.DEACTIVATED:
+            await checkpoint.mark_done(ref, outcome.customer_id, DEACTIVATED)
+        report(outcome)
+
+    batch: list[tuple[str, str | None]] = []
+    try:
+        if missing:
+            async for ref, written in checkpoint.iter_written():
+                if written.fingerprint == DEACTIVATED or ref in listed:
+                    continue
+                batch.append((ref, written.customer_id))
+                if len(batch) >= _DEACTIVATE_BATCH:
+                    await asyncio.gather(*(one(*item) for item in batch))
+                    batch = []
+            await asyncio.gather(*(one(*item) for item in batch))
+    finally:
+        summary.elapsed = time.monotonic() - started
+    return summary
+
+
+async def _deactivate(client: EnkashClient, ref: str, customer_id: str | None) -> SyncOutcome:
+    """Deactivate one customer the input no longer lists (found by ref when its id is
+    not recorded); EnKash not having it at all is as good."""
+    try:
+        if customer_id is None:
+            found = await find_by_ref(client, ref)
+            if found is None or found.customer_id is None:
+                return SyncOutcome(0, ref, Outcome.DEACTIVATED, detail="not in EnKash")
+            customer_id = found.customer_id
+        await client.customers.deactivate(customer_id)
+    except NotFoundError:
+        return SyncOutcome(0, ref, Outcome.DEACTIVATED, customer_id, detail="not in EnKash")
+    except EnkashError as exc:
+        return SyncOutcome(0, ref, Outcome.FAILED, customer_id, error=exc, detail="deactivate")
+    return SyncOutcome(0, ref, Outcome.DEACTIVATED, customer_id)
