@@ -45,6 +45,7 @@ __all__ = [
     "Dialect",
     "HeaderError",
     "csv_cell_types",
+    "decode_flag",
     "decode_text",
     "encode_cell",
     "encode_text",
@@ -414,16 +415,22 @@ def _drop_gaps(value: Any) -> Any:
     return value
 
 
+def decode_flag(path: str, text: str) -> bool:
+    """A flag's cell (``true``/``yes``/``1``, ``false``/``no``/``0``); raises ValueError
+    naming ``path``."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "yes", "1"):
+        return True
+    if lowered in ("false", "no", "0"):
+        return False
+    raise ValueError(f"{path}: must be true or false, got {excerpt(text, 40)!r}")
+
+
 def _decode_cell(
     path: str, field: str, text: str, booleans: frozenset[str], integers: frozenset[str]
 ) -> Any:
     if field in booleans:
-        lowered = text.strip().lower()
-        if lowered in ("true", "yes", "1"):
-            return True
-        if lowered in ("false", "no", "0"):
-            return False
-        raise ValueError(f"{path}: must be true or false, got {excerpt(text, 40)!r}")
+        return decode_flag(path, text)
     if field in integers:
         try:
             if len(text.strip().lstrip("+-")) > MAX_NUMBER_DIGITS:

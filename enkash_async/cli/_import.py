@@ -40,10 +40,13 @@ def register(actions: Any) -> None:
     """Add ``import`` to the ``customers`` subcommands."""
     sub = actions.add_parser(
         "import",
-        help="create each customer of a CSV or JSONL file exactly once, by uniqueRefNo",
-        description="Create each customer of FILE in EnKash exactly once, identified by its "
-        "uniqueRefNo; rerunning after a crash, or on an edited file, never creates a "
-        "customer twice. FILE is what `customers search --format csv|jsonl` writes.",
+        help="make EnKash hold each customer of a CSV or JSONL file, by uniqueRefNo",
+        description="Make EnKash hold each customer of FILE as the file says, identified by "
+        "its uniqueRefNo: a customer EnKash lacks is created exactly once, one it holds "
+        "otherwise is updated with only the fields that differ (one PATCH, and activate or "
+        "deactivate for `active`), one it holds as the file says is left alone. Rerunning "
+        "after a crash, or on an edited file, never creates a customer twice and sends only "
+        "the edits. FILE is what `customers search --format csv|jsonl` writes.",
     )
     sub.add_argument("file", metavar="FILE", help="a .csv or .jsonl file of customers")
     sub.add_argument(
@@ -75,14 +78,23 @@ def register(actions: Any) -> None:
     sub.add_argument(
         "--dry-run",
         action="store_true",
-        help="create nothing: read EnKash's customers once and report what "
-        "would be created, what EnKash already has, and what is invalid",
+        help="send nothing: read EnKash's customers once and report what would be "
+        "created, what would be updated (and which fields), what is unchanged and what is "
+        "invalid",
+    )
+    sub.add_argument(
+        "--create-only",
+        action="store_true",
+        help="only create customers EnKash lacks; never compare or update one it has "
+        "(the import before upserts)",
     )
     sub.add_argument(
         "--no-scan",
         action="store_true",
-        help="skip the one pass over EnKash's customers that finds refs it "
-        "already has; rely on the checkpoint and lookups (default: scan)",
+        help="skip the one pass over EnKash's customers; rely on the checkpoint: a row "
+        "as it was last written is unchanged with no request, an edited one is compared "
+        "with EnKash's record, read by id (default: scan, which also catches edits made "
+        "in EnKash since the last run)",
     )
     add_connection_flags(sub)
     sub.set_defaults(handler=run)
@@ -99,6 +111,7 @@ async def run(args: argparse.Namespace) -> int:
         run_name=args.run,
         dry_run=args.dry_run,
         scan=not args.no_scan,
+        create_only=args.create_only,
     )
 
 
@@ -112,6 +125,7 @@ async def import_file(
     run_name: str = "default",
     dry_run: bool = False,
     scan: bool = True,
+    create_only: bool = False,
 ) -> int:
     """Sync every row of ``path``; returns 0, or 1 when a row was rejected or failed."""
     try:
@@ -149,7 +163,12 @@ async def import_file(
                     bar.advance()
 
                 if dry_run:
-                    summary = await plan_rows(read_file(path), known_refs=known, on_outcome=record)
+                    summary = await plan_rows(
+                        read_file(path),
+                        known_refs=known,
+                        on_outcome=record,
+                        create_only=create_only,
+                    )
                 else:
                     # A fake EnKash dies with the command: its checkpoint must too.
                     store = SqliteCheckpoint(
@@ -168,6 +187,7 @@ async def import_file(
                                 concurrency=concurrency,
                                 on_outcome=record,
                                 known_refs=known,
+                                create_only=create_only,
                             ),
                         )
                     finally:
@@ -177,7 +197,7 @@ async def import_file(
             if known is not None:
                 known.close()
     summary.elapsed = time.monotonic() - started
-    _report(summary, rejected, dry_run=dry_run)
+    _report(summary, rejected, dry_run=dry_run, create_only=create_only)
     return 1 if summary.rejected or summary.failed else 0
 
 
@@ -190,8 +210,7 @@ async def _interruptible(
         return await work
     except (asyncio.CancelledError, KeyboardInterrupt):
         raise CommandError(
-            f"interrupted after {count_words(done.rows, 'row')}: {done.created:,} created, "
-            f"{done.found:,} found, {done.rejected:,} rejected, {done.failed:,} failed. "
+            f"interrupted after {count_words(done.rows, 'row')}: {_counts(done)}. "
             f"Run the same command again to resume: {checkpoint} keeps what was done, "
             "and nothing is created twice",
             exit_code=130,
@@ -228,34 +247,76 @@ class _Rejects:
             self._stream.close()
 
 
-def _report(summary: SyncSummary, rejects: _Rejects, *, dry_run: bool) -> None:
+def _counts(summary: SyncSummary, *, create_only: bool = False) -> str:
+    """The summary line's counts: created, updated, unchanged (found, with create_only
+    or when some were), rejected, failed."""
+    parts = [f"{summary.created:,} created"]
+    if not create_only:
+        parts += [f"{summary.updated:,} updated", f"{summary.unchanged:,} unchanged"]
+    if create_only or summary.found:
+        parts.append(f"{summary.found:,} found")
+    parts += [f"{summary.rejected:,} rejected", f"{summary.failed:,} failed"]
+    return ", ".join(parts)
+
+
+def _report(summary: SyncSummary, rejects: _Rejects, *, dry_run: bool, create_only: bool) -> None:
     rows: list[tuple[str, str]] = []
     if dry_run:
-        rows += [
-            ("would create", f"{summary.would_create:,}"),
-            ("already in EnKash", f"{summary.found:,}"),
-        ]
+        rows.append(("would create", f"{summary.would_create:,}"))
+        if not create_only:
+            rows += [
+                ("would update", f"{summary.would_update:,}"),
+                ("unchanged", f"{summary.unchanged:,}"),
+            ]
+        if create_only or summary.found:
+            rows.append(("already in EnKash", f"{summary.found:,}"))
     else:
-        rows += [("created", f"{summary.created:,}"), ("found", f"{summary.found:,}")]
+        rows.append(("created", f"{summary.created:,}"))
+        if not create_only:
+            rows += [("updated", f"{summary.updated:,}"), ("unchanged", f"{summary.unchanged:,}")]
+        if create_only or summary.found:
+            rows.append(("found", f"{summary.found:,}"))
+    verb = "would change" if dry_run else "changed"
+    rows += [(f"  {verb}: {name}", f"{n:,}") for name, n in sorted(summary.changed_fields.items())]
     rows += [
         ("rejected", f"{summary.rejected:,}"),
         ("failed", f"{summary.failed:,}"),
         ("read-only fields ignored", f"{summary.ignored_fields:,}"),
+    ]
+    rows += [
+        (f"  ignored: {name}", f"{n:,}") for name, n in sorted(summary.ignored_columns.items())
+    ]
+    rows += [
         ("elapsed", f"{summary.elapsed:.1f} s"),
         ("rate", f"{summary.rows / summary.elapsed:,.0f} rows/s" if summary.elapsed else "-"),
     ]
-    title = "dry run: nothing was created" if dry_run else "import"
+    title = "dry run: nothing was sent" if dry_run else "import"
     table(title, ("outcome", "rows"), rows, sys.stderr)
     if dry_run:
-        line = (
-            f"{summary.would_create:,} would be created, {summary.found:,} already in "
-            f"EnKash, {summary.rejected:,} rejected"
+        parts = [f"{summary.would_create:,} would be created"]
+        if not create_only:
+            parts += [
+                f"{summary.would_update:,} would be updated",
+                f"{summary.unchanged:,} unchanged",
+            ]
+        if create_only or summary.found:
+            parts.append(f"{summary.found:,} already in EnKash")
+        parts.append(f"{summary.rejected:,} rejected")
+        line = ", ".join(parts)
+    else:
+        line = _counts(summary, create_only=create_only)
+    if summary.ignored_columns:
+        shown = ", ".join(
+            f"{name} ({n:,})" for name, n in sorted(summary.ignored_columns.items())[:8]
+        )
+        more = len(summary.ignored_columns) - 8
+        err_line = f"ignored columns EnKash assigns: {shown}" + (
+            f" and {more} more" if more > 0 else ""
         )
     else:
-        line = (
-            f"{summary.created:,} created, {summary.found:,} found, "
-            f"{summary.rejected:,} rejected, {summary.failed:,} failed"
-        )
+        err_line = ""
     if rejects.rows:
         line += f"; {count_words(rejects.rows, 'row')} listed in {rejects.path}"
+    if err_line:
+        err(err_line)
     err(line)

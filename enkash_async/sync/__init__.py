@@ -18,6 +18,7 @@ from enkash_async.sync._checkpoint import (
     Claim,
     RefState,
     SyncTarget,
+    Written,
 )
 from enkash_async.sync._core import (
     KnownRefs,
@@ -96,6 +97,7 @@ __all__ = [
     "SyncStoreError",
     "SyncSummary",
     "SyncTarget",
+    "Written",
     "check_source",
     "count_rows",
     "find_by_ref",

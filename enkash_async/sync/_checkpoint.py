@@ -19,8 +19,8 @@ import hashlib
 import os
 import secrets
 import socket
-from collections.abc import Mapping, Sequence
-from typing import Protocol
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Final, Protocol
 
 import attrs
 
@@ -28,11 +28,13 @@ from enkash_async._urls import has_userinfo, redact_url
 from enkash_async.errors import EnkashError, FieldError, ValidationError
 
 __all__ = [
+    "DEACTIVATED",
     "CheckpointError",
     "CheckpointStore",
     "Claim",
     "RefState",
     "SyncTarget",
+    "Written",
     "owner_id",
     "unknown_state",
 ]
@@ -71,6 +73,21 @@ class Claim(str, enum.Enum):
     HELD = "held"
     #: EnKash has the customer (the checkpoint recorded it as done).
     DONE = "done"
+
+
+#: The fingerprint the sync records for a customer it deactivated because the file no
+#: longer listed it (a row fingerprint is hex, so it never equals this).
+DEACTIVATED: Final = "deactivated"
+
+
+@attrs.frozen
+class Written:
+    """What a checkpoint recorded of a done ref: the customer's id in EnKash when known,
+    and the ``fingerprint`` of the row last written there (None: unknown, as in a
+    checkpoint an older version wrote; the next sync compares the row with EnKash)."""
+
+    customer_id: str | None
+    fingerprint: str | None = None
 
 
 def owner_id(run: str) -> str:
@@ -152,8 +169,21 @@ class CheckpointStore(Protocol):
         """Record, durably, that this store intends ``refs`` (a done ref stays done)."""
         ...
 
-    async def mark_done(self, ref: str, customer_id: str | None) -> None:
-        """Record that EnKash has the customer ``ref`` (with its id when known)."""
+    async def mark_done(
+        self, ref: str, customer_id: str | None, fingerprint: str | None = None
+    ) -> None:
+        """Record that EnKash has the customer ``ref`` (with its id when known) as the row
+        whose ``fingerprint`` is given (None: unknown), replacing what was recorded."""
+        ...
+
+    async def written(self, refs: Sequence[str]) -> Mapping[str, Written]:
+        """What is recorded of each done ref of ``refs`` (completions not yet committed
+        included); others are absent. Only reads: takes no intent, writes nothing."""
+        ...
+
+    def iter_written(self) -> AsyncIterator[tuple[str, Written]]:
+        """Every done ref of this target and run with what is recorded of it, streamed
+        (for ``deactivate_missing``); the order is the store's."""
         ...
 
     async def aclose(self) -> None:

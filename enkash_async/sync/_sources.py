@@ -27,6 +27,7 @@ import attrs
 from enkash_async import (
     Customer,
     CustomerCreate,
+    CustomerUpdate,
     EnkashError,
     KeyContact,
     KeyContactCreate,
@@ -37,11 +38,13 @@ from enkash_async import (
 )
 from enkash_async._csv import MAX_COLUMN_PARTS as MAX_COLUMN_PARTS  # its old home
 from enkash_async._csv import MAX_NUMBER_DIGITS, flatten
+from enkash_async._unset import UNSET, UnsetType
 from enkash_async._wire import camel_case, wire_name
 from enkash_async.errors import excerpt
 
 __all__ = [
     "READ_ONLY_FIELDS",
+    "SYNC_ONLY_FIELDS",
     "SourceError",
     "SourceRow",
     "check_source",
@@ -63,7 +66,15 @@ MAX_DOCUMENT_BYTES = 1 << 20
 SUFFIXES = (".csv", ".jsonl", ".ndjson")
 
 
-_MODELS = (CustomerCreate, KeyContactCreate, ReminderCreate, Customer, KeyContact, Reminder)
+_MODELS = (
+    CustomerCreate,
+    CustomerUpdate,
+    KeyContactCreate,
+    ReminderCreate,
+    Customer,
+    KeyContact,
+    Reminder,
+)
 # Python attribute name -> wire name, from the models' own field declarations.
 _WIRE_NAMES = {f.name: wire_name(f) for model in _MODELS for f in attrs.fields(model)}
 
@@ -76,9 +87,15 @@ def _wire_names(model: type[Any]) -> frozenset[str]:
 _CSV_MODELS = (CustomerCreate, Customer)
 
 
-# What EnKash assigns (in a reply, never in a create): ignored on import, and counted.
+#: What a client writes besides a create's fields: ``assignedAgent`` and ``branchCodes``
+#: by PATCH, ``active`` by activate/deactivate. A sync compares and writes them.
+SYNC_ONLY_FIELDS = frozenset(
+    {"active"} | (_wire_names(CustomerUpdate) - _wire_names(CustomerCreate))
+)
+
+# What EnKash assigns (in a reply, never written by a client): ignored on import, counted.
 READ_ONLY_FIELDS: Mapping[str, frozenset[str]] = {
-    "": _wire_names(Customer) - _wire_names(CustomerCreate),
+    "": (_wire_names(Customer) - _wire_names(CustomerCreate) - SYNC_ONLY_FIELDS),
     "customerKeyContacts": _wire_names(KeyContact) - _wire_names(KeyContactCreate),
     "customerReminders": _wire_names(Reminder) - _wire_names(ReminderCreate),
 }
@@ -93,9 +110,12 @@ class SourceRow:
     """One record of a source: its ``line`` in the file (or 1-based position in an
     iterable), the ``customer`` it makes, or every reason (``problems``) it is invalid.
 
-    ``ignored`` counts the read-only fields EnKash assigns that the row carried; ``ref``
-    is the ``uniqueRefNo`` text the row holds, kept even when the row is invalid (so a
-    rejection can name it).
+    ``ignored`` counts the read-only fields EnKash assigns that the row carried, and
+    ``ignored_names`` names them (``customerKeyContacts.0.createdOn``); ``ref`` is the
+    ``uniqueRefNo`` text the row holds, kept even when the row is invalid (so a rejection
+    can name it). ``active``, ``assigned_agent`` and ``branch_codes`` are what the row
+    says of the fields a create cannot set: :data:`UNSET` (or ``None`` for ``active``)
+    when it says nothing, ``None`` to clear.
     """
 
     line: int
@@ -103,6 +123,12 @@ class SourceRow:
     problems: tuple[str, ...] = ()
     ignored: int = 0
     ref: str | None = attrs.field(default=None)
+    active: bool | None = None
+    assigned_agent: str | UnsetType | None = UNSET
+    branch_codes: tuple[str, ...] | UnsetType | None = UNSET
+    ignored_names: tuple[str, ...] = ()
+    #: A digest of the record as read, when the reader made one (see ``row_fingerprint``).
+    fingerprint: str | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.ref is None and self.customer is not None:
@@ -319,6 +345,7 @@ def read_csv(stream: IO[str]) -> Iterator[SourceRow]:
     """One row per CSV record under a header of wire names and dotted paths (the format
     is :mod:`enkash_async._csv`'s)."""
     header: list[str] | None = None
+    columns: frozenset[str] = frozenset()
     for line, cells in _csv.records(_lines(stream), max_chars=MAX_LINE_CHARS, too_long=_TOO_LONG):
         if isinstance(cells, str):
             if header is None:
@@ -330,6 +357,7 @@ def read_csv(stream: IO[str]) -> Iterator[SourceRow]:
                 header = _csv.read_header(cells, _CSV_MODELS)
             except _csv.HeaderError as exc:
                 raise SourceError(f"line {line}: the header {exc}") from None
+            columns = frozenset(name.split(".", 1)[0] for name in header)
             continue
         problem = _csv.row_problem(header, cells)
         if problem is not None:
@@ -339,7 +367,7 @@ def read_csv(stream: IO[str]) -> Iterator[SourceRow]:
             yield SourceRow(line, None, (_NOT_UTF8,))
             continue
         data, bad_cells = _csv.read_cells(header, cells, CustomerCreate)
-        yield _build(line, data, dotted=True, bad_cells=bad_cells)
+        yield _build(line, data, dotted=True, bad_cells=bad_cells, columns=columns)
 
 
 def _is_text(text: str) -> bool:
@@ -358,41 +386,92 @@ _NOT_UTF8 = "is not UTF-8 text"
 
 
 def _build(
-    line: int, data: dict[str, Any], *, dotted: bool, bad_cells: Mapping[str, str] | None = None
+    line: int,
+    data: dict[str, Any],
+    *,
+    dotted: bool,
+    bad_cells: Mapping[str, str] | None = None,
+    columns: frozenset[str] = frozenset(),
 ) -> SourceRow:
     """The row ``data`` makes; every problem is reported, those of cells that could not
-    be read (``bad_cells``) first, without repeating them as missing fields."""
+    be read (``bad_cells``) first, without repeating them as missing fields. ``columns``
+    are a CSV header's top-level names: a PATCH-only column there with an empty cell
+    clears the field (absent from a file, it is left as EnKash has it)."""
     bad_cells = bad_cells or {}
-    ignored = _drop_read_only(data)
+    names = _drop_read_only(data)
+    ignored = len(names)
     problems = list(bad_cells.values())
     ref = data.get("uniqueRefNo")
     ref = excerpt(ref, 100) if isinstance(ref, str) and ref.strip() else None
+    extras = _sync_only(data, columns, problems, dotted=dotted, bad_cells=bad_cells)
     try:
         customer = CustomerCreate.from_dict(data)
     except RecursionError:  # a value nested deeper than the checks can walk
-        return SourceRow(line, None, (_TOO_DEEP,), ignored, ref)
+        return SourceRow(line, None, (_TOO_DEEP,), ignored, ref, ignored_names=names)
     except ValidationError as exc:
         for error in exc.errors:
             path = wire_path(error.path, dotted=dotted)
             if path not in bad_cells:
                 problems.append(f"{path}: {error.message}")
-        return SourceRow(line, None, tuple(problems), ignored, ref)
+        return SourceRow(line, None, tuple(problems), ignored, ref, ignored_names=names)
     if problems:  # a bad cell of an optional field
-        return SourceRow(line, None, tuple(problems), ignored, ref)
-    return SourceRow(line, customer, (), ignored)
+        return SourceRow(line, None, tuple(problems), ignored, ref, ignored_names=names)
+    return SourceRow(line, customer, (), ignored, ignored_names=names, **extras)
 
 
-def _drop_read_only(data: dict[str, Any]) -> int:
-    """Remove the fields EnKash assigns from ``data``; returns how many there were."""
-    ignored = 0
-    for name in READ_ONLY_FIELDS[""] & data.keys():
+def _sync_only(
+    data: dict[str, Any],
+    columns: frozenset[str],
+    problems: list[str],
+    *,
+    dotted: bool,
+    bad_cells: Mapping[str, str],
+) -> dict[str, Any]:
+    """Take ``active``, ``assignedAgent`` and ``branchCodes`` out of ``data``, checked by
+    the PATCH's own rules; the SourceRow fields they make (problems go to ``problems``)."""
+    extras: dict[str, Any] = {}
+    active = data.pop("active", None)
+    if isinstance(active, str):  # a CSV cell: read by the CSV format's rule for flags
+        try:
+            active = _csv.decode_flag("active", active)
+        except ValueError as exc:
+            problems.append(str(exc))
+            active = None
+    if isinstance(active, bool):
+        extras["active"] = active
+    elif active is not None and "active" not in bad_cells:
+        problems.append(f"active: must be true or false, got {excerpt(str(active), 40)!r}")
+    given: dict[str, Any] = {
+        name: data.pop(name) for name in ("assignedAgent", "branchCodes") if name in data
+    }
+    for name in ("assignedAgent", "branchCodes"):
+        if name in columns:  # the column is there, its cells empty: clear it
+            given.setdefault(name, None)
+    if not given:
+        return extras
+    try:
+        update = CustomerUpdate.from_dict(given)
+    except ValidationError as exc:
+        for error in exc.errors:
+            path = wire_path(error.path, dotted=dotted)
+            if not any(cell == path or cell.startswith(path + ".") for cell in bad_cells):
+                problems.append(f"{path}: {error.message}")
+        return extras
+    extras["assigned_agent"] = update.assigned_agent
+    extras["branch_codes"] = update.branch_codes
+    return extras
+
+
+def _drop_read_only(data: dict[str, Any]) -> tuple[str, ...]:
+    """Remove the fields EnKash assigns from ``data``; returns their dotted names."""
+    ignored = [name for name in READ_ONLY_FIELDS[""] & data.keys()]
+    for name in ignored:
         del data[name]
-        ignored += 1
     for key in ("customerKeyContacts", "customerReminders"):
         items = data.get(key)
         if not isinstance(items, list):
             continue
-        for item in items:
+        for index, item in enumerate(items):
             if not isinstance(item, dict):
                 continue
             if key == "customerKeyContacts" and "legalName" not in item and "customerName" in item:
@@ -400,8 +479,8 @@ def _drop_read_only(data: dict[str, Any]) -> int:
                 item["legalName"] = item.pop("customerName")
             for name in READ_ONLY_FIELDS[key] & item.keys():
                 del item[name]
-                ignored += 1
-    return ignored
+                ignored.append(f"{key}.{index}.{name}")
+    return tuple(ignored)
 
 
 _SEGMENT = re.compile(r"\[(\d+)\]|([^.\[\]]+)")

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -29,6 +29,7 @@ from enkash_async.sync._checkpoint import (
     Claim,
     RefState,
     SyncTarget,
+    Written,
     owner_id,
     unknown_state,
 )
@@ -60,7 +61,9 @@ CREATE TABLE IF NOT EXISTS owners (
 ) WITHOUT ROWID;
 """
 # Columns added after the first release, each ALTERed in when an older file lacks it.
-_ADDED_COLUMNS = {"owner": "TEXT"}
+_ADDED_COLUMNS = {"owner": "TEXT", "fingerprint": "TEXT"}
+# Done refs read at once by iter_written.
+_ITER_CHUNK = 1000
 
 
 class SqliteCheckpoint:
@@ -85,7 +88,7 @@ class SqliteCheckpoint:
         #: This store's name as an intent owner, and the seconds its intents outlive it.
         self.owner = owner_id(run)
         self.lease = lease
-        self._pending: dict[str, str | None] = {}
+        self._pending: dict[str, Written] = {}
         self._lock = asyncio.Lock()
         self._renewer: asyncio.Task[None] | None = None
         try:
@@ -132,11 +135,35 @@ class SqliteCheckpoint:
         self._start_renewing()
         await self._call(self._intend, list(refs), self._take_pending())
 
-    async def mark_done(self, ref: str, customer_id: str | None) -> None:
-        """Record ``ref`` as done; committed with the next batch, intent or close."""
-        self._pending[ref] = customer_id
+    async def mark_done(
+        self, ref: str, customer_id: str | None, fingerprint: str | None = None
+    ) -> None:
+        """Record ``ref`` as done (as the row of ``fingerprint``); committed with the next
+        batch, intent or close."""
+        self._pending[ref] = Written(customer_id, fingerprint)
         if len(self._pending) >= _DONE_BATCH:
             await self.flush()
+
+    async def written(self, refs: Sequence[str]) -> Mapping[str, Written]:
+        """The id and fingerprint recorded for each done ref of ``refs`` (a read only)."""
+        found = await self._call(self._written, list(refs))
+        for ref in refs:
+            pending = self._pending.get(ref)
+            if pending is not None:
+                found[ref] = pending
+        return found
+
+    async def iter_written(self) -> AsyncIterator[tuple[str, Written]]:
+        """Every done ref of this target and run, read from the file in pieces."""
+        await self.flush()
+        after = ""
+        while True:
+            chunk = await self._call(self._written_after, after)
+            for ref, written in chunk:
+                yield ref, written
+            if len(chunk) < _ITER_CHUNK:
+                return
+            after = chunk[-1][0]
 
     async def flush(self) -> None:
         """Commit the buffered completions now."""
@@ -176,7 +203,7 @@ class SqliteCheckpoint:
 
     # The blocking half, run in a worker thread one call at a time.
 
-    def _take_pending(self) -> dict[str, str | None]:
+    def _take_pending(self) -> dict[str, Written]:
         pending, self._pending = self._pending, {}
         return pending
 
@@ -224,7 +251,7 @@ class SqliteCheckpoint:
         )
         return now
 
-    def _claim(self, refs: list[str], done: dict[str, str | None]) -> dict[str, Claim]:
+    def _claim(self, refs: list[str], done: dict[str, Written]) -> dict[str, Claim]:
         target, run = self._key()
         claims: dict[str, Claim] = {}
         with self._db:
@@ -276,14 +303,35 @@ class SqliteCheckpoint:
                 "DELETE FROM owners WHERE target=? AND owner=?", (self.target.key, self.owner)
             )
 
-    def _write_done(self, done: dict[str, str | None]) -> None:
+    def _write_done(self, done: dict[str, Written]) -> None:
         target, run = self._key()
         self._db.executemany(
-            "INSERT INTO refs (target, run, ref, state, customer_id) "
-            "VALUES (?, ?, ?, 'done', ?) ON CONFLICT DO UPDATE SET state='done', "
-            "customer_id=excluded.customer_id",
-            [(target, run, ref, customer_id) for ref, customer_id in done.items()],
+            "INSERT INTO refs (target, run, ref, state, customer_id, fingerprint) "
+            "VALUES (?, ?, ?, 'done', ?, ?) ON CONFLICT DO UPDATE SET state='done', "
+            "customer_id=excluded.customer_id, fingerprint=excluded.fingerprint",
+            [(target, run, ref, w.customer_id, w.fingerprint) for ref, w in done.items()],
         )
+
+    def _written(self, refs: list[str]) -> dict[str, Written]:
+        found: dict[str, Written] = {}
+        for start in range(0, len(refs), _QUERY_CHUNK):
+            chunk = refs[start : start + _QUERY_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                "SELECT ref, customer_id, fingerprint FROM refs WHERE target=? AND run=? "
+                f"AND state='done' AND ref IN ({marks})",
+                (*self._key(), *chunk),
+            )
+            found.update((ref, Written(cid, fp)) for ref, cid, fp in rows)
+        return found
+
+    def _written_after(self, after: str) -> list[tuple[str, Written]]:
+        rows = self._db.execute(
+            "SELECT ref, customer_id, fingerprint FROM refs WHERE target=? AND run=? "
+            "AND state='done' AND ref > ? ORDER BY ref LIMIT ?",
+            (*self._key(), after, _ITER_CHUNK),
+        )
+        return [(ref, Written(cid, fp)) for ref, cid, fp in rows]
 
     def _ids(self, refs: list[str]) -> dict[str, str | None]:
         found: dict[str, str | None] = {}
@@ -298,7 +346,7 @@ class SqliteCheckpoint:
             found.update(rows)
         return found
 
-    def _intend(self, refs: list[str], done: dict[str, str | None]) -> None:
+    def _intend(self, refs: list[str], done: dict[str, Written]) -> None:
         target, run = self._key()
         with self._db:  # one transaction: BEGIN ... COMMIT
             self._db.execute("BEGIN IMMEDIATE")

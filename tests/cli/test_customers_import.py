@@ -73,7 +73,7 @@ async def test_import_jsonl_creates_each_row(
     for i in range(1, 21):
         assert stored_once(server, f"IMP-{i:04d}")["legalName"] == f"Row {i} Traders Pvt Ltd"
     assert server.stats.created == 20
-    assert "20 created, 0 found, 0 rejected, 0 failed" in capsys.readouterr().err
+    assert "20 created, 0 updated, 0 unchanged, 0 rejected, 0 failed" in capsys.readouterr().err
 
 
 async def test_import_summary_table_counts_each_outcome_with_elapsed_and_rate(
@@ -87,9 +87,10 @@ async def test_import_summary_table_counts_each_outcome_with_elapsed_and_rate(
     assert await cli("customers", "import", str(source)) == 1
 
     table = summary(capsys.readouterr().err)
-    assert {k: table[k] for k in ("created", "found", "rejected", "failed")} == {
+    assert {k: table[k] for k in ("created", "updated", "unchanged", "rejected", "failed")} == {
         "created": "1",
-        "found": "1",
+        "updated": "0",
+        "unchanged": "1",
         "rejected": "1",
         "failed": "0",
     }
@@ -160,7 +161,7 @@ async def test_import_rejects_rows_it_cannot_build_naming_the_file_line_and_why(
         "IMP-0006",
     }
     err = capsys.readouterr().err
-    assert "3 created, 0 found, 3 rejected" in err
+    assert "3 created, 0 updated, 0 unchanged, 3 rejected" in err
     assert f"3 rows listed in {tmp_path / 'customers.csv.rejects.jsonl'}" in err
     assert no_traceback(err)
 
@@ -312,7 +313,7 @@ def test_import_with_fake_runs_against_an_embedded_server_and_keeps_no_checkpoin
 
     assert main(["customers", "import", "--fake", str(source)]) == 0
 
-    assert "5 created, 0 found, 0 rejected, 0 failed" in capsys.readouterr().err
+    assert "5 created, 0 updated, 0 unchanged, 0 rejected, 0 failed" in capsys.readouterr().err
     assert listing(tmp_path) == ["customers.jsonl"]
 
 
@@ -338,7 +339,7 @@ async def test_import_rerun_after_a_crash_looks_up_intended_refs_and_creates_onl
     assert server.stats.created - before == 5  # refs 6 to 10
     for i in range(1, 11):
         stored_once(server, f"IMP-{i:04d}")
-    assert "5 created, 5 found, 0 rejected, 0 failed" in capsys.readouterr().err
+    assert "5 created, 0 updated, 5 unchanged, 0 rejected, 0 failed" in capsys.readouterr().err
     assert checkpoint_states(checkpoint) == {f"IMP-{i:04d}": "done" for i in range(1, 11)}
     assert checkpoint_ids(checkpoint)[4:5] + checkpoint_ids(checkpoint)[3:4] == [ids[4], ids[3]]
 
@@ -355,11 +356,13 @@ async def test_import_rerun_after_a_checkpoint_write_fails_mid_import_duplicates
     original = SqliteCheckpoint.mark_done
     calls = Counter[str]()
 
-    async def disk_fills_up(self: SqliteCheckpoint, ref: str, customer_id: str | None) -> None:
+    async def disk_fills_up(
+        self: SqliteCheckpoint, ref: str, customer_id: str | None, fingerprint: str | None = None
+    ) -> None:
         calls["done"] += 1
         if calls["done"] == 6:
             raise CheckpointError("database or disk is full", store=self.path)
-        await original(self, ref, customer_id)
+        await original(self, ref, customer_id, fingerprint)
 
     monkeypatch.setattr(SqliteCheckpoint, "mark_done", disk_fills_up)
     assert await run("customers", "import", str(source), "--concurrency", "4") == 1
@@ -403,21 +406,38 @@ async def test_import_rerun_sends_again_a_row_enkash_refused(
     assert await cli("customers", "import", str(source)) == 0
 
     assert sorted(c["uniqueRefNo"] for c in server.created_customers) == ["IMP-0001", "IMP-0002"]
-    assert "1 created, 1 found, 0 rejected, 0 failed" in capsys.readouterr().err.splitlines()[-1]
+    assert (
+        "1 created, 0 updated, 1 unchanged, 0 rejected, 0 failed"
+        in capsys.readouterr().err.splitlines()[-1]
+    )
 
 
-async def test_import_a_ref_repeated_in_the_file_is_created_once(
+async def test_import_a_ref_repeated_with_other_data_is_rejected_naming_both_lines(
     cli: Run, server: FakeEnkash, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     edited = wire_row(1)
     edited["legalName"] = "Row 1 Traders (edited) Pvt Ltd"
     source = write_jsonl(tmp_path / "customers.jsonl", [wire_row(1), wire_row(2), edited])
 
-    assert await cli("customers", "import", str(source), "--concurrency", "8") == 0
+    assert await cli("customers", "import", str(source), "--concurrency", "8") == 1
 
     assert stored_once(server, "IMP-0001")["legalName"] == "Row 1 Traders Pvt Ltd"
     assert server.stats.created == 2
-    assert "2 created, 1 found" in capsys.readouterr().err
+    assert "2 created, 0 updated, 0 unchanged, 1 rejected" in capsys.readouterr().err
+    (reject,) = read_jsonl(tmp_path / "customers.jsonl.rejects.jsonl")
+    assert reject["line"] == 3
+    assert "line 1" in reject["reasons"][0] and "line 3" in reject["reasons"][0]
+
+
+async def test_import_a_ref_repeated_with_the_same_data_is_sent_once(
+    cli: Run, server: FakeEnkash, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_jsonl(tmp_path / "customers.jsonl", [wire_row(1), wire_row(2), wire_row(1)])
+
+    assert await cli("customers", "import", str(source), "--concurrency", "8") == 0
+
+    assert server.stats.created == 2
+    assert "2 created, 0 updated, 1 unchanged, 0 rejected" in capsys.readouterr().err
 
 
 async def test_import_rerun_replaces_the_rejects_file_and_removes_it_once_clean(
@@ -483,5 +503,5 @@ async def test_import_dry_run_creates_nothing_and_counts_what_it_would_do(
     assert server.stats.created == before
     assert server.stats.requests["create"] == 1  # create_directly's only
     err = capsys.readouterr().err
-    assert "2 would be created, 2 already in EnKash, 1 rejected" in err
+    assert "2 would be created, 0 would be updated, 2 unchanged, 1 rejected" in err
     assert not (tmp_path / "customers.jsonl.checkpoint.sqlite").exists()

@@ -75,7 +75,7 @@ async def test_a_hostile_jsonl_line_is_rejected_and_every_other_row_is_imported(
 
     assert await cli("customers", "import", str(source)) == 1  # a rerun goes past it
     assert server.stats.created == 59
-    assert "0 created, 59 found, 1 rejected" in capsys.readouterr().err
+    assert "0 created, 0 updated, 59 unchanged, 1 rejected" in capsys.readouterr().err
 
 
 async def test_a_csv_column_of_3001_dotted_parts_rejects_its_rows_and_imports_the_rest(

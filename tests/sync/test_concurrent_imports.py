@@ -113,14 +113,15 @@ async def test_a_row_another_live_run_intends_waits_unsent_and_is_found_when_it_
         )
         await asyncio.sleep(1.5)
         assert [o.ref for o in seen] == ["RC-00002"]  # RC-00001 waits
-        await other.mark_done("RC-00001", "KC-1")
+        made = await client.customers.create(_customer(1))
+        await other.mark_done("RC-00001", made.customer_id)
         await other.aclose()
         summary = await asyncio.wait_for(syncing, 30)
     await mine.aclose()
 
-    assert (summary.created, summary.found) == (1, 1)
+    assert (summary.created, summary.unchanged) == (1, 1)
     assert [(o.ref, o.detail) for o in seen][1] == ("RC-00001", "another run")
-    assert server.stats.requests["create"] == 1
+    assert server.stats.requests["create"] == 2  # the other run's and RC-00002's
 
 
 async def test_a_dead_owners_intent_is_looked_up_before_any_create(
@@ -139,5 +140,5 @@ async def test_a_dead_owners_intent_is_looked_up_before_any_create(
         )
         await mine.aclose()
 
-    assert (summary.created, summary.found) == (0, 1)
+    assert (summary.created, summary.unchanged) == (0, 1)
     assert server.stats.requests["create"] == 1

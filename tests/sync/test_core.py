@@ -154,7 +154,7 @@ async def test_an_invalid_row_is_rejected_with_every_reason_and_its_line(
     assert summary.rejected == 1
 
 
-async def test_a_ref_repeated_in_the_input_is_created_once_and_its_repeats_found(
+async def test_a_ref_repeated_with_other_data_is_rejected_naming_both_lines(
     server: FakeEnkash, client: EnkashClient, checkpoint: SqliteCheckpoint
 ) -> None:
     server.inject(Fault.latency(0.05), route="create")  # the first is in flight meanwhile
@@ -166,11 +166,53 @@ async def test_a_ref_repeated_in_the_input_is_created_once_and_its_repeats_found
     assert seen.by_line() == {
         1: Outcome.CREATED,
         2: Outcome.CREATED,
+        3: Outcome.REJECTED,
+        4: Outcome.UNCHANGED,
+    }
+    (rejected,) = [o for o in seen.outcomes if o.line == 3]
+    assert "line 1" in rejected.reasons[0] and "line 3" in rejected.reasons[0]
+    assert server.stats.requests["create"] == 2
+    assert server.stats.requests.get("update", 0) == 0
+    assert refs_stored(server) == ["SY-00001", "SY-00002"]
+
+
+async def test_a_ref_repeated_with_the_same_data_in_later_batches_is_sent_once(
+    server: FakeEnkash,
+    client: EnkashClient,
+    checkpoint: SqliteCheckpoint,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import enkash_async.sync._core as core
+
+    monkeypatch.setattr(core, "_BATCH", 2)
+    seen = Recorder()
+    rows = [customer(1), customer(2), customer(3), customer(1), customer(4), customer(1)]
+
+    summary = await sync_rows(rows, client=client, checkpoint=checkpoint, on_outcome=seen)
+
+    assert (summary.created, summary.unchanged) == (4, 2)
+    assert [o.detail for o in seen.outcomes if o.line in (4, 6)] == [
+        "same uniqueRefNo as line 1"
+    ] * 2
+    assert server.stats.requests["create"] == 4
+
+
+async def test_create_only_finds_a_repeated_ref_without_comparing(
+    server: FakeEnkash, client: EnkashClient, checkpoint: SqliteCheckpoint
+) -> None:
+    server.inject(Fault.latency(0.05), route="create")
+    seen = Recorder()
+    rows = [customer(1), customer(2), customer(1, name="Edited Ltd"), customer(1)]
+
+    await sync_rows(rows, client=client, checkpoint=checkpoint, on_outcome=seen, create_only=True)
+
+    assert seen.by_line() == {
+        1: Outcome.CREATED,
+        2: Outcome.CREATED,
         3: Outcome.FOUND,
         4: Outcome.FOUND,
     }
     assert server.stats.requests["create"] == 2
-    assert refs_stored(server) == ["SY-00001", "SY-00002"]
 
 
 async def test_a_rerun_skips_done_refs_without_a_request(
@@ -182,7 +224,7 @@ async def test_a_rerun_skips_done_refs_without_a_request(
 
     summary = await sync_rows(rows, client=client, checkpoint=checkpoint)
 
-    assert (summary.created, summary.found) == (0, 10)
+    assert (summary.created, summary.unchanged) == (0, 10)
     assert sum(server.stats.requests.values()) == before
 
 
@@ -197,13 +239,13 @@ async def test_an_intended_ref_is_looked_up_first_and_found_or_created(
         [customer(1), customer(2)], client=client, checkpoint=checkpoint, on_outcome=seen
     )
 
-    assert seen.by_line() == {1: Outcome.FOUND, 2: Outcome.CREATED}
+    assert seen.by_line() == {1: Outcome.UNCHANGED, 2: Outcome.CREATED}
     assert [o.detail for o in seen.outcomes if o.line == 1] == ["lookup"]
     assert refs_stored(server) == ["SY-00001", "SY-00002"]
     assert server.stats.requests["create"] == 2  # the dead run's and SY-00002's
 
 
-async def test_reorder_insert_delete_and_edit_between_runs_make_exactly_one_create(
+async def test_reorder_insert_delete_and_edit_between_runs_make_one_create_and_one_patch(
     server: FakeEnkash, client: EnkashClient, checkpoint: SqliteCheckpoint
 ) -> None:
     await sync_rows([customer(i) for i in range(1, 21)], client=client, checkpoint=checkpoint)
@@ -215,11 +257,15 @@ async def test_reorder_insert_delete_and_edit_between_runs_make_exactly_one_crea
     summary = await sync_rows(changed, client=client, checkpoint=checkpoint)
 
     assert server.stats.requests["create"] - before == 1
-    assert (summary.created, summary.found) == (1, 19)
+    assert server.stats.requests["update"] == 1
+    assert (summary.created, summary.updated, summary.unchanged) == (1, 1, 18)
+    assert summary.changed_fields == {"legalName": 1}
+    (renamed,) = server.find_by_unique_ref("SY-00017")
+    assert renamed["legalName"] == "Renamed Traders Pvt Ltd"
     assert refs_stored(server) == sorted([f"SY-{i:05d}" for i in range(1, 21)] + ["SY-00099"])
 
 
-async def test_a_reconciled_ambiguous_create_is_found_not_created(
+async def test_a_reconciled_ambiguous_create_is_created_once(
     server: FakeEnkash, client: EnkashClient, checkpoint: SqliteCheckpoint
 ) -> None:
     server.inject(Fault.after_commit(status=502), route="create", times=1)
@@ -228,7 +274,8 @@ async def test_a_reconciled_ambiguous_create_is_found_not_created(
     await sync_rows([customer(1)], client=client, checkpoint=checkpoint, on_outcome=seen)
 
     (outcome,) = seen.outcomes
-    assert (outcome.outcome, outcome.detail) == (Outcome.FOUND, "reconciled")
+    assert (outcome.outcome, outcome.detail) == (Outcome.CREATED, "reconciled")
+    assert server.stats.requests["create"] == 1
     assert refs_stored(server) == ["SY-00001"]
 
 
@@ -295,7 +342,7 @@ async def test_a_checkpoint_that_cannot_record_intent_stops_the_sync_before_any_
     assert server.stats.requests["create"] == 0
 
 
-async def test_known_refs_skip_rows_enkash_has_without_a_lookup(
+async def test_known_refs_settle_rows_enkash_has_as_they_are_without_a_request(
     server: FakeEnkash, client: EnkashClient, checkpoint: SqliteCheckpoint
 ) -> None:
     await client.customers.create(customer(1))
@@ -308,7 +355,7 @@ async def test_known_refs_skip_rows_enkash_has_without_a_lookup(
     )
     known.close()
 
-    assert (summary.created, summary.found) == (1, 1)
+    assert (summary.created, summary.unchanged) == (1, 1)
     assert server.stats.requests["search"] == searches
     assert refs_stored(server) == ["SY-00001", "SY-00002"]
 
@@ -335,12 +382,12 @@ async def test_dry_run_sends_no_create_and_reports_what_a_run_would_do(
     summary = await plan_rows(rows, client=client, on_outcome=seen)
 
     assert seen.by_line() == {
-        1: Outcome.FOUND,
+        1: Outcome.UNCHANGED,
         2: Outcome.WOULD_CREATE,
         3: Outcome.REJECTED,
-        4: Outcome.FOUND,
+        4: Outcome.UNCHANGED,
     }
-    assert (summary.would_create, summary.found, summary.rejected) == (1, 2, 1)
+    assert (summary.would_create, summary.unchanged, summary.rejected) == (1, 2, 1)
     assert server.stats.requests["create"] == 1  # the setup's
     assert server.stats.requests["search"] == 1  # one pass over EnKash's customers
 
@@ -444,4 +491,4 @@ async def test_a_ref_whose_first_row_finishes_while_the_next_batch_is_checked_is
     summary = await sync_rows(rows, client=client, checkpoint=checkpoint)
 
     assert server.stats.requests["create"] == 3
-    assert (summary.created, summary.found) == (3, 1)
+    assert (summary.created, summary.unchanged) == (3, 1)

@@ -75,7 +75,7 @@ async def test_an_export_of_2000_customers_imports_into_an_empty_enkash_unchange
         created = empty.stats.created
 
     err = capsys.readouterr().err
-    assert f"{COUNT:,} created, 0 found, 0 rejected, 0 failed" in err
+    assert f"{COUNT:,} created, 0 updated, 0 unchanged, 0 rejected, 0 failed" in err
     assert re.search(r"read-only fields ignored\s*│\s*[1-9]", err)
     assert not (tmp_path / f"export.{fmt}.rejects.jsonl").exists()
     originals = await records(source)

@@ -106,7 +106,13 @@ def test_read_only_fields_enkash_assigns_are_ignored_and_counted() -> None:
     (only,) = read_jsonl(io.StringIO(json.dumps(record) + "\n"))
 
     assert only.problems == ()
-    assert only.ignored == 4  # customerId, createdOn, active, and the contact's customerId
+    assert only.ignored == 3  # customerId, createdOn and the contact's customerId
+    assert sorted(only.ignored_names) == [
+        "createdOn",
+        "customerId",
+        "customerKeyContacts.0.customerId",
+    ]
+    assert only.active is True  # written by activate/deactivate: not ignored
     assert only.customer is not None
     assert only.customer.customer_key_contacts[0].legal_name == "A Rao"
 
@@ -160,3 +166,55 @@ def test_every_bad_cell_of_a_row_is_reported_with_the_rows_other_problems() -> N
         "customerReminders.0.dueDateDifference: must be a whole number, got 'soon'",
         "legalName: is required",
     )
+
+
+def test_patch_only_columns_are_read_and_an_empty_cell_clears_them() -> None:
+    text = (
+        "uniqueRefNo,legalName,customerKeyContacts.0.name,customerKeyContacts.0.legalName,"
+        "customerKeyContacts.0.mobile,customerKeyContacts.0.deleted,active,branchCodes.0,"
+        "branchCodes.1,assignedAgent,parentCompanyId\n"
+        "R-1,Firm,A,A Rao,9800000001,false,false,BR1,BR2,Meera,CEK1234567\n"
+        "R-2,Firm,A,A Rao,9800000001,false,,,,,\n"
+    )
+
+    first, second = read_csv(io.StringIO(text))
+
+    assert (first.active, first.branch_codes, first.assigned_agent) == (
+        False,
+        ("BR1", "BR2"),
+        "Meera",
+    )
+    assert first.ignored_names == ("parentCompanyId",)  # EnKash assigns it
+    assert (second.active, second.branch_codes, second.assigned_agent) == (None, None, None)
+
+
+def test_a_file_without_patch_only_fields_leaves_them_unset() -> None:
+    from enkash_async import UNSET
+
+    record = {
+        "legalName": "Firm",
+        "uniqueRefNo": "R-1",
+        "customerKeyContacts": [
+            {"name": "A", "legalName": "A Rao", "mobile": "9800000001", "deleted": False}
+        ],
+    }
+
+    (only,) = read_jsonl(io.StringIO(json.dumps(record) + "\n"))
+
+    assert (only.active, only.branch_codes, only.assigned_agent) == (None, UNSET, UNSET)
+
+
+def test_a_bad_active_cell_is_a_problem_of_its_row() -> None:
+    record = {
+        "legalName": "Firm",
+        "uniqueRefNo": "R-1",
+        "active": "maybe",
+        "customerKeyContacts": [
+            {"name": "A", "legalName": "A Rao", "mobile": "9800000001", "deleted": False}
+        ],
+    }
+
+    (only,) = read_jsonl(io.StringIO(json.dumps(record) + "\n"))
+
+    assert only.customer is None
+    assert any(p.startswith("active:") for p in only.problems)

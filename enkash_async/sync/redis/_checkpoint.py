@@ -2,7 +2,9 @@
 
 Keys of checkpoint ``C`` of a target (``enkash:ckpt:{target}:C``): the hash itself maps
 each ``unique_ref_no`` to ``i:<owner>`` (intended by that owner; ``i`` alone, from older
-versions, is a dead owner's) or ``d:<customerId>`` (done); ``...:owners`` is a sorted set
+versions, is a dead owner's) or ``d:<customerId>:<fingerprint>`` (done, as the row whose
+fingerprint the sync computed; ``d:<customerId>`` from older versions has none, and either
+part may be empty when unknown); ``...:owners`` is a sorted set
 of intent owners scored by their lease's expiry (Redis ``TIME``, ms); ``...:epoch`` is a
 random token set when the checkpoint is first used. A claim that finds a different epoch
 or none (Redis was flushed, restarted without persistence, or evicted the keys) raises
@@ -14,17 +16,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Final
 
 import redis.asyncio as aioredis
 
+from enkash_async.errors import FieldError, ValidationError
 from enkash_async.sync._checkpoint import (
     LEASE_SECONDS,
     Claim,
     RefState,
     SyncTarget,
+    Written,
     owner_id,
     unknown_state,
 )
@@ -43,11 +48,28 @@ logger = logging.getLogger("enkash_async.sync")
 
 _DONE: Final = "d"
 _INTENDED: Final = "i"
+# A done value: a bounded customer id and fingerprint, each optional (hostile Redis: any
+# other value is a state this version does not know).
+_DONE_VALUE: Final = re.compile(r"d(?::([A-Za-z0-9_-]{0,64})(?::([!-9;-~]{1,64}))?)?")
+_FINGERPRINT: Final = re.compile(r"[!-9;-~]{1,64}")
+# The longest value read as an intent (an owner names the checkpoint, host and process).
+_MAX_VALUE: Final = 1000
+# Refs per HMGET / HSCAN step.
+_READ_CHUNK: Final = 1000
 
 # KEYS: hash, owners, epoch. ARGV: owner, lease ms, lost (0/1), epoch ('' adopts), refs...
 # Returns {epoch, claims} where a claim is n(ew), r(eclaimed), h(eld), d(one), or
 # ?<value> for a value this version does not know; {false} when the epoch is not ours.
 _CLAIM: Final = """
+-- A done value as _DONE_VALUE reads it: d, d:<id>, d:<id>:<fingerprint> (bounded).
+local function is_done(v)
+  if v == 'd' then return true end
+  local id = string.match(v, '^d:([%w_%-]*)$')
+  if id then return #id <= 64 end
+  local fp
+  id, fp = string.match(v, '^d:([%w_%-]*):([!-9;-~]+)$')
+  return id ~= nil and #id <= 64 and #fp <= 64
+end
 local epoch = redis.call('GET', KEYS[3])
 if ARGV[4] == '' then
   if not epoch then
@@ -69,7 +91,9 @@ for i = 6, #ARGV do
   if not v then
     redis.call('HSET', KEYS[1], ref, mine)
     if ARGV[3] == '1' then claim = 'r' else claim = 'n' end
-  elseif string.sub(v, 1, 1) == 'd' then
+  elseif #v > MAX_VALUE then
+    claim = '?' .. string.sub(v, 1, 40)
+  elseif is_done(v) then
     claim = 'd'
   elseif v == mine then
     claim = 'r'
@@ -87,7 +111,7 @@ for i = 6, #ARGV do
   out[#out + 1] = claim
 end
 return {1, epoch, out}
-"""
+""".replace("MAX_VALUE", str(_MAX_VALUE))
 
 # KEYS: owners. ARGV: owner, lease ms. Renews the lease; forgets owners dead for a day.
 _RENEW: Final = """
@@ -164,12 +188,17 @@ class RedisCheckpoint:
         return f"{redacted(self._url)} {self.key}"
 
     def _state(self, ref: str, value: bytes | str) -> RefState:
+        return RefState.INTENDED if self._parse(ref, value) is None else RefState.DONE
+
+    def _parse(self, ref: str, value: bytes | str) -> Written | None:
+        """What a done value records; None for an intent; ``CheckpointError`` otherwise."""
         found = text(value)
-        if found.startswith(_DONE):
-            return RefState.DONE
-        if found == _INTENDED or found.startswith(_INTENDED + ":"):
-            return RefState.INTENDED
-        raise unknown_state(ref, found, store=self._where)
+        if found == _INTENDED or (found.startswith(_INTENDED + ":") and len(found) <= _MAX_VALUE):
+            return None
+        done = _DONE_VALUE.fullmatch(found)
+        if done is None:
+            raise unknown_state(ref, found, store=self._where)
+        return Written(done.group(1) or None, done.group(2))
 
     async def states(self, refs: Sequence[str]) -> Mapping[str, RefState]:
         """The state of each of ``refs`` this checkpoint knows."""
@@ -227,22 +256,60 @@ class RedisCheckpoint:
         held ref is left as it is)."""
         await self.claim(refs)
 
-    async def mark_done(self, ref: str, customer_id: str | None) -> None:
-        """Record that EnKash has ``ref`` (as ``customer_id`` when known)."""
+    async def mark_done(
+        self, ref: str, customer_id: str | None, fingerprint: str | None = None
+    ) -> None:
+        """Record that EnKash has ``ref`` (as ``customer_id`` when known) as the row whose
+        ``fingerprint`` is given (None: unknown), replacing what was recorded. Raises
+        ``ValidationError`` for an id or fingerprint the value cannot hold."""
+        value = f"{_DONE}:{customer_id or ''}"
+        if fingerprint is not None:
+            if not _FINGERPRINT.fullmatch(fingerprint):
+                raise ValidationError(
+                    [FieldError("fingerprint", "must be 1-64 printable characters, no ':'")]
+                )
+            value += f":{fingerprint}"
+        if _DONE_VALUE.fullmatch(value) is None:
+            raise ValidationError(
+                [FieldError("customer_id", "must be up to 64 letters, digits, '_' or '-'")]
+            )
         async with redis_errors(self._url, "recording a completion in the checkpoint"):
-            await self._redis.hset(self.key, ref, f"{_DONE}:{customer_id or ''}")
+            await self._redis.hset(self.key, ref, value)
+
+    async def written(self, refs: Sequence[str]) -> Mapping[str, Written]:
+        """What is recorded of each done ref of ``refs`` (one HMGET per 1,000 refs); refs
+        not done are absent. Only reads."""
+        found: dict[str, Written] = {}
+        for start in range(0, len(refs), _READ_CHUNK):
+            chunk = list(refs[start : start + _READ_CHUNK])
+            async with redis_errors(self._url, "reading the checkpoint"):
+                values = await self._redis.hmget(self.key, chunk)
+            for ref, value in zip(chunk, values, strict=True):
+                if value is not None:
+                    written = self._parse(ref, value)
+                    if written is not None:
+                        found[ref] = written
+        return found
+
+    async def iter_written(self) -> AsyncIterator[tuple[str, Written]]:
+        """Every done ref of this checkpoint with what is recorded of it (an HSCAN: a ref
+        may come twice if Redis resizes the hash meanwhile)."""
+        cursor: int = 0
+        while True:
+            async with redis_errors(self._url, "reading the checkpoint"):
+                cursor, items = await self._redis.hscan(self.key, cursor, count=_READ_CHUNK)
+            assert isinstance(items, dict)  # HSCAN without NOVALUES: field to value
+            for raw_ref, value in items.items():
+                ref = text(raw_ref)
+                written = self._parse(ref, value)
+                if written is not None:
+                    yield ref, written
+            if not cursor:
+                return
 
     async def customer_ids(self, refs: Sequence[str]) -> Mapping[str, str | None]:
         """The customer id recorded for each done ref of ``refs``."""
-        if not refs:
-            return {}
-        async with redis_errors(self._url, "reading the checkpoint"):
-            values = await self._redis.hmget(self.key, list(refs))
-        return {
-            ref: (text(value)[2:] or None)
-            for ref, value in zip(refs, values, strict=True)
-            if value is not None and text(value).startswith(_DONE)
-        }
+        return {ref: written.customer_id for ref, written in (await self.written(refs)).items()}
 
     def _start_renewing(self) -> None:
         if self._renewer is None:

@@ -413,8 +413,14 @@ async def _sync_chunk_rows(
     on_outcome: Callable[[SyncOutcome], None],
 ) -> None:
     """The one call into the engine-independent sync core."""
+    # create_only until the workers store the upsert's outcomes (issue 18, upsert-dist).
     await sync_rows(
-        rows, client=client, checkpoint=checkpoint, concurrency=concurrency, on_outcome=on_outcome
+        rows,
+        client=client,
+        checkpoint=checkpoint,
+        concurrency=concurrency,
+        on_outcome=on_outcome,
+        create_only=True,
     )
 
 
