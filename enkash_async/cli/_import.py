@@ -233,7 +233,8 @@ async def import_file(
                             done,
                             checkpoint,
                             sync_rows(
-                                read_file(path),
+                                # lazy: a row written before as it is now is never built
+                                read_file(path, lazy=not create_only),
                                 client=client,
                                 checkpoint=store,
                                 concurrency=concurrency,

@@ -59,8 +59,8 @@ __all__ = [
 ]
 
 Rows = Iterable[SourceRow | CustomerCreate] | AsyncIterable[SourceRow | CustomerCreate]
-# Rows read and checked against the checkpoint at once: one claim commit.
-_BATCH = 256
+# Rows read and checked against the checkpoint at once: one read, one claim commit.
+_BATCH = 1000
 # Rows whose intent another live owner holds, waiting at once (beyond them, reading waits).
 _HELD_MAX = 4096
 # Seconds between asks for the intents other owners hold.
@@ -270,6 +270,10 @@ class _Seen:
     def add(self, rows: list[tuple[str, int, str]]) -> None:
         self._db.executemany("INSERT OR IGNORE INTO seen (ref, line, fp) VALUES (?, ?, ?)", rows)
 
+    def add_settled(self, rows: list[tuple[str, int, str, bool]]) -> None:
+        """Add first rows that have ended already."""
+        self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?, ?, ?)", rows)
+
     def settled(self, ref: str, line: int, ok: bool) -> None:
         """Record how the first row of ``ref`` (on ``line``) ended."""
         self._db.execute("UPDATE seen SET ok=? WHERE ref=? AND line=?", (ok, ref, line))
@@ -339,7 +343,8 @@ async def plan_rows(
         await existing.load(client)
     seen = _Seen()
     try:
-        async for row in iter_rows(rows):
+        async for read in iter_rows(rows):
+            row = read.built()
             summary.ignore(row)
             if listed is not None and row.ref:
                 listed.add(row.ref)
@@ -530,6 +535,9 @@ class _Run:
         self.raise_failure()
         if self.listed is not None:
             self.listed.add_many([(row.ref,) for row in batch if row.ref])
+        if not self.create_only and self.known_refs is None:
+            batch = await self.skip_unchanged(batch)
+        batch = [row.built() for row in batch]
         candidates: list[tuple[SourceRow, str]] = []
         for row in batch:
             self.summary.ignore(row)
@@ -562,6 +570,43 @@ class _Run:
                 self.spawn(self.follow(row, ref, *first))
             else:
                 self.report(self.repeated(row, ref, first_line))
+
+    async def skip_unchanged(self, batch: list[SourceRow]) -> list[SourceRow]:
+        """The fast path: a row not yet built whose fingerprint is the one the checkpoint
+        recorded is ``unchanged`` without being built; the rest of ``batch`` is returned."""
+        lazy = [row for row in batch if row.pending is not None and row.ref]
+        if not lazy:
+            return batch
+        refs = list(dict.fromkeys(row.ref for row in lazy if row.ref))
+        written = await self.checkpoint.written(refs)
+        firsts = self.seen.first([ref for ref in refs if ref in written])
+        rest: list[SourceRow] = []
+        settled: list[tuple[str, int, str, bool]] = []
+        count, on_outcome = self.summary.count, self.on_outcome
+        for row in batch:
+            ref, fingerprint = row.ref, row.fingerprint
+            known = written.get(ref) if ref and row.pending is not None else None
+            first = firsts.get(ref) if ref else None
+            if (
+                known is None
+                or known.fingerprint != fingerprint
+                or (first is not None and first[1] != fingerprint)
+                or ref in self.in_flight
+            ):
+                rest.append(row)
+                continue
+            assert ref is not None and fingerprint is not None
+            if first is None:
+                firsts[ref] = (row.line, fingerprint)
+                settled.append((ref, row.line, fingerprint, True))
+            outcome = SyncOutcome(
+                row.line, ref, Outcome.UNCHANGED, known.customer_id, detail="checkpoint"
+            )
+            count(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+        self.seen.add_settled(settled)
+        return rest
 
     def drop_repeats(
         self, candidates: list[tuple[SourceRow, str]]

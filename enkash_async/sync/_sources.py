@@ -12,13 +12,15 @@ regular files are read (a FIFO or a device is refused before reading).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
 import json
 import os
 import re
 import stat
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -129,6 +131,14 @@ class SourceRow:
     ignored_names: tuple[str, ...] = ()
     #: A digest of the record as read, when the reader made one (see ``row_fingerprint``).
     fingerprint: str | None = None
+    #: A row read with ``lazy=True`` is not built until needed: this builds it.
+    pending: Callable[[], SourceRow] | None = attrs.field(
+        default=None, eq=False, repr=False, kw_only=True
+    )
+
+    def built(self) -> SourceRow:
+        """This row with its customer built (itself when it was built already)."""
+        return self if self.pending is None else self.pending()
 
     def __attrs_post_init__(self) -> None:
         if self.ref is None and self.customer is not None:
@@ -173,22 +183,44 @@ def _kind(mode: int) -> str:
     return next((name for test, name in kinds if test(mode)), "not a file")
 
 
-def read_file(path: str) -> Iterator[SourceRow]:
+def read_file(path: str, *, lazy: bool = False) -> Iterator[SourceRow]:
     """The rows of a ``.csv`` or ``.jsonl``/``.ndjson`` file, read lazily.
+
+    With ``lazy``, a row that can be read is not built into a model: it carries its ref,
+    a ``fingerprint`` of its text and ``pending``, which builds it (:meth:`SourceRow.built`),
+    so a sync can settle a row it has written before without building it.
 
     Raises ``SourceError`` or ``OSError`` at once (before the first row) when the file
     cannot be read at all.
     """
     check_source(path)
-    return _read(Path(path))
+    return _read(Path(path), lazy)
 
 
-def _read(path: Path) -> Iterator[SourceRow]:
+def _read(path: Path, lazy: bool) -> Iterator[SourceRow]:
     # surrogateescape keeps undecodable bytes so the row holding them can be named.
     with io.TextIOWrapper(
         _open_regular(path), encoding="utf-8-sig", errors="surrogateescape", newline=""
     ) as stream:
-        yield from read_csv(stream) if path.suffix.lower() == ".csv" else read_jsonl(stream)
+        if path.suffix.lower() == ".csv":
+            yield from read_csv(stream, lazy=lazy)
+        else:
+            yield from read_jsonl(stream, lazy=lazy)
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def _later(line: int, ref: Any, fingerprint: str, build: Callable[[], SourceRow]) -> SourceRow:
+    """The row of ``line`` with its ref and fingerprint, its building left to
+    :meth:`SourceRow.built`."""
+
+    def pending() -> SourceRow:
+        return attrs.evolve(build(), fingerprint=fingerprint)
+
+    ref = excerpt(ref, 100) if isinstance(ref, str) and ref.strip() else None
+    return SourceRow(line, None, (), 0, ref, fingerprint=fingerprint, pending=pending)
 
 
 def count_rows(path: str) -> int:
@@ -282,8 +314,9 @@ def _as_row(position: int, item: object) -> SourceRow:
 # --------------------------------------------------------------------------- JSONL
 
 
-def read_jsonl(stream: IO[str]) -> Iterator[SourceRow]:
-    """One row per non-blank line of JSON objects in EnKash's wire format."""
+def read_jsonl(stream: IO[str], *, lazy: bool = False) -> Iterator[SourceRow]:
+    """One row per non-blank line of JSON objects in EnKash's wire format (``lazy``: see
+    :func:`read_file`)."""
     for number, line in _lines(stream):
         if line is None:
             yield SourceRow(number, None, (_TOO_LONG,))
@@ -293,15 +326,22 @@ def read_jsonl(stream: IO[str]) -> Iterator[SourceRow]:
         if not _is_text(line):
             yield SourceRow(number, None, (_NOT_UTF8,))
             continue
-        data, problem = _parse_json(line)
-        if problem is not None:
-            yield SourceRow(number, None, (problem,), ref=_ref_in(line))
+        if lazy:  # not even parsed: the ref as the text shows it, the rest when built
+            fingerprint = _digest(line.rstrip("\r\n"))
+            build = functools.partial(_jsonl_row, number, line)
+            yield _later(number, _ref_in(line), fingerprint, build)
             continue
-        if not isinstance(data, dict):
-            problem = f"must be a JSON object, got {type(data).__name__}"
-            yield SourceRow(number, None, (problem,))
-            continue
-        yield _build(number, data, dotted=False)
+        yield _jsonl_row(number, line)
+
+
+def _jsonl_row(number: int, line: str) -> SourceRow:
+    data, problem = _parse_json(line)
+    if problem is not None:
+        return SourceRow(number, None, (problem,), ref=_ref_in(line))
+    if not isinstance(data, dict):
+        problem = f"must be a JSON object, got {type(data).__name__}"
+        return SourceRow(number, None, (problem,))
+    return _build(number, data, dotted=False)
 
 
 _TOO_DEEP = "is nested too deeply to read"
@@ -325,11 +365,15 @@ class _NumberTooLong(ValueError):
     pass
 
 
+# One decoder: json.loads with parse_int builds a new one per call.
+_DECODER = json.JSONDecoder(parse_int=_whole_number)
+
+
 def _parse_json(text: str) -> tuple[Any, str | None]:
     """``(value, None)``, or ``(None, problem)`` for text that is not JSON, is nested too
     deeply, or holds a number too long to read."""
     try:
-        return json.loads(text, parse_int=_whole_number), None
+        return _DECODER.decode(text), None
     except json.JSONDecodeError as exc:
         return None, f"not valid JSON ({exc.msg} at column {exc.colno})"
     except RecursionError:
@@ -341,10 +385,12 @@ def _parse_json(text: str) -> tuple[Any, str | None]:
 # --------------------------------------------------------------------------- CSV
 
 
-def read_csv(stream: IO[str]) -> Iterator[SourceRow]:
+def read_csv(stream: IO[str], *, lazy: bool = False) -> Iterator[SourceRow]:
     """One row per CSV record under a header of wire names and dotted paths (the format
-    is :mod:`enkash_async._csv`'s)."""
+    is :mod:`enkash_async._csv`'s; ``lazy``: see :func:`read_file`)."""
     header: list[str] | None = None
+    ref_at: int | None = None
+    header_digest = ""
     columns: frozenset[str] = frozenset()
     for line, cells in _csv.records(_lines(stream), max_chars=MAX_LINE_CHARS, too_long=_TOO_LONG):
         if isinstance(cells, str):
@@ -358,6 +404,8 @@ def read_csv(stream: IO[str]) -> Iterator[SourceRow]:
             except _csv.HeaderError as exc:
                 raise SourceError(f"line {line}: the header {exc}") from None
             columns = frozenset(name.split(".", 1)[0] for name in header)
+            ref_at = header.index("uniqueRefNo") if "uniqueRefNo" in header else None
+            header_digest = _digest("\x1f".join(header))
             continue
         problem = _csv.row_problem(header, cells)
         if problem is not None:
@@ -366,8 +414,18 @@ def read_csv(stream: IO[str]) -> Iterator[SourceRow]:
         if not all(_is_text(cell) for cell in cells):
             yield SourceRow(line, None, (_NOT_UTF8,))
             continue
-        data, bad_cells = _csv.read_cells(header, cells, CustomerCreate)
-        yield _build(line, data, dotted=True, bad_cells=bad_cells, columns=columns)
+        if lazy:
+            ref = _csv.decode_text(cells[ref_at]) if ref_at is not None else None
+            fingerprint = _digest(header_digest + "\x1f" + "\x1f".join(cells))
+            build = functools.partial(_csv_row, line, header, cells, columns)
+            yield _later(line, ref, fingerprint, build)
+            continue
+        yield _csv_row(line, header, cells, columns)
+
+
+def _csv_row(line: int, header: list[str], cells: list[str], columns: frozenset[str]) -> SourceRow:
+    data, bad_cells = _csv.read_cells(header, cells, CustomerCreate)
+    return _build(line, data, dotted=True, bad_cells=bad_cells, columns=columns)
 
 
 def _is_text(text: str) -> bool:

@@ -219,3 +219,39 @@ async def test_a_ref_repeated_with_other_data_is_rejected_not_dropped(
     assert (reject["line"], reject["outcome"]) == (3, "rejected")
     assert "line 1" in reject["reasons"][0]
     assert server.stats.created == 2
+
+
+async def test_a_rerun_settles_rows_written_before_without_building_them(
+    start: Start,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from enkash_async.sync import _sources
+
+    server = await start(customers=0)
+    use(server, monkeypatch)
+    rows = [wire_row(i) for i in range(30)]
+    source = write_jsonl(tmp_path / "customers.jsonl", rows)
+    assert await run("customers", "import", str(source), "--no-scan") == 0
+    rows[4]["address"] = "4 Edited Street"
+    rows.append(dict(rows[9], address="Other data, same ref"))  # line 31 repeats line 10
+    write_jsonl(source, rows)
+    built: list[int] = []
+    original = _sources._jsonl_row
+
+    def counted(number: int, line: str) -> Any:
+        built.append(number)
+        return original(number, line)
+
+    monkeypatch.setattr(_sources, "_jsonl_row", counted)
+    capsys.readouterr()
+
+    assert await run("customers", "import", str(source), "--no-scan") == 1
+
+    assert sorted(built) == [5, 31]  # the edited row and the conflicting repeat only
+    assert last_line(capsys.readouterr().err).startswith(
+        "0 created, 1 updated, 29 unchanged, 1 rejected"
+    )
+    assert server.find_by_unique_ref("UP-00004")[0]["address"] == "4 Edited Street"
+    assert server.find_by_unique_ref("UP-00009")[0]["address"] == "9 MG Road, Pune"
