@@ -48,6 +48,7 @@ from enkash_async.errors import (
     TLSError,
     TransportError,
     UnexpectedResponseError,
+    UsageError,
     ValidationError,
 )
 from enkash_async.models import (
@@ -129,6 +130,7 @@ __all__ = [
     "TransportError",
     "UnexpectedResponseError",
     "UpsertResult",
+    "UsageError",
     "ValidationError",
     "__version__",
     "customer_changes",

@@ -22,6 +22,7 @@ cattrs exception escapes (the original is chained as ``__cause__``)::
     ├── UnexpectedResponseError    a reply that is not JSON, HTML, truncated, or of the wrong shape
     ├── PaginationError            a search that would loop or skip forever
     ├── AmbiguousCreateError       a create whose outcome is unknown and cannot be reconciled
+    ├── UsageError                 (also RuntimeError) used out of order: started twice, not started
     │
     │   defined in enkash_async.sync (the core never imports them):
     ├── SourceError                a sync source cannot be read at all (not a file, no header)
@@ -69,6 +70,7 @@ __all__ = [
     "TLSError",
     "TransportError",
     "UnexpectedResponseError",
+    "UsageError",
     "ValidationError",
 ]
 
@@ -379,3 +381,8 @@ class AmbiguousCreateError(EnkashError):
     def __init__(self, message: str, *, cause: EnkashError | None = None) -> None:
         self.cause = cause
         super().__init__(message)
+
+
+class UsageError(EnkashError, RuntimeError):
+    """Something was used out of order: a server started twice, or asked for before it
+    started. A bug in the calling code; nothing was sent to EnKash."""

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import IO, Any, Final
 
 from enkash_async.auth import PasswordCredentials
-from enkash_async.errors import EnkashError
+from enkash_async.errors import EnkashError, UsageError
 
 __all__ = ["FakeEnkashProcess", "FakeEnkashProcessError"]
 
@@ -76,10 +76,10 @@ class FakeEnkashProcess:
 
         :raises FakeEnkashProcessError: the process exited before it was ready, or printed
             no connection line within ``ready_timeout`` (it is stopped then).
-        :raises RuntimeError: this runner was started before.
+        :raises UsageError: this runner was started before.
         """
         if self._process is not None:
-            raise RuntimeError("a FakeEnkashProcess starts once")
+            raise UsageError("a FakeEnkashProcess starts once")
         # A file, not a pipe: a pipe nobody reads would stall a chatty server. It lives
         # until stop(), so no with-block.
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
@@ -140,10 +140,10 @@ class FakeEnkashProcess:
         """The connection line: ``url``, ``client_id``, ``client_secret``, ``username``,
         ``password`` and a ready ``token`` (a copy).
 
-        :raises RuntimeError: not started.
+        :raises UsageError: not started.
         """
         if self._info is None:
-            raise RuntimeError("the FakeEnkashProcess has not started")
+            raise UsageError("the FakeEnkashProcess has not started")
         return dict(self._info)
 
     @property

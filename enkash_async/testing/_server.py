@@ -26,7 +26,7 @@ from aiohttp.typedefs import Handler
 
 from enkash_async._fast import paused_gc
 from enkash_async.auth import PasswordCredentials
-from enkash_async.errors import FieldError, ValidationError
+from enkash_async.errors import FieldError, UsageError, ValidationError
 
 from ._data import IdFactory, synthesize
 from ._faults import ROUTES, WRITE_ROUTES, Fault, Injection, Route, make_injection, shape
@@ -207,7 +207,7 @@ class FakeEnkash(RouteHandlers):
     async def start(self) -> None:
         """Listen on ``host``:``port`` (a free port if 0) and issue :attr:`token`."""
         if self._runner is not None or self._closed:
-            raise RuntimeError("a FakeEnkash starts once")
+            raise UsageError("a FakeEnkash starts once")
         runner = web.AppRunner(
             self._app, handle_signals=False, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT
         )
@@ -252,7 +252,7 @@ class FakeEnkash(RouteHandlers):
     def url(self) -> str:
         """The base URL, e.g. ``http://127.0.0.1:54321`` (once started)."""
         if self._url is None:
-            raise RuntimeError("the FakeEnkash is not started")
+            raise UsageError("the FakeEnkash is not started")
         return self._url
 
     @property
@@ -264,7 +264,7 @@ class FakeEnkash(RouteHandlers):
     def token(self) -> str:
         """A bearer token issued at start, valid for ``token_ttl`` seconds."""
         if self._token is None:
-            raise RuntimeError("the FakeEnkash is not started")
+            raise UsageError("the FakeEnkash is not started")
         return self._token
 
     @property

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from enkash_async import EnkashClient
+from enkash_async import EnkashClient, UsageError
 from enkash_async.testing import FakeEnkash, FakeEnkashProcess, FakeEnkashProcessError
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and waitpid")
@@ -118,7 +118,7 @@ def test_stop_before_start_does_nothing() -> None:
 
 
 def test_a_runner_starts_once() -> None:
-    with FakeEnkashProcess() as fake, pytest.raises(RuntimeError, match="starts once"):
+    with FakeEnkashProcess() as fake, pytest.raises(UsageError, match="starts once"):
         fake.start()
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
-from enkash_async.errors import EnkashError
+from enkash_async.errors import EnkashError, UsageError
 
 __all__ = ["HOW_TO_GET_REDIS", "NoRedisServerError", "RedisServer", "find_redis_server"]
 
@@ -93,7 +93,7 @@ class RedisServer:
     def url(self) -> str:
         """``redis://127.0.0.1:PORT/0`` (once started)."""
         if self.port is None:
-            raise RuntimeError("the RedisServer is not started")
+            raise UsageError("the RedisServer is not started")
         return f"redis://127.0.0.1:{self.port}/0"
 
     @property
