@@ -42,7 +42,7 @@ async def test_customers_import_of_the_example_csv_creates_every_row(
 
     assert await run("customers", "import", str(source)) == 0
 
-    assert "20 created, 0 found, 0 rejected, 0 failed" in capsys.readouterr().err
+    assert "20 created, 0 updated, 0 unchanged, 0 rejected, 0 failed" in capsys.readouterr().err
     for ref in refs:
         stored_once(empty, ref)
     assert not (tmp_path / "customers.csv.rejects.jsonl").exists()
