@@ -47,6 +47,8 @@ from enkash_async.sync._checkpoint import SyncTarget
 __all__ = ["register", "run"]
 
 _POLL: Final = 0.25
+# How long `sync status --wait` rides out a Redis that does not answer (seconds).
+_OUTAGE_LIMIT: Final = 300.0
 
 
 class _Forms(argparse._SubParsersAction):  # type: ignore[type-arg]
@@ -420,6 +422,37 @@ async def _still_known(url: str, run_id: str, before: Any) -> Any:
     return status
 
 
+class _Watching:
+    """Successive statuses of a run being watched: a run Redis lost raises
+    ``StateLostError``; a Redis restarting or briefly unreachable is waited for (said once),
+    up to ``_OUTAGE_LIMIT`` seconds."""
+
+    def __init__(self, url: str, run_id: str) -> None:
+        self.url, self.run_id = url, run_id
+        self.outage: float | None = None
+
+    async def next(self, before: Any) -> Any:
+        """The run's status now, or ``before`` while Redis does not answer."""
+        from enkash_async.sync.redis._connection import StateLostError, SyncStoreError
+
+        try:
+            status = await _still_known(self.url, self.run_id, before)
+        except StateLostError:
+            raise
+        except SyncStoreError as exc:
+            now = time.monotonic()
+            if self.outage is None:
+                self.outage = now
+                err(f"waiting for Redis to answer again ({exc.__cause__ or exc})")
+            elif now - self.outage > _OUTAGE_LIMIT:
+                raise
+            return before
+        if self.outage is not None:
+            self.outage = None
+            err("Redis answers again")
+        return status
+
+
 async def _watch(url: str, run_id: str, *, live: bool, wait: bool) -> Any:
     """Poll the run's status (with a live bar when ``live``) until complete or not ``wait``."""
     from enkash_async.sync.redis._saq import run_status
@@ -433,6 +466,7 @@ async def _watch(url: str, run_id: str, *, live: bool, wait: bool) -> Any:
         )
     if not (live or wait):
         return status
+    watching = _Watching(url, run_id)
     with progress(f"run {run_id}", status.rows if live else None) as bar:
         shown = 0
         while True:
@@ -441,7 +475,7 @@ async def _watch(url: str, run_id: str, *, live: bool, wait: bool) -> Any:
             if status.complete:
                 return status
             await asyncio.sleep(_POLL)
-            status = await _still_known(url, run_id, status)
+            status = await watching.next(status)
 
 
 def _print_status(status: Any, elapsed: float | None = None) -> None:
@@ -684,6 +718,7 @@ async def _until_complete(
 
     live = sys.stderr.isatty()
     status = await run_status(url, run_id)
+    watching = _Watching(url, run_id)
     with progress(f"run {run_id}", status.rows if live else None) as bar:
         shown = 0
         while not status.complete:
@@ -693,7 +728,7 @@ async def _until_complete(
                     "above); the run is not complete"
                 )
             await asyncio.sleep(_POLL)
-            status = await _still_known(url, run_id, status)
+            status = await watching.next(status)
             bar.advance(status.settled - shown)
             shown = status.settled
     return status

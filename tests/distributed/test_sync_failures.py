@@ -170,6 +170,40 @@ def test_status_wait_on_a_run_redis_lost_fails_and_points_to_lost_state(
     assert stored < 3000
 
 
+def test_status_wait_rides_out_a_redis_restart_and_sees_the_run_complete(
+    redis_server: RedisServer, redis_url: str, workers: Workers, tmp_path: Path
+) -> None:
+    rows = write_rows(tmp_path / "rows.jsonl", [wire_row(i) for i in range(200)])
+    with FakeEnkashProcess() as fake:
+        environ = fake.environ()
+        submitted = subprocess.run(
+            [*SYNC, "submit", str(rows), "--redis", redis_url],
+            capture_output=True,
+            text=True,
+            env=environ,
+            timeout=60,
+            check=True,
+        )
+        run = submitted.stdout.strip().splitlines()[-1]
+        watching = subprocess.Popen(
+            [*SYNC, "status", run, "--wait", "--redis", redis_url],
+            env=environ,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1)
+        redis_server.stop()  # AOF on: the restart keeps the run
+        time.sleep(2)
+        redis_server.start()
+        workers.start(redis_url, environ)
+        out, errors = watching.communicate(timeout=120)
+
+    assert watching.returncode == 0, errors
+    assert f"run {run} is complete" in out
+    assert errors.count("waiting for Redis to answer again") == 1
+
+
 def test_a_redis_password_is_never_on_a_workers_command_line(
     redis_server: RedisServer, redis_url: str, tmp_path: Path
 ) -> None:
