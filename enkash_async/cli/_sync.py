@@ -3,7 +3,7 @@
     enkash-async sync submit FILE      store FILE as a run; prints the run id last
     enkash-async sync worker           run chunks until SIGINT/SIGTERM (one per process/host)
     enkash-async sync status RUN       outcome counts; a live bar on a terminal
-    enkash-async sync report RUN       rejected and failed rows as JSONL
+    enkash-async sync report RUN       rejected, failed and updated rows as JSONL
     enkash-async sync run FILE --workers 4 --fake   (or just: sync FILE ...)
                                        everything on this machine: a Redis server, the
                                        fake EnKash, 4 worker processes; prints the summary
@@ -95,7 +95,7 @@ def register(commands: Any) -> None:
         "submit": "store FILE as a run in Redis and enqueue its chunks; prints the run id last",
         "worker": "run chunks of every run for this EnKash until SIGINT/SIGTERM",
         "status": "a run's outcome counts (--wait: until it completes)",
-        "report": "a run's rejected and failed rows as JSONL",
+        "report": "a run's rejected, failed and updated rows (with the fields changed) as JSONL",
         "run": "sync FILE on this machine: a Redis, N worker processes (and --fake EnKash); "
         "`sync FILE` is short for it",
     }
@@ -424,10 +424,16 @@ def _dump_tasks() -> None:
     sys.stderr.flush()
 
 
+def _kinds(status: Any) -> tuple[str, ...]:
+    """The outcomes a summary names, as ``customers import`` does: created, updated,
+    unchanged, rejected, failed (and found, from a create-only run, when some were)."""
+    found = ("found",) if status.counts.get("found") else ()
+    return ("created", "updated", "unchanged", *found, "rejected", "failed")
+
+
 def _counts_line(status: Any) -> str:
     counts = status.counts
-    kinds = ("created", "found", "rejected", "failed")
-    return ", ".join(f"{counts.get(kind, 0)} {kind}" for kind in kinds)
+    return ", ".join(f"{counts.get(kind, 0):,} {kind}" for kind in _kinds(status))
 
 
 async def _still_known(url: str, run_id: str, before: Any) -> Any:
@@ -507,9 +513,7 @@ async def _watch(url: str, run_id: str, *, live: bool, wait: bool) -> Any:
 
 
 def _print_status(status: Any, elapsed: float | None = None) -> None:
-    rows = [
-        [kind, status.counts.get(kind, 0)] for kind in ("created", "found", "rejected", "failed")
-    ]
+    rows = [[kind, f"{status.counts.get(kind, 0):,}"] for kind in _kinds(status)]
     rows.append(["rows", status.rows])
     rows.append(["chunks done", f"{status.chunks_done} of {status.chunks}"])
     if elapsed is not None:
@@ -556,13 +560,13 @@ async def _report(args: argparse.Namespace) -> int:
                 if args.output == "-"
                 else stack.enter_context(open(args.output, "w", encoding="utf-8"))
             )
-            async for record in _problem_rows(store):
+            async for record in _problem_rows(store, updated=True):
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
                 written += 1
             out.flush()
     finally:
         await redis.aclose()
-    err(f"{written} rejected or failed rows")
+    err(f"{written} rejected, failed or updated rows")
     return 0
 
 
@@ -718,10 +722,18 @@ async def _write_rejects(url: str, run_id: str, path: str) -> _Listed:
     return listed
 
 
-async def _problem_rows(store: Any) -> AsyncIterator[dict[str, Any]]:
-    """The run's rejected and failed rows, each as import's rejects file writes one."""
+async def _problem_rows(store: Any, *, updated: bool = False) -> AsyncIterator[dict[str, Any]]:
+    """The run's rejected and failed rows, each as import's rejects file writes one; with
+    ``updated``, the updated rows too, each with the fields it ``changed``."""
     async for item in store.outcomes():
-        if item.outcome in ("rejected", "failed"):
+        if updated and item.outcome == "updated":
+            yield {
+                "line": item.line,
+                "uniqueRefNo": item.details.get("uniqueRefNo"),
+                "outcome": "updated",
+                "changed": list(item.details.get("changed") or []),
+            }
+        elif item.outcome in ("rejected", "failed"):
             details = dict(item.details)
             ref = details.pop("uniqueRefNo", details.pop("ref", None))
             reasons = list(details.get("reasons") or []) or [str(details.get("error", ""))]

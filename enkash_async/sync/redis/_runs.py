@@ -23,10 +23,10 @@ from enkash_async.sync.redis._connection import redis_errors, text
 
 __all__ = ["OUTCOMES", "RunStatus", "RunStore", "StoredOutcome"]
 
-#: Every outcome a row can end with.
-OUTCOMES: Final = ("created", "found", "rejected", "failed")
+#: Every outcome a row can end with ("found": a create-only run's row EnKash had).
+OUTCOMES: Final = ("created", "updated", "unchanged", "found", "rejected", "failed")
 
-# Per item: line, value, keep (1: a "found in the checkpoint" that must not replace
+# Per item: line, value, keep (1: a row found done in the checkpoint that must not replace
 # the outcome an earlier attempt recorded for the row, unless that one failed).
 _RECORD: Final = """
 for i = 1, #ARGV, 3 do
@@ -53,13 +53,14 @@ return 1
 
 @attrs.frozen
 class StoredOutcome:
-    """One row's outcome as the run records it: ``details`` (ref, reasons, error) are
-    kept for rejected and failed rows only."""
+    """One row's outcome as the run records it: ``details`` are kept for rejected and
+    failed rows (ref, reasons, error) and updated ones (ref, ``changed``: the wire names
+    of the fields the PATCH changed, ``active`` among them when toggled)."""
 
     line: int
     outcome: str
     details: Mapping[str, Any] = attrs.Factory(dict)
-    #: A "found in the checkpoint" that keeps an earlier attempt's outcome of the row.
+    #: A row found done in the checkpoint: it keeps an earlier attempt's outcome of the row.
     keep_existing: bool = False
 
 

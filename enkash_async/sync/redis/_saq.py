@@ -31,7 +31,7 @@ import secrets
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final
 
 import attrs
@@ -49,7 +49,9 @@ from enkash_async import (
     PasswordCredentials,
     ValidationError,
 )
+from enkash_async._unset import UNSET
 from enkash_async.sync._checkpoint import SyncTarget
+from enkash_async.sync._compare import row_fingerprint
 from enkash_async.sync._core import SyncOutcome, _rejected_ref, sync_rows
 from enkash_async.sync._sources import SourceRow, count_rows, read_file
 from enkash_async.sync.redis._budget import RedisLimiter
@@ -285,7 +287,7 @@ async def _store_rows(store: RunStore, path: str, chunk_rows: int) -> tuple[int,
             rejected += 1
         else:
             ref = row.customer.unique_ref_no
-            item = json.dumps({"line": row.line, "row": row.customer.to_dict()})
+            item = json.dumps(_stored_row(row))
             bucket = bucket_of(ref, chunks)
             pending.setdefault(bucket, []).append(item)
             sizes[bucket] = sizes.get(bucket, 0) + 1
@@ -298,6 +300,54 @@ async def _store_rows(store: RunStore, path: str, chunk_rows: int) -> tuple[int,
     await store.record("rejects", refused)
     await store.write_sizes(sizes)
     return rows, chunks, rejected
+
+
+def _stored_row(row: SourceRow) -> dict[str, Any]:
+    """A valid row as a chunk stores it: the customer, what the row says of the fields a
+    create cannot set (absent: it says nothing), and its fingerprint, so the worker
+    compares and records it exactly as the single-process sync would."""
+    assert row.customer is not None
+    item: dict[str, Any] = {
+        "line": row.line,
+        "row": row.customer.to_dict(),
+        "fingerprint": row_fingerprint(row),
+    }
+    if row.active is not None:
+        item["active"] = row.active
+    if row.assigned_agent is not UNSET:
+        item["assignedAgent"] = row.assigned_agent
+    if row.branch_codes is not UNSET:
+        item["branchCodes"] = None if row.branch_codes is None else list(row.branch_codes)
+    return item
+
+
+def _loaded_row(item: Mapping[str, Any]) -> SourceRow:
+    """A stored row back as the sync core reads it (raises for a malformed one)."""
+    active = item.get("active")
+    agent = item.get("assignedAgent", UNSET)
+    branches = item.get("branchCodes", UNSET)
+    fingerprint = item.get("fingerprint")
+    if not (
+        (active is None or isinstance(active, bool))
+        and (agent is UNSET or agent is None or isinstance(agent, str))
+        and (
+            branches is UNSET
+            or branches is None
+            or (isinstance(branches, list) and all(isinstance(code, str) for code in branches))
+        )
+        and (fingerprint is None or isinstance(fingerprint, str))
+    ):
+        raise ValidationError(
+            [FieldError("row", "a stored row's active, assignedAgent, branchCodes or fingerprint")]
+        )
+    return SourceRow(
+        int(item["line"]),
+        CustomerCreate.from_dict(item["row"]),
+        active=active,
+        assigned_agent=agent,
+        branch_codes=tuple(branches) if isinstance(branches, list) else branches,
+        fingerprint=fingerprint,
+    )
 
 
 async def _enqueue(
@@ -412,15 +462,13 @@ async def _sync_chunk_rows(
     concurrency: int,
     on_outcome: Callable[[SyncOutcome], None],
 ) -> None:
-    """The one call into the engine-independent sync core."""
-    # create_only until the workers store the upsert's outcomes (issue 18, upsert-dist).
+    """The one call into the engine-independent sync core: the upsert."""
     await sync_rows(
         rows,
         client=client,
         checkpoint=checkpoint,
         concurrency=concurrency,
         on_outcome=on_outcome,
-        create_only=True,
     )
 
 
@@ -431,9 +479,13 @@ _KEEPS_EARLIER: Final = ("checkpoint", "another run")
 
 def _stored(outcome: SyncOutcome) -> StoredOutcome:
     kind = outcome.outcome.value
-    if kind in ("created", "found"):
-        return StoredOutcome(outcome.line, kind, keep_existing=outcome.detail in _KEEPS_EARLIER)
+    keep = outcome.detail in _KEEPS_EARLIER
+    if kind in ("created", "found", "unchanged"):
+        return StoredOutcome(outcome.line, kind, keep_existing=keep)
     details: dict[str, Any] = {"line": outcome.line, "uniqueRefNo": outcome.ref}
+    if kind == "updated":
+        details["changed"] = list(outcome.changed)
+        return StoredOutcome(outcome.line, kind, details)
     if outcome.reasons:
         details["reasons"] = list(outcome.reasons)
     if outcome.error is not None:
@@ -596,10 +648,7 @@ class _WorkerJob:
             )
         if chunk in await store.chunks_done():
             return {"rows": 0}
-        rows = []
-        for item in await store.rows(chunk):
-            customer = CustomerCreate.from_dict(item["row"])
-            rows.append(SourceRow(int(item["line"]), customer))
+        rows = [_loaded_row(item) for item in await store.rows(chunk)]
         expected = await store.size(chunk)
         if expected is None or len(rows) != expected:
             raise StateLostError(
