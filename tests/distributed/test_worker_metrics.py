@@ -115,7 +115,7 @@ async def test_a_worker_serves_rows_chunks_requests_429s_and_the_budget_while_it
     assert total(after, "enkash_sync_chunks_total", outcome="done") >= 3
     assert total(after, "enkash_requests_total", operation="customers.create", status="200") >= 300
     assert total(after, "enkash_rate_limited_total") > 0
-    assert total(after, "enkash_retries_total") >= total(after, "enkash_rate_limited_total")
+    assert total(after, "enkash_retries_total") > 0  # a 429 is retried (until retries run out)
     assert 0 < after[("enkash_budget_rate", ())] < 400
     assert after[("enkash_requests_in_flight", ())] == 0
 
