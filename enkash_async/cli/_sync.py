@@ -228,6 +228,18 @@ def _add_options(form: str, parser: argparse.ArgumentParser) -> argparse.Argumen
             help="what the worker logs to stderr (default INFO: each chunk started, finished, "
             "redone)",
         )
+        parser.add_argument(
+            "--metrics-port",
+            type=types.port,
+            help="serve Prometheus metrics at http://HOST:PORT/metrics (0: a free port, "
+            "logged; default: no metrics)",
+        )
+        parser.add_argument(
+            "--metrics-host",
+            type=types.host,
+            default="127.0.0.1",
+            help="the address the metrics server listens on (default %(default)s)",
+        )
     elif form == "status":
         parser.add_argument("run", help="the run id `sync submit` printed")
         parser.add_argument("--wait", action="store_true", help="wait until the run completes")
@@ -388,20 +400,42 @@ async def _worker(args: argparse.Namespace) -> int:
     target = target_from_env(environ)
     settings = _settings(args)
     width = max(100, settings.concurrency * settings.jobs)
-    if args.budget == "local":
-        # Each worker on its own limits: only to compare against the shared budget.
-        local = RequestLimiter(settings.max_concurrency, rate_limit=settings.rate_limit)
-        async with EnkashClient.from_env(environ, limiter=local, max_connections=width) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        hooks = None
+        if args.budget == "local":
+            # Each worker on its own limits: only to compare against the shared budget.
+            limiter: Any = RequestLimiter(settings.max_concurrency, rate_limit=settings.rate_limit)
+        else:
+            limiter = _saq.shared_limiter(url, target, settings)
+            stack.push_async_callback(limiter.aclose)
+        if args.metrics_port is not None:
+            hooks = await _serve_metrics(stack, args, limiter)
+        client = await stack.enter_async_context(
+            EnkashClient.from_env(environ, limiter=limiter, max_connections=width, hooks=hooks)
+        )
+        if args.budget == "local":
             await _saq.run_worker(url, client, target, settings)
-        return 0
-    limiter = _saq.shared_limiter(url, target, settings)
-    try:
-        async with EnkashClient.from_env(environ, limiter=limiter, max_connections=width) as client:
-            err(f"worker {os.getpid()}: chunks for {target.base_url} from Redis")
-            await _saq.run_worker(url, client, target, settings, credentials=_credentials(environ))
-    finally:
-        await limiter.aclose()
+            return 0
+        err(f"worker {os.getpid()}: chunks for {target.base_url} from Redis")
+        await _saq.run_worker(url, client, target, settings, credentials=_credentials(environ))
     return 0
+
+
+async def _serve_metrics(
+    stack: contextlib.AsyncExitStack, args: argparse.Namespace, limiter: Any
+) -> Any:
+    """The worker's Prometheus hooks, served on ``--metrics-port`` until ``stack`` closes."""
+    from enkash_async.sync.redis._metrics import MetricsServerError, PrometheusHooks, serve_metrics
+
+    hooks = PrometheusHooks()
+    budget = limiter if hasattr(limiter, "state") else None
+    try:
+        await stack.enter_async_context(
+            serve_metrics(hooks, args.metrics_port, args.metrics_host, budget=budget)
+        )
+    except MetricsServerError as exc:
+        raise CommandError(str(exc)) from None
+    return hooks
 
 
 def _dump_tasks() -> None:

@@ -838,7 +838,8 @@ async def run_worker(
 
     # A plain coroutine function: SAQ runs any other callable in a thread.
     async def enkash_sync_chunk(ctx: Any, *, run: str, chunk: int) -> dict[str, int]:
-        return await job(ctx, run=run, chunk=chunk)
+        with client._observer.batch("sync.chunk", run=run, chunk=chunk):  # rows, metrics
+            return await job(ctx, run=run, chunk=chunk)
 
     timers: PartialTimersDict = {
         "sweep": settings.sweep,
