@@ -159,6 +159,24 @@ def _budget_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _deactivate_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--deactivate-missing",
+        action="store_true",
+        help="once every chunk is done, deactivate the customers this checkpoint created or "
+        "saw that FILE no longer lists; refused when they are more than --max-deactivate "
+        "of those it knows",
+    )
+    parser.add_argument(
+        "--max-deactivate",
+        type=types.fraction,
+        default=0.10,
+        metavar="SHARE",
+        help="the largest share (0 to 1) of the checkpoint's customers --deactivate-missing "
+        "may deactivate, so a file cut short cannot deactivate them all (default: 0.1)",
+    )
+
+
 def _heartbeat_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--heartbeat",
@@ -191,6 +209,7 @@ def _add_options(form: str, parser: argparse.ArgumentParser) -> argparse.Argumen
             action="store_true",
             help="Redis lost the checkpoint: look every row up before creating it",
         )
+        _deactivate_flags(parser)
         _heartbeat_flag(parser)
     elif form == "worker":
         _budget_flags(parser)
@@ -262,6 +281,7 @@ def _add_options(form: str, parser: argparse.ArgumentParser) -> argparse.Argumen
             help="rows per chunk (one job each), on average (default %(default)s)",
         )
         parser.add_argument("--base-url", help="EnKash's base URL (default: ENKASH_BASE_URL)")
+        _deactivate_flags(parser)
         _budget_flags(parser)
         _heartbeat_flag(parser)
     return parser
@@ -341,6 +361,7 @@ async def _submit(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         settings=WorkerSettings(heartbeat=args.heartbeat),
         lost_state=args.lost_state,
+        deactivate_missing=args.max_deactivate if args.deactivate_missing else None,
     )
     err(
         f"{result.rows} rows in {result.chunks} chunks; {result.enqueued} chunks enqueued now, "
@@ -433,7 +454,17 @@ def _kinds(status: Any) -> tuple[str, ...]:
 
 def _counts_line(status: Any) -> str:
     counts = status.counts
-    return ", ".join(f"{counts.get(kind, 0):,} {kind}" for kind in _kinds(status))
+    line = ", ".join(f"{counts.get(kind, 0):,} {kind}" for kind in _kinds(status))
+    if status.deactivation == "done":
+        line += f", {int(status.meta.get('deactivated', 0)):,} deactivated"
+    elif status.deactivation == "refused":
+        line += ", deactivation refused (nothing was deactivated)"
+    return line
+
+
+def _refused(status: Any) -> bool:
+    """The run's deactivate-missing step was refused, or some deactivation failed."""
+    return status.deactivation == "refused" or bool(int(status.meta.get("deactivate_failed", 0)))
 
 
 async def _still_known(url: str, run_id: str, before: Any) -> Any:
@@ -514,6 +545,11 @@ async def _watch(url: str, run_id: str, *, live: bool, wait: bool) -> Any:
 
 def _print_status(status: Any, elapsed: float | None = None) -> None:
     rows = [[kind, f"{status.counts.get(kind, 0):,}"] for kind in _kinds(status)]
+    if status.deactivating:
+        deactivated = status.meta.get("deactivated", "-" if status.deactivation != "refused" else 0)
+        rows.append(["deactivated (not in the file)", deactivated])
+        if status.meta.get("deactivate_failed", "0") != "0":
+            rows.append(["deactivations failed", status.meta["deactivate_failed"]])
     rows.append(["rows", status.rows])
     rows.append(["chunks done", f"{status.chunks_done} of {status.chunks}"])
     if elapsed is not None:
@@ -522,6 +558,11 @@ def _print_status(status: Any, elapsed: float | None = None) -> None:
     table(f"sync run {status.run}", ["", "rows"], rows)
     if status.complete:
         print(f"run {status.run} is complete: {_counts_line(status)}", flush=True)
+        if status.deactivation == "refused":
+            err(
+                f"{status.meta.get('deactivation_error', 'deactivation refused')}: resubmit "
+                "with a larger --max-deactivate (nothing was deactivated)"
+            )
     else:
         print(
             f"run {status.run} is in progress: {status.settled} of {status.rows} rows "
@@ -666,6 +707,7 @@ async def _run_here(args: argparse.Namespace) -> int:
             chunk_rows=args.chunk_rows,
             settings=_settings(args),
             lost_state=args.lost_state,
+            deactivate_missing=args.max_deactivate if args.deactivate_missing else None,
         )
         err(
             f"run {result.run}: {result.rows} rows in {result.chunks} chunks, "
@@ -688,7 +730,8 @@ async def _run_here(args: argparse.Namespace) -> int:
     _print_status(status, time.monotonic() - started)
     if listed:
         err(f"{listed} rejected or failed rows listed in {listed.path}")
-    return 0 if not (status.counts.get("failed") or status.counts.get("rejected")) else 1
+    problems = status.counts.get("failed") or status.counts.get("rejected") or _refused(status)
+    return 1 if problems else 0
 
 
 class _Listed(int):

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from _dist import Workers, target_of, wire_row, write_rows
 from test_distributed_sync import FAST, HEARTBEAT, wait_for
+from test_sync_cli import sync
 
 from enkash_async import EnkashClient
 from enkash_async.sync.redis._runs import RunStore
@@ -100,3 +101,73 @@ async def test_an_updated_rows_outcome_names_the_fields_it_changed(
         (4, "ERP-0000003")
     ]
     assert sorted(updated[0].details["changed"]) == ["address", "customerKeyContacts"]
+
+
+async def sync_twice(
+    redis_url: str, workers: Workers, tmp_path: Path, fake: FakeEnkashProcess, kept: int
+) -> Any:
+    """Sync 100 rows, then the first ``kept`` of them with deactivate-missing (share
+    0.1); the second run's status."""
+    target = target_of(fake)
+    path = write_rows(tmp_path / "rows.jsonl", [row(i) for i in range(100)])
+    first = await submit(redis_url, str(path), target=target, chunk_rows=25, settings=HEARTBEAT)
+    for _ in range(2):
+        workers.start(redis_url, fake.environ(), "--concurrency", "8", *FAST)
+    await wait_for(redis_url, first.run, lambda status: status.complete)
+    write_rows(path, [row(i) for i in range(kept)])
+    second = await submit(
+        redis_url,
+        str(path),
+        target=target,
+        chunk_rows=25,
+        settings=HEARTBEAT,
+        deactivate_missing=0.1,
+    )
+    return await wait_for(redis_url, second.run, lambda status: status.complete)
+
+
+@pytest.mark.slow
+async def test_deactivate_missing_deactivates_what_the_file_no_longer_lists_once(
+    redis_url: str, workers: Workers, tmp_path: Path
+) -> None:
+    fake = FakeEnkashProcess().start()
+    try:
+        status = await sync_twice(redis_url, workers, tmp_path, fake, kept=95)
+        stats = fake.stats()
+        customers = await in_enkash(fake)
+        shown = sync("status", status.run, "--redis", redis_url, env=fake.environ())
+    finally:
+        fake.stop()
+
+    assert (
+        "is complete: 0 created, 0 updated, 95 unchanged, 0 rejected, 0 failed, 5 deactivated"
+        in shown.stdout
+    )
+
+    assert (status.deactivation, status.meta["deactivated"]) == ("done", "5")
+    assert (status.counts["unchanged"], status.counts["updated"]) == (95, 0)
+    assert stats["requests"].get("deactivate", 0) == 5
+    inactive = sorted(ref for ref, customer in customers.items() if customer.active is False)
+    assert inactive == [f"ERP-{i:07d}" for i in range(95, 100)]
+
+
+@pytest.mark.slow
+async def test_deactivate_missing_above_the_share_is_refused_and_nothing_is_deactivated(
+    redis_url: str, workers: Workers, tmp_path: Path
+) -> None:
+    fake = FakeEnkashProcess().start()
+    try:
+        status = await sync_twice(redis_url, workers, tmp_path, fake, kept=50)
+        stats = fake.stats()
+        customers = await in_enkash(fake)
+        shown = sync("status", status.run, "--redis", redis_url, env=fake.environ())
+    finally:
+        fake.stop()
+
+    assert "deactivation refused (nothing was deactivated)" in shown.stdout
+    assert "--max-deactivate" in shown.stderr
+
+    assert status.deactivation == "refused"
+    assert "refusing to deactivate 50 of the 100" in status.meta["deactivation_error"]
+    assert stats["requests"].get("deactivate", 0) == 0
+    assert all(customer.active is not False for customer in customers.values())
