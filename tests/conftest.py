@@ -29,6 +29,15 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     chosen = config.option.numprocesses is not None or config.option.dist != "no"
     if not chosen and not config.option.collectonly and not config.option.usepdb:
         config.option.numprocesses = "auto"
+        # An idle worker takes tests queued on a busy one, so the run does not end on one
+        # worker's queue behind a long test.
+        config.option.dist = "worksteal"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The `slow` tests first (stable: otherwise in file order), so the workers start the
+    long ones together rather than one worker ending the run alone on them."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture

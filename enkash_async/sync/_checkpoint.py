@@ -29,18 +29,43 @@ from enkash_async.errors import EnkashError, FieldError, ValidationError
 
 __all__ = [
     "DEACTIVATED",
+    "LEASE_ENVIRONMENT",
     "CheckpointError",
     "CheckpointStore",
     "Claim",
     "RefState",
     "SyncTarget",
     "Written",
+    "lease_seconds",
     "owner_id",
     "unknown_state",
 ]
 
 #: Seconds an owner's intents stay its own without a renewal (renewed every third of it).
 LEASE_SECONDS = 30.0
+#: The environment variable that overrides :data:`LEASE_SECONDS` for stores given no
+#: ``lease``: shorter makes a rerun after a crash take over sooner (tests set it), but it
+#: must outlast a stall of the process (a pause longer than it lets another run send).
+LEASE_ENVIRONMENT = "ENKASH_SYNC_LEASE_SECONDS"
+
+
+def lease_seconds() -> float:
+    """The lease a store uses when given none: ``$ENKASH_SYNC_LEASE_SECONDS`` or 30.
+
+    The one place the variable is read; a value that is not a positive number raises
+    :class:`~enkash_async.errors.ValidationError` naming it.
+    """
+    text = os.environ.get(LEASE_ENVIRONMENT)
+    if text is None or not text.strip():
+        return LEASE_SECONDS
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        problem = f"must be a positive number of seconds, got {text!r}"
+        raise ValidationError([FieldError(LEASE_ENVIRONMENT, problem)])
+    return value
 
 
 class CheckpointError(EnkashError):

@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from enkash_async.sync._checkpoint import (
-    LEASE_SECONDS,
     CheckpointError,
     Claim,
     RefState,
     SyncTarget,
     Written,
+    lease_seconds,
     owner_id,
     unknown_state,
 )
@@ -70,8 +70,10 @@ class SqliteCheckpoint:
     """A :class:`~enkash_async.sync.CheckpointStore` in one SQLite file.
 
     ``path`` is the file (created when missing; ``":memory:"`` keeps nothing after
-    :meth:`aclose`); ``target`` and ``run`` name whose checkpoint it is. Raises
-    ``CheckpointError`` when the file cannot be opened, read or written.
+    :meth:`aclose`); ``target`` and ``run`` name whose checkpoint it is. ``lease``: the
+    seconds this run's intents outlive it (a rerun after a crash waits that long for
+    them); default ``$ENKASH_SYNC_LEASE_SECONDS``, else 30. Raises ``CheckpointError``
+    when the file cannot be opened, read or written.
     """
 
     def __init__(
@@ -80,14 +82,14 @@ class SqliteCheckpoint:
         target: SyncTarget,
         run: str = "default",
         *,
-        lease: float = LEASE_SECONDS,
+        lease: float | None = None,
     ) -> None:
         self.path = str(path)
         self.target = target
         self.run = run
         #: This store's name as an intent owner, and the seconds its intents outlive it.
         self.owner = owner_id(run)
-        self.lease = lease
+        self.lease = lease_seconds() if lease is None else lease
         self._pending: dict[str, Written] = {}
         self._lock = asyncio.Lock()
         self._renewer: asyncio.Task[None] | None = None

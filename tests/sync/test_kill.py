@@ -73,6 +73,9 @@ async def test_reruns_after_several_kill_9_leave_exactly_the_files_customers(
             "ENKASH_USERNAME": enkash["username"],
             "ENKASH_PASSWORD": enkash["password"],
             "XDG_STATE_HOME": str(tmp_path / "state"),
+            # A killed run's intents are taken over once its lease runs out: 2 s, not 30,
+            # so each rerun waits that long rather than half a minute (runs never overlap).
+            "ENKASH_SYNC_LEASE_SECONDS": "2",
         }
     )
     seed = random.randrange(1 << 30)
