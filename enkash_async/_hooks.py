@@ -490,6 +490,13 @@ class Observer:
             _PARENT.reset(token)
 
     @staticmethod
+    def count_row(outcome: str) -> None:
+        """Count a row with ``outcome`` in the batch the running task is inside, if any."""
+        batch = _PARENT.get()
+        if batch is not None:
+            batch.row(outcome)
+
+    @staticmethod
     def current() -> CallRecord | None:
         """The observed logical call the running task is inside, if any."""
         return _CURRENT.get()

@@ -3,7 +3,7 @@
     enkash-async sync submit FILE      store FILE as a run; prints the run id last
     enkash-async sync worker           run chunks until SIGINT/SIGTERM (one per process/host)
     enkash-async sync status RUN       outcome counts; a live bar on a terminal
-    enkash-async sync report RUN       rejected and failed rows as JSONL
+    enkash-async sync report RUN       rejected, failed and updated rows as JSONL
     enkash-async sync run FILE --workers 4 --fake   (or just: sync FILE ...)
                                        everything on this machine: a Redis server, the
                                        fake EnKash, 4 worker processes; prints the summary
@@ -95,7 +95,7 @@ def register(commands: Any) -> None:
         "submit": "store FILE as a run in Redis and enqueue its chunks; prints the run id last",
         "worker": "run chunks of every run for this EnKash until SIGINT/SIGTERM",
         "status": "a run's outcome counts (--wait: until it completes)",
-        "report": "a run's rejected and failed rows as JSONL",
+        "report": "a run's rejected, failed and updated rows (with the fields changed) as JSONL",
         "run": "sync FILE on this machine: a Redis, N worker processes (and --fake EnKash); "
         "`sync FILE` is short for it",
     }
@@ -159,6 +159,24 @@ def _budget_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _deactivate_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--deactivate-missing",
+        action="store_true",
+        help="once every chunk is done, deactivate the customers this checkpoint created or "
+        "saw that FILE no longer lists; refused when they are more than --max-deactivate "
+        "of those it knows",
+    )
+    parser.add_argument(
+        "--max-deactivate",
+        type=types.fraction,
+        default=0.10,
+        metavar="SHARE",
+        help="the largest share (0 to 1) of the checkpoint's customers --deactivate-missing "
+        "may deactivate, so a file cut short cannot deactivate them all (default: 0.1)",
+    )
+
+
 def _heartbeat_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--heartbeat",
@@ -191,6 +209,7 @@ def _add_options(form: str, parser: argparse.ArgumentParser) -> argparse.Argumen
             action="store_true",
             help="Redis lost the checkpoint: look every row up before creating it",
         )
+        _deactivate_flags(parser)
         _heartbeat_flag(parser)
     elif form == "worker":
         _budget_flags(parser)
@@ -208,6 +227,18 @@ def _add_options(form: str, parser: argparse.ArgumentParser) -> argparse.Argumen
             choices=["DEBUG", "INFO", "WARNING", "ERROR"],
             help="what the worker logs to stderr (default INFO: each chunk started, finished, "
             "redone)",
+        )
+        parser.add_argument(
+            "--metrics-port",
+            type=types.port,
+            help="serve Prometheus metrics at http://HOST:PORT/metrics (0: a free port, "
+            "logged; default: no metrics)",
+        )
+        parser.add_argument(
+            "--metrics-host",
+            type=types.host,
+            default="127.0.0.1",
+            help="the address the metrics server listens on (default %(default)s)",
         )
     elif form == "status":
         parser.add_argument("run", help="the run id `sync submit` printed")
@@ -250,6 +281,7 @@ def _add_options(form: str, parser: argparse.ArgumentParser) -> argparse.Argumen
             help="rows per chunk (one job each), on average (default %(default)s)",
         )
         parser.add_argument("--base-url", help="EnKash's base URL (default: ENKASH_BASE_URL)")
+        _deactivate_flags(parser)
         _budget_flags(parser)
         _heartbeat_flag(parser)
     return parser
@@ -329,6 +361,7 @@ async def _submit(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         settings=WorkerSettings(heartbeat=args.heartbeat),
         lost_state=args.lost_state,
+        deactivate_missing=args.max_deactivate if args.deactivate_missing else None,
     )
     err(
         f"{result.rows} rows in {result.chunks} chunks; {result.enqueued} chunks enqueued now, "
@@ -367,20 +400,42 @@ async def _worker(args: argparse.Namespace) -> int:
     target = target_from_env(environ)
     settings = _settings(args)
     width = max(100, settings.concurrency * settings.jobs)
-    if args.budget == "local":
-        # Each worker on its own limits: only to compare against the shared budget.
-        local = RequestLimiter(settings.max_concurrency, rate_limit=settings.rate_limit)
-        async with EnkashClient.from_env(environ, limiter=local, max_connections=width) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        hooks = None
+        if args.budget == "local":
+            # Each worker on its own limits: only to compare against the shared budget.
+            limiter: Any = RequestLimiter(settings.max_concurrency, rate_limit=settings.rate_limit)
+        else:
+            limiter = _saq.shared_limiter(url, target, settings)
+            stack.push_async_callback(limiter.aclose)
+        if args.metrics_port is not None:
+            hooks = await _serve_metrics(stack, args, limiter)
+        client = await stack.enter_async_context(
+            EnkashClient.from_env(environ, limiter=limiter, max_connections=width, hooks=hooks)
+        )
+        if args.budget == "local":
             await _saq.run_worker(url, client, target, settings)
-        return 0
-    limiter = _saq.shared_limiter(url, target, settings)
-    try:
-        async with EnkashClient.from_env(environ, limiter=limiter, max_connections=width) as client:
-            err(f"worker {os.getpid()}: chunks for {target.base_url} from Redis")
-            await _saq.run_worker(url, client, target, settings, credentials=_credentials(environ))
-    finally:
-        await limiter.aclose()
+            return 0
+        err(f"worker {os.getpid()}: chunks for {target.base_url} from Redis")
+        await _saq.run_worker(url, client, target, settings, credentials=_credentials(environ))
     return 0
+
+
+async def _serve_metrics(
+    stack: contextlib.AsyncExitStack, args: argparse.Namespace, limiter: Any
+) -> Any:
+    """The worker's Prometheus hooks, served on ``--metrics-port`` until ``stack`` closes."""
+    from enkash_async.sync.redis._metrics import MetricsServerError, PrometheusHooks, serve_metrics
+
+    hooks = PrometheusHooks()
+    budget = limiter if hasattr(limiter, "state") else None
+    try:
+        await stack.enter_async_context(
+            serve_metrics(hooks, args.metrics_port, args.metrics_host, budget=budget)
+        )
+    except MetricsServerError as exc:
+        raise CommandError(str(exc)) from None
+    return hooks
 
 
 def _dump_tasks() -> None:
@@ -390,10 +445,26 @@ def _dump_tasks() -> None:
     sys.stderr.flush()
 
 
+def _kinds(status: Any) -> tuple[str, ...]:
+    """The outcomes a summary names, as ``customers import`` does: created, updated,
+    unchanged, rejected, failed (and found, from a create-only run, when some were)."""
+    found = ("found",) if status.counts.get("found") else ()
+    return ("created", "updated", "unchanged", *found, "rejected", "failed")
+
+
 def _counts_line(status: Any) -> str:
     counts = status.counts
-    kinds = ("created", "found", "rejected", "failed")
-    return ", ".join(f"{counts.get(kind, 0)} {kind}" for kind in kinds)
+    line = ", ".join(f"{counts.get(kind, 0):,} {kind}" for kind in _kinds(status))
+    if status.deactivation == "done":
+        line += f", {int(status.meta.get('deactivated', 0)):,} deactivated"
+    elif status.deactivation == "refused":
+        line += ", deactivation refused (nothing was deactivated)"
+    return line
+
+
+def _refused(status: Any) -> bool:
+    """The run's deactivate-missing step was refused, or some deactivation failed."""
+    return status.deactivation == "refused" or bool(int(status.meta.get("deactivate_failed", 0)))
 
 
 async def _still_known(url: str, run_id: str, before: Any) -> Any:
@@ -488,9 +559,12 @@ async def _watch(url: str, run_id: str, *, live: bool, wait: bool) -> Any:
 
 
 def _print_status(status: Any, elapsed: float | None = None) -> None:
-    rows = [
-        [kind, status.counts.get(kind, 0)] for kind in ("created", "found", "rejected", "failed")
-    ]
+    rows = [[kind, f"{status.counts.get(kind, 0):,}"] for kind in _kinds(status)]
+    if status.deactivating:
+        deactivated = status.meta.get("deactivated", "-" if status.deactivation != "refused" else 0)
+        rows.append(["deactivated (not in the file)", deactivated])
+        if status.meta.get("deactivate_failed", "0") != "0":
+            rows.append(["deactivations failed", status.meta["deactivate_failed"]])
     rows.append(["rows", status.rows])
     rows.append(["chunks done", f"{status.chunks_done} of {status.chunks}"])
     if elapsed is not None:
@@ -499,6 +573,11 @@ def _print_status(status: Any, elapsed: float | None = None) -> None:
     table(f"sync run {status.run}", ["", "rows"], rows)
     if status.complete:
         print(f"run {status.run} is complete: {_counts_line(status)}", flush=True)
+        if status.deactivation == "refused":
+            err(
+                f"{status.meta.get('deactivation_error', 'deactivation refused')}: resubmit "
+                "with a larger --max-deactivate (nothing was deactivated)"
+            )
     else:
         print(
             f"run {status.run} is in progress: {status.settled} of {status.rows} rows "
@@ -537,13 +616,13 @@ async def _report(args: argparse.Namespace) -> int:
                 if args.output == "-"
                 else stack.enter_context(open(args.output, "w", encoding="utf-8"))
             )
-            async for record in _problem_rows(store):
+            async for record in _problem_rows(store, updated=True):
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
                 written += 1
             out.flush()
     finally:
         await redis.aclose()
-    err(f"{written} rejected or failed rows")
+    err(f"{written} rejected, failed or updated rows")
     return 0
 
 
@@ -643,6 +722,7 @@ async def _run_here(args: argparse.Namespace) -> int:
             chunk_rows=args.chunk_rows,
             settings=_settings(args),
             lost_state=args.lost_state,
+            deactivate_missing=args.max_deactivate if args.deactivate_missing else None,
         )
         err(
             f"run {result.run}: {result.rows} rows in {result.chunks} chunks, "
@@ -665,7 +745,8 @@ async def _run_here(args: argparse.Namespace) -> int:
     _print_status(status, time.monotonic() - started)
     if listed:
         err(f"{listed} rejected or failed rows listed in {listed.path}")
-    return 0 if not (status.counts.get("failed") or status.counts.get("rejected")) else 1
+    problems = status.counts.get("failed") or status.counts.get("rejected") or _refused(status)
+    return 1 if problems else 0
 
 
 class _Listed(int):
@@ -699,10 +780,18 @@ async def _write_rejects(url: str, run_id: str, path: str) -> _Listed:
     return listed
 
 
-async def _problem_rows(store: Any) -> AsyncIterator[dict[str, Any]]:
-    """The run's rejected and failed rows, each as import's rejects file writes one."""
+async def _problem_rows(store: Any, *, updated: bool = False) -> AsyncIterator[dict[str, Any]]:
+    """The run's rejected and failed rows, each as import's rejects file writes one; with
+    ``updated``, the updated rows too, each with the fields it ``changed``."""
     async for item in store.outcomes():
-        if item.outcome in ("rejected", "failed"):
+        if updated and item.outcome == "updated":
+            yield {
+                "line": item.line,
+                "uniqueRefNo": item.details.get("uniqueRefNo"),
+                "outcome": "updated",
+                "changed": list(item.details.get("changed") or []),
+            }
+        elif item.outcome in ("rejected", "failed"):
             details = dict(item.details)
             ref = details.pop("uniqueRefNo", details.pop("ref", None))
             reasons = list(details.get("reasons") or []) or [str(details.get("error", ""))]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["count", "fraction", "page_size", "port", "positive", "rate", "seed"]
+__all__ = ["count", "fraction", "host", "page_size", "port", "positive", "rate", "seed"]
 
 
 def _integer(text: str, low: int | None = None, high: int | None = None) -> int:
@@ -53,6 +53,16 @@ def page_size(text: str) -> int:
 def port(text: str) -> int:
     """A TCP port, 0 (any free one) to 65535."""
     return _integer(text, 0, 65535)
+
+
+def host(text: str) -> str:
+    """An address to listen on: an IP address or a host name (no scheme, port or path)."""
+    value = text.strip()
+    if not value or any(c in value for c in "/ ") or value.count(":") == 1:
+        raise argparse.ArgumentTypeError(
+            f"must be an address such as 127.0.0.1 or 0.0.0.0, got {text!r}"
+        )
+    return value
 
 
 def fraction(text: str) -> float:

@@ -41,6 +41,7 @@ from enkash_async import (
     NotFoundError,
     ValidationError,
 )
+from enkash_async._hooks import Observer
 from enkash_async._unset import UNSET
 from enkash_async.sync._checkpoint import DEACTIVATED, CheckpointStore, Claim
 from enkash_async.sync._compare import Change, apply_change, change_for, row_fingerprint
@@ -501,6 +502,7 @@ class _Run:
         if not self.create_only and outcome.ref and outcome.outcome in _ENDS:
             self.seen.settled(outcome.ref, outcome.line, outcome.outcome in _SETTLED)
         self.summary.count(outcome)
+        Observer.count_row(outcome.outcome.value)  # a worker's sync.chunk batch counts it
         if self.on_outcome is not None:
             self.on_outcome(outcome)
 

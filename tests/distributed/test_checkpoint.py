@@ -93,7 +93,14 @@ async def test_a_redone_rows_outcome_replaces_its_first_and_counts_follow(
     await run.record(0, [failed, StoredOutcome(2, "created")])
     await run.record(0, [StoredOutcome(1, "created")])
     status = await run.status()
-    assert status.counts == {"created": 2, "found": 0, "rejected": 0, "failed": 0}
+    assert status.counts == {
+        "created": 2,
+        "updated": 0,
+        "unchanged": 0,
+        "found": 0,
+        "rejected": 0,
+        "failed": 0,
+    }
     assert [item.outcome async for item in run.outcomes()] == ["created", "created"]
 
 

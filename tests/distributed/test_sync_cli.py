@@ -37,7 +37,7 @@ def test_sync_fake_runs_a_file_on_local_workers_and_prints_the_summary(tmp_path:
     done = sync(str(rows), "--workers", "2", "--fake", "--chunk-rows", "20", env=environ)
 
     assert done.returncode == 1, done.stderr  # as import: a rejected row is exit 1
-    assert "is complete: 59 created, 0 found, 1 rejected, 0 failed" in done.stdout
+    assert "is complete: 59 created, 0 updated, 0 unchanged, 1 rejected, 0 failed" in done.stdout
     assert "2 workers" in done.stderr
     (reject,) = [
         json.loads(line) for line in Path(f"{rows}.rejects.jsonl").read_text().splitlines()
@@ -103,10 +103,8 @@ def test_submit_prints_the_run_id_last_and_status_and_report_follow_it(
         fake.stop()
 
     assert status.returncode == 0, status.stderr
-    # created + found: on a loaded machine a create whose reply is late is reconciled (found)
-    counts = status.stdout.split(f"run {run} is complete: ")[1].split(", ")
-    created, found, rejected, failed = (int(part.split()[0]) for part in counts)
-    assert (created + found, rejected, failed) == (29, 1, 0)
+    counts = status.stdout.split(f"run {run} is complete: ")[1].strip().split(", ")
+    assert counts == ["29 created", "0 updated", "0 unchanged", "1 rejected", "0 failed"]
     assert report.returncode == 0, report.stderr
     (reject,) = [json.loads(line) for line in report.stdout.splitlines()]
     assert (reject["outcome"], reject["line"]) == ("rejected", 4)

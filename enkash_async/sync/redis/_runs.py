@@ -5,9 +5,11 @@ rows, chunks, file, ``ready`` once every row is stored), ``rows:N`` (a list of t
 chunk's rows as JSON, deleted when the chunk is done), ``sizes`` (a hash: chunk to its
 rows, so a worker tells a chunk Redis lost rows of), ``out:N`` (a hash: file line to
 outcome; ``out:rejects`` for rows refused at submit), ``counts`` (a hash: outcome to
-rows) and ``done`` (a set of the chunks finished). Outcomes and counts change together
-in one Lua script, so the counts always equal the stored outcomes, and a chunk redone
-after a crash replaces its rows' outcomes instead of adding to them.
+rows), ``done`` (a set of the chunks finished) and, with deactivate-missing, ``listed``
+(every ref the file lists) and ``deactivating`` (the job running that step). Outcomes
+and counts change together in one Lua script, so the counts always equal the stored
+outcomes, and a chunk redone after a crash replaces its rows' outcomes instead of adding
+to them.
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ from enkash_async.sync.redis._connection import redis_errors, text
 
 __all__ = ["OUTCOMES", "RunStatus", "RunStore", "StoredOutcome"]
 
-#: Every outcome a row can end with.
-OUTCOMES: Final = ("created", "found", "rejected", "failed")
+#: Every outcome a row can end with ("found": a create-only run's row EnKash had).
+OUTCOMES: Final = ("created", "updated", "unchanged", "found", "rejected", "failed")
 
-# Per item: line, value, keep (1: a "found in the checkpoint" that must not replace
+# Per item: line, value, keep (1: a row found done in the checkpoint that must not replace
 # the outcome an earlier attempt recorded for the row, unless that one failed).
 _RECORD: Final = """
 for i = 1, #ARGV, 3 do
@@ -53,13 +55,14 @@ return 1
 
 @attrs.frozen
 class StoredOutcome:
-    """One row's outcome as the run records it: ``details`` (ref, reasons, error) are
-    kept for rejected and failed rows only."""
+    """One row's outcome as the run records it: ``details`` are kept for rejected and
+    failed rows (ref, reasons, error) and updated ones (ref, ``changed``: the wire names
+    of the fields the PATCH changed, ``active`` among them when toggled)."""
 
     line: int
     outcome: str
     details: Mapping[str, Any] = attrs.Factory(dict)
-    #: A "found in the checkpoint" that keeps an earlier attempt's outcome of the row.
+    #: A row found done in the checkpoint: it keeps an earlier attempt's outcome of the row.
     keep_existing: bool = False
 
 
@@ -85,14 +88,27 @@ class RunStatus:
         return self.meta.get("ready") == "1"
 
     @property
+    def deactivating(self) -> bool:
+        """The run was submitted with ``--deactivate-missing``."""
+        return bool(self.meta.get("deactivate"))
+
+    @property
+    def deactivation(self) -> str:
+        """``done`` or ``refused`` once the run's deactivate-missing step has ended, else
+        ``""`` (pending, or not asked for)."""
+        return self.meta.get("deactivation", "")
+
+    @property
     def complete(self) -> bool:
-        """Every chunk finished and every submitted row has a final outcome (a run Redis
-        lost, or whose rows it lost, is never complete)."""
+        """Every chunk finished, every submitted row has a final outcome and, with
+        deactivate-missing, that step has ended (a run Redis lost, or whose rows it lost,
+        is never complete)."""
         return (
             self.known
             and self.chunks > 0
             and self.chunks_done >= self.chunks
             and self.settled >= self.rows
+            and (not self.deactivating or self.deactivation in ("done", "refused"))
         )
 
 
@@ -180,6 +196,26 @@ class RunStore:
             pipe.sadd(self.key("done"), chunk)
             pipe.delete(self.key(f"rows:{chunk}"))
             await pipe.execute()
+
+    async def add_listed(self, refs: Sequence[str]) -> None:
+        """Add ``refs`` to the refs the run's file lists (for deactivate-missing)."""
+        if refs:
+            async with redis_errors(self._url, f"storing refs of run {self.run}"):
+                await self._redis.sadd(self.key("listed"), *refs)
+
+    async def iter_listed(self) -> AsyncIterator[str]:
+        """Every ref the run's file lists (as ``add_listed`` stored them)."""
+        async with redis_errors(self._url, f"reading refs of run {self.run}"):
+            async for ref in self._redis.sscan_iter(self.key("listed"), count=1000):
+                yield text(ref)
+
+    async def take_deactivation(self, owner: str) -> bool:
+        """Whether ``owner`` (a job key) runs the run's deactivate-missing step: the first
+        to ask takes it for good, and only a retry of that same job gets it again."""
+        async with redis_errors(self._url, f"writing run {self.run}"):
+            if await self._redis.set(self.key("deactivating"), owner, nx=True):
+                return True
+            return text(await self._redis.get(self.key("deactivating")) or b"") == owner
 
     async def chunks_done(self) -> set[int]:
         """The chunks finished so far."""

@@ -31,7 +31,7 @@ import secrets
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final
 
 import attrs
@@ -49,8 +49,17 @@ from enkash_async import (
     PasswordCredentials,
     ValidationError,
 )
+from enkash_async._unset import UNSET
 from enkash_async.sync._checkpoint import SyncTarget
-from enkash_async.sync._core import SyncOutcome, _rejected_ref, sync_rows
+from enkash_async.sync._compare import row_fingerprint
+from enkash_async.sync._core import (
+    DeactivationRefusedError,
+    KnownRefs,
+    SyncOutcome,
+    _rejected_ref,
+    deactivate_missing,
+    sync_rows,
+)
 from enkash_async.sync._sources import SourceRow, count_rows, read_file
 from enkash_async.sync.redis._budget import RedisLimiter
 from enkash_async.sync.redis._checkpoint import RedisCheckpoint, checkpoint_epoch
@@ -217,17 +226,23 @@ async def submit(
     checkpoint: str = "default",
     settings: WorkerSettings | None = None,
     lost_state: bool = False,
+    deactivate_missing: float | None = None,
 ) -> SubmitResult:
     """Store the rows of ``path`` as run ``run`` (a new id when None) and enqueue its chunks.
 
     Resubmitting a run whose rows are stored enqueues only its unfinished chunks.
     ``checkpoint`` names the checkpoint the run shares with earlier runs of the target
     (refs done there are not created again). ``lost_state``: Redis lost the checkpoint,
-    so every ref not done is looked up before it is created. Raises ``SyncStoreError``
+    so every ref not done is looked up before it is created. ``deactivate_missing`` (a
+    share, 0 to 1): once every chunk is done, one worker deactivates the customers this
+    checkpoint created or saw that the file no longer lists, refused (nothing sent) when
+    they are more than that share of the known ones. Raises ``SyncStoreError``
     when Redis fails, and ``OSError`` or the reader's errors for an unreadable file.
     """
     if chunk_rows < 1:
         raise ValidationError([FieldError("chunk_rows", "must be at least 1")])
+    if deactivate_missing is not None and not 0 <= deactivate_missing <= 1:
+        raise ValidationError([FieldError("deactivate_missing", "must be a share from 0 to 1")])
     settings = settings or WorkerSettings()
     run = run or new_run_id()
     redis = connect(url)
@@ -240,9 +255,12 @@ async def submit(
         if meta.get("ready") != "1":
             await store.reset()
             epoch = await checkpoint_epoch(redis, url, target, checkpoint)
-            rows, chunks, rejected = await _store_rows(store, path, chunk_rows)
+            listing = deactivate_missing is not None
+            rows, chunks, rejected = await _store_rows(store, path, chunk_rows, listing)
+            extra = {} if deactivate_missing is None else {"deactivate": repr(deactivate_missing)}
             await store.write_meta(
                 {
+                    **extra,
                     "target": target.key,
                     "checkpoint": checkpoint,
                     "checkpoint_epoch": epoch,
@@ -268,15 +286,21 @@ async def submit(
     return SubmitResult(run, rows, chunks, enqueued, rejected)
 
 
-async def _store_rows(store: RunStore, path: str, chunk_rows: int) -> tuple[int, int, int]:
-    """Read ``path`` into its chunks; (rows, chunks, rows rejected unsent)."""
+async def _store_rows(
+    store: RunStore, path: str, chunk_rows: int, listing: bool = False
+) -> tuple[int, int, int]:
+    """Read ``path`` into its chunks (and, when ``listing``, every ref it holds, invalid
+    rows' too, into the run's listed refs); (rows, chunks, rows rejected unsent)."""
     chunks = max(1, math.ceil(count_rows(path) / chunk_rows))
     pending: dict[int, list[str]] = {}
     sizes: dict[int, int] = {}
     held = rows = rejected = 0
     refused: list[StoredOutcome] = []
+    listed: list[str] = []
     for row in _read_source(path):
         rows += 1
+        if listing and row.ref:
+            listed.append(row.ref)
         refusal = _rejected_ref(row)  # the core's rule, so both paths reject alike
         if refusal is not None or row.customer is None or not row.customer.unique_ref_no:
             reasons = list(refusal.reasons) if refusal is not None else list(row.problems)
@@ -285,19 +309,69 @@ async def _store_rows(store: RunStore, path: str, chunk_rows: int) -> tuple[int,
             rejected += 1
         else:
             ref = row.customer.unique_ref_no
-            item = json.dumps({"line": row.line, "row": row.customer.to_dict()})
+            item = json.dumps(_stored_row(row))
             bucket = bucket_of(ref, chunks)
             pending.setdefault(bucket, []).append(item)
             sizes[bucket] = sizes.get(bucket, 0) + 1
             held += 1
-        if held >= _STORE_BATCH or len(refused) >= _STORE_BATCH:
+        if held >= _STORE_BATCH or len(refused) >= _STORE_BATCH or len(listed) >= _STORE_BATCH:
             await store.store_rows(pending)
             await store.record("rejects", refused)
-            pending, refused, held = {}, [], 0
+            await store.add_listed(listed)
+            pending, refused, listed, held = {}, [], [], 0
     await store.store_rows(pending)
     await store.record("rejects", refused)
+    await store.add_listed(listed)
     await store.write_sizes(sizes)
     return rows, chunks, rejected
+
+
+def _stored_row(row: SourceRow) -> dict[str, Any]:
+    """A valid row as a chunk stores it: the customer, what the row says of the fields a
+    create cannot set (absent: it says nothing), and its fingerprint, so the worker
+    compares and records it exactly as the single-process sync would."""
+    assert row.customer is not None
+    item: dict[str, Any] = {
+        "line": row.line,
+        "row": row.customer.to_dict(),
+        "fingerprint": row_fingerprint(row),
+    }
+    if row.active is not None:
+        item["active"] = row.active
+    if row.assigned_agent is not UNSET:
+        item["assignedAgent"] = row.assigned_agent
+    if row.branch_codes is not UNSET:
+        item["branchCodes"] = None if row.branch_codes is None else list(row.branch_codes)
+    return item
+
+
+def _loaded_row(item: Mapping[str, Any]) -> SourceRow:
+    """A stored row back as the sync core reads it (raises for a malformed one)."""
+    active = item.get("active")
+    agent = item.get("assignedAgent", UNSET)
+    branches = item.get("branchCodes", UNSET)
+    fingerprint = item.get("fingerprint")
+    if not (
+        (active is None or isinstance(active, bool))
+        and (agent is UNSET or agent is None or isinstance(agent, str))
+        and (
+            branches is UNSET
+            or branches is None
+            or (isinstance(branches, list) and all(isinstance(code, str) for code in branches))
+        )
+        and (fingerprint is None or isinstance(fingerprint, str))
+    ):
+        raise ValidationError(
+            [FieldError("row", "a stored row's active, assignedAgent, branchCodes or fingerprint")]
+        )
+    return SourceRow(
+        int(item["line"]),
+        CustomerCreate.from_dict(item["row"]),
+        active=active,
+        assigned_agent=agent,
+        branch_codes=tuple(branches) if isinstance(branches, list) else branches,
+        fingerprint=fingerprint,
+    )
 
 
 async def _enqueue(
@@ -412,15 +486,13 @@ async def _sync_chunk_rows(
     concurrency: int,
     on_outcome: Callable[[SyncOutcome], None],
 ) -> None:
-    """The one call into the engine-independent sync core."""
-    # create_only until the workers store the upsert's outcomes (issue 18, upsert-dist).
+    """The one call into the engine-independent sync core: the upsert."""
     await sync_rows(
         rows,
         client=client,
         checkpoint=checkpoint,
         concurrency=concurrency,
         on_outcome=on_outcome,
-        create_only=True,
     )
 
 
@@ -431,9 +503,13 @@ _KEEPS_EARLIER: Final = ("checkpoint", "another run")
 
 def _stored(outcome: SyncOutcome) -> StoredOutcome:
     kind = outcome.outcome.value
-    if kind in ("created", "found"):
-        return StoredOutcome(outcome.line, kind, keep_existing=outcome.detail in _KEEPS_EARLIER)
+    keep = outcome.detail in _KEEPS_EARLIER
+    if kind in ("created", "found", "unchanged"):
+        return StoredOutcome(outcome.line, kind, keep_existing=keep)
     details: dict[str, Any] = {"line": outcome.line, "uniqueRefNo": outcome.ref}
+    if kind == "updated":
+        details["changed"] = list(outcome.changed)
+        return StoredOutcome(outcome.line, kind, details)
     if outcome.reasons:
         details["reasons"] = list(outcome.reasons)
     if outcome.error is not None:
@@ -595,11 +671,9 @@ class _WorkerJob:
                 f"{self.target.key}"
             )
         if chunk in await store.chunks_done():
+            await self.deactivate_missing(store, meta, f"{run}:{chunk}")
             return {"rows": 0}
-        rows = []
-        for item in await store.rows(chunk):
-            customer = CustomerCreate.from_dict(item["row"])
-            rows.append(SourceRow(int(item["line"]), customer))
+        rows = [_loaded_row(item) for item in await store.rows(chunk)]
         expected = await store.size(chunk)
         if expected is None or len(rows) != expected:
             raise StateLostError(
@@ -647,7 +721,59 @@ class _WorkerJob:
             await checkpoint.aclose()
         await work.flush()
         await store.finish_chunk(chunk)
+        await self.deactivate_missing(store, meta, f"{run}:{chunk}")
         return {"rows": len(rows), "failed": len(work.failed_lines)}
+
+    async def deactivate_missing(self, store: RunStore, meta: Mapping[str, str], job: str) -> None:
+        """The run's deactivate-missing step, once every chunk is done, by one job (the
+        first to get there; a retry of that job, after its worker died, takes it up again:
+        customers deactivated already are not sent again). A refusal ends the step too."""
+        if not meta.get("deactivate") or meta.get("deactivation"):
+            return
+        status = await store.status()
+        if status.deactivation or status.chunks_done < status.chunks:
+            return
+        if not await store.take_deactivation(job):
+            return
+        checkpoint = RedisCheckpoint(
+            self.redis,
+            self.url,
+            self.target,
+            meta["checkpoint"],
+            epoch=meta.get("checkpoint_epoch") or None,
+        )
+        listed = KnownRefs()
+        try:
+            batch: list[tuple[str]] = []
+            async for ref in store.iter_listed():
+                batch.append((ref,))
+                if len(batch) >= _STORE_BATCH:
+                    listed.add_many(batch)
+                    batch = []
+            listed.add_many(batch)
+            try:
+                summary = await deactivate_missing(
+                    self.client,
+                    checkpoint,
+                    listed,
+                    max_share=float(meta["deactivate"]),
+                    concurrency=self.settings.concurrency,
+                )
+            except DeactivationRefusedError as exc:
+                logger.warning("run %s: %s", store.run, exc)
+                await store.write_meta({"deactivation": "refused", "deactivation_error": str(exc)})
+                return
+        finally:
+            listed.close()
+            await checkpoint.aclose()
+        logger.info("run %s: %d deactivated as missing", store.run, summary.deactivated)
+        await store.write_meta(
+            {
+                "deactivation": "done",
+                "deactivated": summary.deactivated,
+                "deactivate_failed": summary.failed,
+            }
+        )
 
 
 async def wait_for_redis(redis: Any, url: str, *, every: float = 60.0) -> str:
@@ -712,7 +838,8 @@ async def run_worker(
 
     # A plain coroutine function: SAQ runs any other callable in a thread.
     async def enkash_sync_chunk(ctx: Any, *, run: str, chunk: int) -> dict[str, int]:
-        return await job(ctx, run=run, chunk=chunk)
+        with client._observer.batch("sync.chunk", run=run, chunk=chunk):  # rows, metrics
+            return await job(ctx, run=run, chunk=chunk)
 
     timers: PartialTimersDict = {
         "sweep": settings.sweep,

@@ -1,0 +1,173 @@
+"""The distributed sync is an upsert: a file edited and submitted again reaches EnKash,
+with the run counting what was updated and what was left unchanged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _dist import Workers, target_of, wire_row, write_rows
+from test_distributed_sync import FAST, HEARTBEAT, wait_for
+from test_sync_cli import sync
+
+from enkash_async import EnkashClient
+from enkash_async.sync.redis._runs import RunStore
+from enkash_async.sync.redis._saq import submit
+from enkash_async.testing import FakeEnkashProcess
+
+ROWS = 200
+EDITED = range(0, ROWS, ROWS // 10)  # 10 rows spread over every chunk
+
+
+def row(i: int, *, edited: bool = False) -> dict[str, Any]:
+    data = wire_row(i)
+    data["address"] = f"{i} {'New' if edited else 'Old'} Market Road, Pune"
+    data["customerKeyContacts"][0]["email"] = f"{'new' if edited else 'old'}.{i}@example.com"
+    return data
+
+
+async def in_enkash(fake: FakeEnkashProcess) -> dict[str, Any]:
+    """Every customer the fake holds, by ``uniqueRefNo``."""
+    async with EnkashClient(fake.url, token=fake.token) as client:
+        return {customer.unique_ref_no: customer async for customer in client.customers.search()}
+
+
+@pytest.mark.slow
+async def test_a_file_edited_and_submitted_again_updates_the_edited_rows_only(
+    redis_url: str, workers: Workers, tmp_path: Path
+) -> None:
+    fake = FakeEnkashProcess().start()
+    try:
+        target = target_of(fake)
+        path = write_rows(tmp_path / "rows.jsonl", [row(i) for i in range(ROWS)])
+        first = await submit(redis_url, str(path), target=target, chunk_rows=50, settings=HEARTBEAT)
+        for _ in range(2):
+            workers.start(redis_url, fake.environ(), "--concurrency", "8", *FAST)
+        await wait_for(redis_url, first.run, lambda status: status.complete)
+
+        write_rows(path, [row(i, edited=i in EDITED) for i in range(ROWS)])
+        second = await submit(
+            redis_url, str(path), target=target, chunk_rows=50, settings=HEARTBEAT
+        )
+        status = await wait_for(redis_url, second.run, lambda status: status.complete)
+        stats = fake.stats()
+        customers = await in_enkash(fake)
+    finally:
+        fake.stop()
+
+    counts = {kind: status.counts.get(kind, 0) for kind in status.counts}
+    assert counts == {
+        "created": 0,
+        "updated": 10,
+        "unchanged": ROWS - 10,
+        "found": 0,
+        "rejected": 0,
+        "failed": 0,
+    }
+    assert (stats["stored"], stats["duplicate_refs"]) == (ROWS, 0)
+    for i in range(ROWS):
+        customer = customers[f"ERP-{i:07d}"]
+        word = "New" if i in EDITED else "Old"
+        assert customer.address == f"{i} {word} Market Road, Pune"
+        assert customer.customer_key_contacts[0].email == f"{word.lower()}.{i}@example.com"
+
+
+@pytest.mark.slow
+async def test_an_updated_rows_outcome_names_the_fields_it_changed(
+    redis_url: str, redis: Any, workers: Workers, tmp_path: Path
+) -> None:
+    fake = FakeEnkashProcess().start()
+    try:
+        target = target_of(fake)
+        path = write_rows(tmp_path / "rows.jsonl", [row(i) for i in range(20)])
+        first = await submit(redis_url, str(path), target=target, chunk_rows=10, settings=HEARTBEAT)
+        workers.start(redis_url, fake.environ(), "--concurrency", "4", *FAST)
+        await wait_for(redis_url, first.run, lambda status: status.complete)
+        write_rows(path, [row(i, edited=i == 3) for i in range(20)])
+        second = await submit(
+            redis_url, str(path), target=target, chunk_rows=10, settings=HEARTBEAT
+        )
+        await wait_for(redis_url, second.run, lambda status: status.complete)
+    finally:
+        fake.stop()
+
+    updated = [
+        item
+        async for item in RunStore(redis, redis_url, second.run).outcomes()
+        if item.outcome == "updated"
+    ]
+    assert [(item.line, item.details.get("uniqueRefNo")) for item in updated] == [
+        (4, "ERP-0000003")
+    ]
+    assert sorted(updated[0].details["changed"]) == ["address", "customerKeyContacts"]
+
+
+async def sync_twice(
+    redis_url: str, workers: Workers, tmp_path: Path, fake: FakeEnkashProcess, kept: int
+) -> Any:
+    """Sync 100 rows, then the first ``kept`` of them with deactivate-missing (share
+    0.1); the second run's status."""
+    target = target_of(fake)
+    path = write_rows(tmp_path / "rows.jsonl", [row(i) for i in range(100)])
+    first = await submit(redis_url, str(path), target=target, chunk_rows=25, settings=HEARTBEAT)
+    for _ in range(2):
+        workers.start(redis_url, fake.environ(), "--concurrency", "8", *FAST)
+    await wait_for(redis_url, first.run, lambda status: status.complete)
+    write_rows(path, [row(i) for i in range(kept)])
+    second = await submit(
+        redis_url,
+        str(path),
+        target=target,
+        chunk_rows=25,
+        settings=HEARTBEAT,
+        deactivate_missing=0.1,
+    )
+    return await wait_for(redis_url, second.run, lambda status: status.complete)
+
+
+@pytest.mark.slow
+async def test_deactivate_missing_deactivates_what_the_file_no_longer_lists_once(
+    redis_url: str, workers: Workers, tmp_path: Path
+) -> None:
+    fake = FakeEnkashProcess().start()
+    try:
+        status = await sync_twice(redis_url, workers, tmp_path, fake, kept=95)
+        stats = fake.stats()
+        customers = await in_enkash(fake)
+        shown = sync("status", status.run, "--redis", redis_url, env=fake.environ())
+    finally:
+        fake.stop()
+
+    assert (
+        "is complete: 0 created, 0 updated, 95 unchanged, 0 rejected, 0 failed, 5 deactivated"
+        in shown.stdout
+    )
+
+    assert (status.deactivation, status.meta["deactivated"]) == ("done", "5")
+    assert (status.counts["unchanged"], status.counts["updated"]) == (95, 0)
+    assert stats["requests"].get("deactivate", 0) == 5
+    inactive = sorted(ref for ref, customer in customers.items() if customer.active is False)
+    assert inactive == [f"ERP-{i:07d}" for i in range(95, 100)]
+
+
+@pytest.mark.slow
+async def test_deactivate_missing_above_the_share_is_refused_and_nothing_is_deactivated(
+    redis_url: str, workers: Workers, tmp_path: Path
+) -> None:
+    fake = FakeEnkashProcess().start()
+    try:
+        status = await sync_twice(redis_url, workers, tmp_path, fake, kept=50)
+        stats = fake.stats()
+        customers = await in_enkash(fake)
+        shown = sync("status", status.run, "--redis", redis_url, env=fake.environ())
+    finally:
+        fake.stop()
+
+    assert "deactivation refused (nothing was deactivated)" in shown.stdout
+    assert "--max-deactivate" in shown.stderr
+
+    assert status.deactivation == "refused"
+    assert "refusing to deactivate 50 of the 100" in status.meta["deactivation_error"]
+    assert stats["requests"].get("deactivate", 0) == 0
+    assert all(customer.active is not False for customer in customers.values())
