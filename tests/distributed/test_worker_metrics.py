@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 from _dist import Workers, target_of, wire_row, write_rows
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -63,6 +64,7 @@ async def scrape(http: aiohttp.ClientSession, port: int) -> str:
         return await reply.text()
 
 
+@pytest.mark.slow
 async def test_a_worker_serves_rows_chunks_requests_429s_and_the_budget_while_it_runs(
     redis_url: str, workers: Workers, tmp_path: Path
 ) -> None:
