@@ -24,6 +24,7 @@ from types import FrameType
 from typing import Any
 
 from enkash_async import EnkashError, ValidationError, __version__
+from enkash_async._log import configure as configure_logging
 from enkash_async.cli import _commands, _sync
 from enkash_async.cli._ui import CommandError, err, terminal_text
 from enkash_async.sync import SourceError
@@ -50,6 +51,15 @@ def _parser() -> argparse.ArgumentParser:
         "or add --fake to any customers command.",
     )
     parser.add_argument("--version", action="version", version=f"enkash-async {__version__}")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log to stderr: -v a line per call that needed retries or reconciliation, -vv "
+        "also a line per HTTP request (as ENKASH_LOG=info|debug; never a secret); before "
+        "the command: enkash-async -vv customers import FILE",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in REGISTRARS:
         register(commands)
@@ -59,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     args = _parser().parse_args(argv)
+    if args.verbose:
+        configure_logging("info" if args.verbose == 1 else "debug")
     try:
         return _run(args.handler(args))
     except CommandError as exc:

@@ -29,7 +29,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import IO, Any, Final
 
 from enkash_async import (
@@ -496,12 +496,28 @@ class _Watching:
         self.url, self.run_id = url, run_id
         self.outage: float | None = None
 
+    async def first(self) -> Any:
+        """The run's status, once Redis answers."""
+        from enkash_async.sync.redis._saq import run_status
+
+        while True:
+            with self._riding_out():
+                return await run_status(self.url, self.run_id)
+            await asyncio.sleep(_POLL)
+
     async def next(self, before: Any) -> Any:
         """The run's status now, or ``before`` while Redis does not answer."""
+        with self._riding_out():
+            return await _still_known(self.url, self.run_id, before)
+        return before
+
+    @contextlib.contextmanager
+    def _riding_out(self) -> Iterator[None]:
+        """Swallow an unreachable Redis (raising once it has been down too long)."""
         from enkash_async.sync.redis._connection import StateLostError, SyncStoreError
 
         try:
-            status = await _still_known(self.url, self.run_id, before)
+            yield
         except StateLostError:
             raise
         except SyncStoreError as exc:
@@ -511,18 +527,18 @@ class _Watching:
                 err(f"waiting for Redis to answer again ({exc.__cause__ or exc})")
             elif now - self.outage > _OUTAGE_LIMIT:
                 raise
-            return before
+            return
         if self.outage is not None:
             self.outage = None
             err("Redis answers again")
-        return status
 
 
 async def _watch(url: str, run_id: str, *, live: bool, wait: bool) -> Any:
     """Poll the run's status (with a live bar when ``live``) until complete or not ``wait``."""
     from enkash_async.sync.redis._saq import run_status
 
-    status = await run_status(url, run_id)
+    watching = _Watching(url, run_id)
+    status = await (watching.first() if wait else run_status(url, run_id))
     if not status.known:
         raise EnkashError(
             f"Redis has no run {run_id!r}: it was never submitted to this Redis, or Redis "
@@ -531,7 +547,6 @@ async def _watch(url: str, run_id: str, *, live: bool, wait: bool) -> Any:
         )
     if not (live or wait):
         return status
-    watching = _Watching(url, run_id)
     with progress(f"run {run_id}", status.rows if live else None) as bar:
         shown = 0
         while True:

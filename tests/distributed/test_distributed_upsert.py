@@ -171,3 +171,24 @@ async def test_deactivate_missing_above_the_share_is_refused_and_nothing_is_deac
     assert "refusing to deactivate 50 of the 100" in status.meta["deactivation_error"]
     assert stats["requests"].get("deactivate", 0) == 0
     assert all(customer.active is not False for customer in customers.values())
+
+
+@pytest.mark.slow
+async def test_a_deactivate_missing_step_whose_job_the_queue_lost_is_run_again(
+    redis_url: str, redis: Any, workers: Workers, tmp_path: Path
+) -> None:
+    fake = FakeEnkashProcess().start()
+    try:
+        done = await sync_twice(redis_url, workers, tmp_path, fake, kept=95)
+        # As if the step's job was lost before it ran: every chunk done, the step not.
+        store = RunStore(redis, redis_url, done.run)
+        await redis.hdel(store.key("meta"), "deactivation", "deactivated", "deactivate_failed")
+        await redis.delete(store.key("deactivating"))
+        again = await wait_for(redis_url, done.run, lambda status: status.complete)
+        stats = fake.stats()
+    finally:
+        fake.stop()
+
+    # Run again by the workers' lost-chunk reviver; deactivated already, nothing is resent.
+    assert (again.deactivation, again.meta["deactivated"]) == ("done", "0")
+    assert stats["requests"].get("deactivate", 0) == 5

@@ -13,9 +13,11 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 from _dist import Workers, target_of, wire_row, write_rows
 from prometheus_client.parser import text_string_to_metric_families
 
+from enkash_async.sync._checkpoint import SyncTarget
 from enkash_async.sync.redis._saq import WorkerSettings, run_status, submit
 from enkash_async.testing import FakeEnkashProcess
 
@@ -62,6 +64,7 @@ async def scrape(http: aiohttp.ClientSession, port: int) -> str:
         return await reply.text()
 
 
+@pytest.mark.slow
 async def test_a_worker_serves_rows_chunks_requests_429s_and_the_budget_while_it_runs(
     redis_url: str, workers: Workers, tmp_path: Path
 ) -> None:
@@ -120,13 +123,42 @@ async def test_a_worker_serves_rows_chunks_requests_429s_and_the_budget_while_it
     assert after[("enkash_requests_in_flight", ())] == 0
 
 
+async def test_a_chunk_the_worker_cannot_run_counts_as_failed(
+    redis_url: str, workers: Workers, tmp_path: Path
+) -> None:
+    # The run is for another EnKash account than the worker's: its chunk fails, unsent.
+    environ = offline_environ()
+    rows = write_rows(tmp_path / "rows.jsonl", [wire_row(i) for i in range(3)])
+    other = SyncTarget.for_token(environ["ENKASH_BASE_URL"], "another-account")
+    await submit(redis_url, str(rows), target=other, settings=WorkerSettings(heartbeat=2))
+    workers.start(redis_url, environ, "--metrics-port", "0")
+    port = await metrics_port(workers)
+    async with aiohttp.ClientSession() as http:
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            scraped = samples(await scrape(http, port))
+            if total(scraped, "enkash_sync_chunks_total", outcome="failed") >= 1:
+                break
+            assert time.monotonic() < deadline, workers.logs()
+            await asyncio.sleep(0.2)
+
+    assert total(scraped, "enkash_sync_chunks_total", outcome="done") == 0
+    assert total(scraped, "enkash_requests_total") == 0
+
+
+def offline_environ() -> dict[str, str]:
+    """A worker's environment naming an EnKash nothing listens at (no request is sent)."""
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("ENKASH")}
+    environ.update(ENKASH_BASE_URL="http://127.0.0.1:9", ENKASH_TOKEN="not-a-secret-here")
+    return environ
+
+
 def test_a_metrics_port_in_use_is_exit_2_with_one_line(redis_url: str) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        environ = {key: value for key, value in os.environ.items() if not key.startswith("ENKASH")}
-        environ.update(ENKASH_BASE_URL="http://127.0.0.1:9", ENKASH_TOKEN="not-a-secret-here")
+        environ = offline_environ()
         done = subprocess.run(
             [*WORKER, "--redis", redis_url, "--metrics-port", str(port)],
             capture_output=True,

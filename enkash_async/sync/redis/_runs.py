@@ -217,6 +217,12 @@ class RunStore:
                 return True
             return text(await self._redis.get(self.key("deactivating")) or b"") == owner
 
+    async def deactivation_owner(self) -> str | None:
+        """The job key that took the run's deactivate-missing step (None: no job yet)."""
+        async with redis_errors(self._url, f"reading run {self.run}"):
+            owner = await self._redis.get(self.key("deactivating"))
+        return None if owner is None else text(owner)
+
     async def chunks_done(self) -> set[int]:
         """The chunks finished so far."""
         async with redis_errors(self._url, f"reading run {self.run}"):

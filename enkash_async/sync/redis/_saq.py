@@ -278,6 +278,9 @@ async def submit(
             rows, chunks = int(meta["rows"]), int(meta["chunks"])
             rejected = int(meta.get("rejected", 0))
         enqueued = await _enqueue(queue, store, run, range(chunks), settings.heartbeat)
+        step = await _deactivation_chunk(store)
+        if not enqueued and step is not None:
+            enqueued = await _enqueue(queue, store, run, [step], settings.heartbeat, done_too=True)
         async with redis_errors(url, "listing the run"):
             await redis.sadd(_RUNS, run)
     finally:
@@ -375,11 +378,18 @@ def _loaded_row(item: Mapping[str, Any]) -> SourceRow:
 
 
 async def _enqueue(
-    queue: RedisQueue, store: RunStore, run: str, chunks: Iterable[int], heartbeat: int
+    queue: RedisQueue,
+    store: RunStore,
+    run: str,
+    chunks: Iterable[int],
+    heartbeat: int,
+    *,
+    done_too: bool = False,
 ) -> int:
-    """Enqueue the jobs of ``chunks`` not done yet; how many SAQ took (it refuses a key
-    it holds unfinished)."""
-    done = await store.chunks_done()
+    """Enqueue the jobs of ``chunks`` not done yet (``done_too``: done ones as well, for a
+    run's deactivate-missing step); how many SAQ took (it refuses a key it holds
+    unfinished)."""
+    done = set() if done_too else await store.chunks_done()
     enqueued = 0
     async with redis_errors(store._url, f"enqueuing the chunks of run {run}"):
         for chunk in chunks:
@@ -399,6 +409,22 @@ async def _enqueue(
             )
             enqueued += job is not None
     return enqueued
+
+
+async def _deactivation_chunk(store: RunStore) -> int | None:
+    """The chunk whose job is to run the deactivate-missing step of a run whose chunks are
+    all done and whose step has not ended (the job that took it, else the last chunk's);
+    None when there is no such step to run."""
+    status = await store.status()
+    if not (status.known and status.deactivating) or status.deactivation:
+        return None
+    if status.chunks < 1 or status.chunks_done < status.chunks:
+        return None
+    owner = await store.deactivation_owner()
+    run, _, chunk = (owner or "").rpartition(":")
+    if run == store.run and chunk.isdigit() and int(chunk) < status.chunks:
+        return int(chunk)
+    return status.chunks - 1
 
 
 class _Reviver:
@@ -434,6 +460,9 @@ class _Reviver:
                 continue
             done = await store.chunks_done()
             missing = [chunk for chunk in range(status.chunks) if chunk not in done]
+            step = None if missing else await _deactivation_chunk(store)
+            if step is not None:
+                missing = [step]  # every chunk done, the deactivate-missing step not
             async with (
                 redis_errors(self.url, "looking for lost chunks"),
                 self.redis.pipeline(transaction=False) as pipe,
@@ -448,7 +477,9 @@ class _Reviver:
             lost_now.update(f"{run}:{chunk}" for chunk in lost if chunk not in again)
             if again:
                 heartbeat = int(status.meta.get("heartbeat", 10))
-                count = await _enqueue(self.queue, store, run, again, heartbeat)
+                count = await _enqueue(
+                    self.queue, store, run, again, heartbeat, done_too=step is not None
+                )
                 if count:
                     logger.warning(
                         "run %s: chunks %s were lost by the queue; enqueued again", run, again
