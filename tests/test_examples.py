@@ -90,6 +90,33 @@ async def test_the_web_service_posting_a_ref_twice_stores_it_once(
     assert (await edited.json())["customerId"] == (await first.json())["customerId"]
 
 
+async def test_the_web_service_traces_each_enkash_call_under_its_own_span(
+    server: FakeEnkash,
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    from enkash_async import OtelHooks
+
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    app = load_example("web_service").make_app(hooks=OtelHooks(tracer_provider=provider))
+    async with TestClient(TestServer(app)) as http:
+        assert (await http.get("/customers", params={"limit": "5"})).status == 200
+
+    spans = exported.get_finished_spans()
+    (page,) = [span for span in spans if span.name == "customers.search.page"]
+    attempts = [
+        span
+        for span in spans
+        if span.kind is SpanKind.CLIENT and span.parent.span_id == page.context.span_id
+    ]
+    assert [span.attributes["http.response.status_code"] for span in attempts] == [200]
+
+
 async def test_the_web_service_closes_its_client_on_shutdown(server: FakeEnkash) -> None:
     module = load_example("web_service")
     app = module.make_app()
