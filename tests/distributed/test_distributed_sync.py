@@ -61,13 +61,13 @@ async def test_a_killed_workers_chunk_is_redone_and_every_customer_exists_once(
 ) -> None:
     fake = FakeEnkashProcess("--fault-rate", "0.1", "--latency-create", "0.005").start()
     try:
-        rows = write_rows(tmp_path / "rows.jsonl", [wire_row(i) for i in range(2000)])
+        rows = write_rows(tmp_path / "rows.jsonl", [wire_row(i) for i in range(5000)])
         submitted = await submit(
             redis_url, str(rows), target=target_of(fake), chunk_rows=250, settings=HEARTBEAT
         )
         for _ in range(3):
             workers.start(redis_url, fake.environ(), "--concurrency", "16", *FAST)
-        await wait_for(redis_url, submitted.run, lambda status: status.settled >= 400)
+        await wait_for(redis_url, submitted.run, lambda status: status.settled >= 1000)
         victim = workers.processes[0]
         victim.send_signal(signal.SIGKILL)
         victim.wait()
@@ -76,14 +76,14 @@ async def test_a_killed_workers_chunk_is_redone_and_every_customer_exists_once(
     finally:
         fake.stop()
 
-    assert (stats["stored"], stats["unique_refs"], stats["duplicate_refs"]) == (2000, 2000, 0)
+    assert (stats["stored"], stats["unique_refs"], stats["duplicate_refs"]) == (5000, 5000, 0)
     assert stats["faults_injected"].get("after_commit", 0) > 0
     assert status.counts["failed"] == status.counts["rejected"] == 0
-    assert status.settled == 2000
+    assert status.settled == 5000
     redis = aioredis.Redis.from_url(redis_url)
     lines = [item.line async for item in RunStore(redis, redis_url, submitted.run).outcomes()]
     await redis.aclose()
-    assert sorted(lines) == list(range(1, 2001))
+    assert sorted(lines) == list(range(1, 5001))
     assert await max_attempts(redis_url, submitted.run, submitted.chunks) >= 2
 
 
