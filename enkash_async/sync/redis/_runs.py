@@ -187,15 +187,17 @@ class RunStore:
         async with redis_errors(self._url, f"recording outcomes of run {self.run}"):
             await self._record(keys=[self.key(f"out:{chunk}"), self.key("counts")], args=args)
 
-    async def finish_chunk(self, chunk: int) -> None:
-        """Mark ``chunk`` done and drop its stored rows, atomically."""
+    async def finish_chunk(self, chunk: int) -> bool:
+        """Mark ``chunk`` done and drop its stored rows, atomically; whether this call
+        marked it (False: another job of the chunk had, so it counts once)."""
         async with (
             redis_errors(self._url, f"finishing chunk {chunk} of run {self.run}"),
             self._redis.pipeline(transaction=True) as pipe,
         ):
             pipe.sadd(self.key("done"), chunk)
             pipe.delete(self.key(f"rows:{chunk}"))
-            await pipe.execute()
+            added, _ = await pipe.execute()
+        return bool(added)
 
     async def add_listed(self, refs: Sequence[str]) -> None:
         """Add ``refs`` to the refs the run's file lists (for deactivate-missing)."""

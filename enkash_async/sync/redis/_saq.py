@@ -49,6 +49,7 @@ from enkash_async import (
     PasswordCredentials,
     ValidationError,
 )
+from enkash_async._hooks import CallRecord
 from enkash_async._unset import UNSET
 from enkash_async.sync._checkpoint import SyncTarget
 from enkash_async.sync._compare import row_fingerprint
@@ -680,7 +681,8 @@ class _WorkerJob:
         logger.info("chunk %s of run %s: attempt %d", chunk, run, job.attempts)
         try:
             result = await self.sync_chunk(run, chunk)
-            logger.info("chunk %s of run %s: done (%s)", chunk, run, result)
+            state = "done by another job already" if result.get("repeated") else "done"
+            logger.info("chunk %s of run %s: %s (%s)", chunk, run, state, result)
             return result
         finally:
             await _join(beat, stopped)
@@ -703,7 +705,7 @@ class _WorkerJob:
             )
         if chunk in await store.chunks_done():
             await self.deactivate_missing(store, meta, f"{run}:{chunk}")
-            return {"rows": 0}
+            return {"rows": 0, "repeated": 1}
         rows = [_loaded_row(item) for item in await store.rows(chunk)]
         expected = await store.size(chunk)
         if expected is None or len(rows) != expected:
@@ -751,9 +753,11 @@ class _WorkerJob:
             await _join(flusher, work.stopped)
             await checkpoint.aclose()
         await work.flush()
-        await store.finish_chunk(chunk)
+        first = await store.finish_chunk(chunk)
         await self.deactivate_missing(store, meta, f"{run}:{chunk}")
-        return {"rows": len(rows), "failed": len(work.failed_lines)}
+        result = {"rows": len(rows), "failed": len(work.failed_lines)}
+        # Two jobs of one chunk at once (SAQ's sweep): the one that finished it second.
+        return result if first else {**result, "repeated": 1}
 
     async def deactivate_missing(self, store: RunStore, meta: Mapping[str, str], job: str) -> None:
         """The run's deactivate-missing step, once every chunk is done, by one job (the
@@ -875,8 +879,11 @@ async def run_worker(
 
     # A plain coroutine function: SAQ runs any other callable in a thread.
     async def enkash_sync_chunk(ctx: Any, *, run: str, chunk: int) -> dict[str, int]:
-        with client._observer.batch("sync.chunk", run=run, chunk=chunk):  # rows, metrics
-            return await job(ctx, run=run, chunk=chunk)
+        with client._observer.batch("sync.chunk", run=run, chunk=chunk) as batch:  # metrics
+            result = await job(ctx, run=run, chunk=chunk)
+            if result.get("repeated") and isinstance(batch, CallRecord):
+                batch.details["repeated"] = True  # metrics count the chunk done once
+            return result
 
     timers: PartialTimersDict = {
         "sweep": settings.sweep,
