@@ -798,7 +798,13 @@ class _WorkerJob:
                 )
             except DeactivationRefusedError as exc:
                 logger.warning("run %s: %s", store.run, exc)
-                await store.write_meta({"deactivation": "refused", "deactivation_error": str(exc)})
+                await store.write_meta(
+                    {
+                        "deactivation": "refused",
+                        "deactivation_error": str(exc),
+                        "deactivation_share_needed": f"{exc.share_needed:g}",
+                    }
+                )
                 return
         finally:
             listed.close()
