@@ -28,9 +28,7 @@ async def test_a_runs_status_counts_every_request_and_429_its_chunks_met(
         run = await submit(
             redis_url, str(rows), target=target_of(fake), chunk_rows=40, settings=HEARTBEAT
         )
-        workers.start(
-            redis_url, fake.environ(), "--concurrency", "8", "--rate-limit", "400", *FAST
-        )
+        workers.start(redis_url, fake.environ(), "--concurrency", "8", "--rate-limit", "400", *FAST)
         status = await wait_for(redis_url, run.run, lambda status: status.complete)
         workers.stop()  # every chunk job has ended and added its figures
         status = await wait_for(redis_url, run.run, lambda status: status.complete)
