@@ -561,6 +561,25 @@ async def _watch(url: str, run_id: str, *, live: bool, wait: bool) -> Any:
             status = await watching.next(status)
 
 
+def _request_rows(status: Any) -> list[list[Any]]:
+    """What the run's workers sent, and the target's shared budget now."""
+    figures, budget = status.figures, status.budget
+    rows: list[list[Any]] = [
+        ["requests sent", f"{figures.get('requests', 0):,}"],
+        ["429 replies", f"{figures.get('rate_limited', 0):,}"],
+        ["retries", f"{figures.get('retries', 0):,}"],
+    ]
+    if figures.get("no_reply"):
+        rows.append(["requests with no reply", f"{figures['no_reply']:,}"])
+    if budget:
+        window = budget.get("window")
+        rate = budget.get("rate")
+        rows.append(["budget window", "-" if window is None else f"{window:.1f} in flight"])
+        rows.append(["budget rate", "none" if not rate else f"{rate:.1f} requests/s"])
+        rows.append(["leases in flight", f"{budget.get('in_flight', 0):.0f}"])
+    return rows
+
+
 def _print_status(status: Any, elapsed: float | None = None, *, again: str = "") -> None:
     """The run's table and summary line; a refused deactivate-missing step is explained
     on stderr, ``again`` naming how to run it anew."""
@@ -572,6 +591,7 @@ def _print_status(status: Any, elapsed: float | None = None, *, again: str = "")
             rows.append(["deactivations failed", status.meta["deactivate_failed"]])
     rows.append(["rows", status.rows])
     rows.append(["chunks done", f"{status.chunks_done} of {status.chunks}"])
+    rows += _request_rows(status)
     if elapsed is not None:
         rows.append(["elapsed", f"{elapsed:.1f}s"])
         rows.append(["rate", f"{status.settled / elapsed:.0f} rows/s" if elapsed else "-"])

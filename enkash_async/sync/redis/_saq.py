@@ -62,7 +62,7 @@ from enkash_async.sync._core import (
     sync_rows,
 )
 from enkash_async.sync._sources import SourceRow, count_rows, read_file
-from enkash_async.sync.redis._budget import RedisLimiter
+from enkash_async.sync.redis._budget import RedisLimiter, budget_state
 from enkash_async.sync.redis._checkpoint import RedisCheckpoint, checkpoint_epoch
 from enkash_async.sync.redis._connection import (
     REDIS_TIMEOUT,
@@ -75,7 +75,9 @@ from enkash_async.sync.redis._connection import (
     redis_errors,
     text,
 )
+from enkash_async.sync.redis._figures import RunFigures, chunk_figures
 from enkash_async.sync.redis._logins import LoginGate
+from enkash_async.sync.redis._metrics import CHUNK
 from enkash_async.sync.redis._runs import RunStatus, RunStore, StoredOutcome
 
 __all__ = [
@@ -502,7 +504,11 @@ async def run_status(url: str, run: str) -> RunStatus:
     """The progress of ``run``. Raises ``SyncStoreError`` when Redis fails."""
     redis = connect(url)
     try:
-        return await RunStore(redis, url, run).status()
+        status = await RunStore(redis, url, run).status()
+        if "target" not in status.meta:
+            return status
+        budget = await budget_state(redis, url, status.meta["target"])
+        return attrs.evolve(status, budget=budget)
     finally:
         await redis.aclose()
 
@@ -877,13 +883,20 @@ async def run_worker(
         await job.redis.aclose()
         raise
 
+    # Every chunk's requests, 429s and retries, added to its run's figures for `sync status`.
+    figures = RunFigures()
+    client._observer.attach(figures)
+
     # A plain coroutine function: SAQ runs any other callable in a thread.
     async def enkash_sync_chunk(ctx: Any, *, run: str, chunk: int) -> dict[str, int]:
-        with client._observer.batch("sync.chunk", run=run, chunk=chunk) as batch:  # metrics
-            result = await job(ctx, run=run, chunk=chunk)
-            if result.get("repeated") and isinstance(batch, CallRecord):
-                batch.details["repeated"] = True  # metrics count the chunk done once
-            return result
+        with client._observer.batch(CHUNK, run=run, chunk=chunk) as batch:  # rows, metrics
+            try:
+                result = await job(ctx, run=run, chunk=chunk)
+                if result.get("repeated") and isinstance(batch, CallRecord):
+                    batch.details["repeated"] = True  # metrics count the chunk done once
+                return result
+            finally:
+                await _add_figures(job.redis, url, run, chunk_figures(batch.state))
 
     timers: PartialTimersDict = {
         "sweep": settings.sweep,
@@ -934,10 +947,19 @@ async def run_worker(
         reviver.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reviver
+        client._observer.detach(figures)
         await _disconnect(queue)
         await job.redis.aclose()
     if job.refusal is not None:
         raise job.refusal
+
+
+async def _add_figures(redis: Any, url: str, run: str, figures: Mapping[str, int]) -> None:
+    # Figures are for people reading `sync status`: a Redis failure here must not fail a chunk.
+    try:
+        await RunStore(redis, url, run).add_figures(figures)
+    except SyncStoreError as exc:
+        logger.warning("run %s: request figures not recorded (%s)", run, exc)
 
 
 def shared_limiter(url: str, target: SyncTarget, settings: WorkerSettings) -> RedisLimiter:
