@@ -395,6 +395,7 @@ class _NoBatch:
 
     __slots__ = ()
     details: Mapping[str, Any] = {}
+    state: Mapping[str, Any] = {}
 
     def row(self, outcome: str) -> None:
         """Nothing to count."""
@@ -422,6 +423,15 @@ class Observer:
         # told only while their ``live()`` says something records.
         self._auto = automatic
         self._auto_sink = None if automatic is None else _Sink(automatic)
+
+    def attach(self, hooks: object) -> None:
+        """Tell ``hooks`` too, after the client's own, of every call begun from now on
+        (how a sync worker counts each chunk's requests)."""
+        self._user = (*self._user, _Sink(hooks))
+
+    def detach(self, hooks: object) -> None:
+        """Stop telling ``hooks`` (given to :meth:`attach`) of the calls begun from now on."""
+        self._user = tuple(sink for sink in self._user if sink.target is not hooks)
 
     def _sinks(self) -> tuple[_Sink, ...]:
         auto = self._auto

@@ -262,17 +262,11 @@ async def import_file(
     )
     if refusal is not None:
         raise CommandError(
-            f"{refusal}: rerun with --max-deactivate {_share_needed(refusal)} (nothing was "
+            f"{refusal}: rerun with --max-deactivate {refusal.share_needed:g} (nothing was "
             "deactivated)",
             exit_code=1,
         )
     return 1 if summary.rejected or summary.failed else 0
-
-
-def _share_needed(refusal: DeactivationRefusedError) -> str:
-    """The smallest --max-deactivate that lets the refused deactivations through."""
-    share = refusal.missing / refusal.known
-    return f"{min(1.0, (int(share * 1000) + 1) / 1000):g}"
 
 
 async def _interruptible(

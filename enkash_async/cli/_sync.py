@@ -11,8 +11,11 @@
 
 A run whose state Redis lost (flushed, restarted without persistence, evicted) is an
 error, never "complete": resubmit with --lost-state, and every row not known done is
-looked up in EnKash before it is created. Exit codes: 0 every row is in EnKash, 1 some
-row was rejected or failed (or the run failed), 2 bad usage.
+looked up in EnKash before it is created. Exit codes of `sync FILE`: 0 every row is in
+EnKash, 1 some row was rejected or failed, the --deactivate-missing step was refused or a
+deactivation failed (or the run failed), 2 bad usage. `sync status` exits 1 for a failed
+run and for a refused or failed deactivate-missing step, 0 otherwise (it reports rejected
+and failed rows in its counts).
 
 Each takes ``--redis URL`` (default ``REDIS_URL``); EnKash is configured as for every
 other command (``ENKASH_*``). Also runnable as ``python -m enkash_async sync``.
@@ -558,7 +561,28 @@ async def _watch(url: str, run_id: str, *, live: bool, wait: bool) -> Any:
             status = await watching.next(status)
 
 
-def _print_status(status: Any, elapsed: float | None = None) -> None:
+def _request_rows(status: Any) -> list[list[Any]]:
+    """What the run's workers sent, and the target's shared budget now."""
+    figures, budget = status.figures, status.budget
+    rows: list[list[Any]] = [
+        ["requests sent", f"{figures.get('requests', 0):,}"],
+        ["429 replies", f"{figures.get('rate_limited', 0):,}"],
+        ["retries", f"{figures.get('retries', 0):,}"],
+    ]
+    if figures.get("no_reply"):
+        rows.append(["requests with no reply", f"{figures['no_reply']:,}"])
+    if budget:
+        window = budget.get("window")
+        rate = budget.get("rate")
+        rows.append(["budget window", "-" if window is None else f"{window:.1f} in flight"])
+        rows.append(["budget rate", "none" if not rate else f"{rate:.1f} requests/s"])
+        rows.append(["leases in flight", f"{budget.get('in_flight', 0):.0f}"])
+    return rows
+
+
+def _print_status(status: Any, elapsed: float | None = None, *, again: str = "") -> None:
+    """The run's table and summary line; a refused deactivate-missing step is explained
+    on stderr, ``again`` naming how to run it anew."""
     rows = [[kind, f"{status.counts.get(kind, 0):,}"] for kind in _kinds(status)]
     if status.deactivating:
         deactivated = status.meta.get("deactivated", "-" if status.deactivation != "refused" else 0)
@@ -567,6 +591,7 @@ def _print_status(status: Any, elapsed: float | None = None) -> None:
             rows.append(["deactivations failed", status.meta["deactivate_failed"]])
     rows.append(["rows", status.rows])
     rows.append(["chunks done", f"{status.chunks_done} of {status.chunks}"])
+    rows += _request_rows(status)
     if elapsed is not None:
         rows.append(["elapsed", f"{elapsed:.1f}s"])
         rows.append(["rate", f"{status.settled / elapsed:.0f} rows/s" if elapsed else "-"])
@@ -574,9 +599,12 @@ def _print_status(status: Any, elapsed: float | None = None) -> None:
     if status.complete:
         print(f"run {status.run} is complete: {_counts_line(status)}", flush=True)
         if status.deactivation == "refused":
+            share = status.meta.get("deactivation_share_needed")
+            flag = f"--max-deactivate {share}" if share else "a larger --max-deactivate"
             err(
-                f"{status.meta.get('deactivation_error', 'deactivation refused')}: resubmit "
-                "with a larger --max-deactivate (nothing was deactivated)"
+                f"{status.meta.get('deactivation_error', 'deactivation refused')}: "
+                f"{again or 'submit the file again (a new run)'} with --deactivate-missing "
+                f"{flag} (nothing was deactivated)"
             )
     else:
         print(
@@ -596,7 +624,8 @@ async def _status(args: argparse.Namespace) -> int:
 
         status = await run_status(url, args.run)
     _print_status(status)
-    return 0
+    # As `customers import`: a refused (or failed) deactivate-missing step is not a success.
+    return 1 if status.complete and _refused(status) else 0
 
 
 async def _report(args: argparse.Namespace) -> int:
@@ -742,7 +771,7 @@ async def _run_here(args: argparse.Namespace) -> int:
         finally:
             await _stop(processes)
         listed = await _write_rejects(url, result.run, args.rejects or f"{args.file}.rejects.jsonl")
-    _print_status(status, time.monotonic() - started)
+    _print_status(status, time.monotonic() - started, again="run `sync FILE` again")
     if listed:
         err(f"{listed} rejected or failed rows listed in {listed.path}")
     problems = status.counts.get("failed") or status.counts.get("rejected") or _refused(status)

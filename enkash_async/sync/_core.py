@@ -1027,6 +1027,12 @@ class DeactivationRefusedError(EnkashError):
         self.known = known
         self.max_share = max_share
 
+    @property
+    def share_needed(self) -> float:
+        """The smallest ``max_share`` (to a thousandth, at most 1) that lets these
+        deactivations through."""
+        return min(1.0, (int(self.missing / self.known * 1000) + 1) / 1000)
+
     def __reduce__(self) -> Any:
         return (_refused, (str(self), self.missing, self.known, self.max_share))
 

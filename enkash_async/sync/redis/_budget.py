@@ -35,7 +35,7 @@ from enkash_async.errors import FieldError, ValidationError
 from enkash_async.sync._checkpoint import SyncTarget
 from enkash_async.sync.redis._connection import BudgetUnavailableError, redis_errors, target_tag
 
-__all__ = ["RedisLimiter"]
+__all__ = ["RedisLimiter", "budget_keys", "budget_state"]
 
 logger = logging.getLogger("enkash_async.sync")
 
@@ -113,6 +113,27 @@ return removed
 _lease_ids = itertools.count(1)
 
 
+def budget_keys(target: SyncTarget | str) -> tuple[str, str]:
+    """The budget hash and the lease set of ``target`` (or its ``key``)."""
+    tag = target_tag(target)
+    return f"enkash:budget:{tag}", f"enkash:budget:{tag}:leases"
+
+
+async def budget_state(
+    redis: aioredis.Redis, url: str, target: SyncTarget | str
+) -> dict[str, float]:
+    """The shared budget of ``target`` now: ``in_flight`` leases, and ``window`` and
+    ``rate`` once a request was admitted. Raises ``BudgetUnavailableError``."""
+    state, leases = budget_keys(target)
+    async with redis_errors(url, "reading the request budget", BudgetUnavailableError):
+        values = await redis.hmget(state, ["window", "rate"])
+        held = await redis.zcard(leases)
+    found = {
+        name: float(v) for name, v in zip(("window", "rate"), values, strict=False) if v is not None
+    }
+    return {**found, "in_flight": float(held)}
+
+
 class RedisLimiter:
     """A :class:`~enkash_async.Limiter` whose budget is shared, through Redis, by every
     client of every process and machine that names the same ``target``.
@@ -161,8 +182,7 @@ class RedisLimiter:
         self.cooldown = cooldown
         self.lease_ttl = lease_ttl
         self.max_delay = max_delay
-        tag = target_tag(target)
-        self.keys = (f"enkash:budget:{tag}", f"enkash:budget:{tag}:leases")
+        self.keys = budget_keys(target)
         self._owner = f"{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._admit = redis.register_script(_ADMIT)
         self._release = redis.register_script(_RELEASE)
@@ -187,14 +207,11 @@ class RedisLimiter:
 
     async def state(self) -> dict[str, float]:
         """The shared state now: ``window``, ``rate`` (0: no rate limit) and ``in_flight``."""
-        async with redis_errors(self._url, "reading the request budget", BudgetUnavailableError):
-            values = await self._redis.hmget(self.keys[0], ["window", "rate"])
-            held = await self._redis.zcard(self.keys[1])
-        window, rate = (float(v) if v is not None else None for v in values)
+        now = await budget_state(self._redis, self._url, self.target)
         return {
-            "window": window if window is not None else float(self.max_concurrency),
-            "rate": rate if rate is not None else float(self.rate_limit or 0.0),
-            "in_flight": float(held),
+            "window": now.get("window", float(self.max_concurrency)),
+            "rate": now.get("rate", float(self.rate_limit or 0.0)),
+            "in_flight": now["in_flight"],
         }
 
     async def _acquire(self, lease: str) -> tuple[float, int]:

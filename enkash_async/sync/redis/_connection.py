@@ -142,6 +142,7 @@ def text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def target_tag(target: SyncTarget) -> str:
-    """A short, secret-free tag for ``target`` in Redis key names."""
-    return hashlib.sha256(target.key.encode()).hexdigest()[:16]
+def target_tag(target: SyncTarget | str) -> str:
+    """A short, secret-free tag for ``target`` (or its ``key``) in Redis key names."""
+    key = target if isinstance(target, str) else target.key
+    return hashlib.sha256(key.encode()).hexdigest()[:16]

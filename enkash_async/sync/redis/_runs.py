@@ -5,7 +5,8 @@ rows, chunks, file, ``ready`` once every row is stored), ``rows:N`` (a list of t
 chunk's rows as JSON, deleted when the chunk is done), ``sizes`` (a hash: chunk to its
 rows, so a worker tells a chunk Redis lost rows of), ``out:N`` (a hash: file line to
 outcome; ``out:rejects`` for rows refused at submit), ``counts`` (a hash: outcome to
-rows), ``done`` (a set of the chunks finished) and, with deactivate-missing, ``listed``
+rows), ``done`` (a set of the chunks finished), ``figures`` (a hash: the requests, 429
+replies and retries of the run's chunks, summed) and, with deactivate-missing, ``listed``
 (every ref the file lists) and ``deactivating`` (the job running that step). Outcomes
 and counts change together in one Lua script, so the counts always equal the stored
 outcomes, and a chunk redone after a crash replaces its rows' outcomes instead of adding
@@ -76,6 +77,10 @@ class RunStatus:
     chunks_done: int
     counts: Mapping[str, int]
     meta: Mapping[str, str]
+    #: Requests the run's chunks sent, 429 replies, retries, requests with no reply.
+    figures: Mapping[str, int] = attrs.Factory(dict)
+    #: The run's target's shared request budget now (``window``, ``rate``, ``in_flight``).
+    budget: Mapping[str, float] = attrs.Factory(dict)
 
     @property
     def settled(self) -> int:
@@ -187,14 +192,29 @@ class RunStore:
         async with redis_errors(self._url, f"recording outcomes of run {self.run}"):
             await self._record(keys=[self.key(f"out:{chunk}"), self.key("counts")], args=args)
 
-    async def finish_chunk(self, chunk: int) -> None:
-        """Mark ``chunk`` done and drop its stored rows, atomically."""
+    async def finish_chunk(self, chunk: int) -> bool:
+        """Mark ``chunk`` done and drop its stored rows, atomically; whether this call
+        marked it (False: another job of the chunk had, so it counts once)."""
         async with (
             redis_errors(self._url, f"finishing chunk {chunk} of run {self.run}"),
             self._redis.pipeline(transaction=True) as pipe,
         ):
             pipe.sadd(self.key("done"), chunk)
             pipe.delete(self.key(f"rows:{chunk}"))
+            added, _ = await pipe.execute()
+        return bool(added)
+
+    async def add_figures(self, figures: Mapping[str, int]) -> None:
+        """Add a chunk job's request figures to the run's."""
+        if not any(figures.values()):
+            return
+        async with (
+            redis_errors(self._url, f"recording request figures of run {self.run}"),
+            self._redis.pipeline(transaction=True) as pipe,
+        ):
+            for name, value in figures.items():
+                if value:
+                    pipe.hincrby(self.key("figures"), name, value)
             await pipe.execute()
 
     async def add_listed(self, refs: Sequence[str]) -> None:
@@ -238,7 +258,8 @@ class RunStore:
             pipe.hgetall(self.key("meta"))
             pipe.hgetall(self.key("counts"))
             pipe.scard(self.key("done"))
-            meta_raw, counts_raw, done = await pipe.execute()
+            pipe.hgetall(self.key("figures"))
+            meta_raw, counts_raw, done, figures_raw = await pipe.execute()
         meta = {text(k): text(v) for k, v in meta_raw.items()}
         counts = {kind: 0 for kind in OUTCOMES}
         counts.update({text(k): int(v) for k, v in counts_raw.items()})
@@ -249,6 +270,7 @@ class RunStore:
             chunks_done=int(done),
             counts=counts,
             meta=meta,
+            figures={text(k): int(v) for k, v in figures_raw.items()},
         )
 
     async def outcomes(self) -> AsyncIterator[StoredOutcome]:

@@ -49,6 +49,7 @@ from enkash_async import (
     PasswordCredentials,
     ValidationError,
 )
+from enkash_async._hooks import CallRecord
 from enkash_async._unset import UNSET
 from enkash_async.sync._checkpoint import SyncTarget
 from enkash_async.sync._compare import row_fingerprint
@@ -61,7 +62,7 @@ from enkash_async.sync._core import (
     sync_rows,
 )
 from enkash_async.sync._sources import SourceRow, count_rows, read_file
-from enkash_async.sync.redis._budget import RedisLimiter
+from enkash_async.sync.redis._budget import RedisLimiter, budget_state
 from enkash_async.sync.redis._checkpoint import RedisCheckpoint, checkpoint_epoch
 from enkash_async.sync.redis._connection import (
     REDIS_TIMEOUT,
@@ -74,7 +75,9 @@ from enkash_async.sync.redis._connection import (
     redis_errors,
     text,
 )
+from enkash_async.sync.redis._figures import RunFigures, chunk_figures
 from enkash_async.sync.redis._logins import LoginGate
+from enkash_async.sync.redis._metrics import CHUNK
 from enkash_async.sync.redis._runs import RunStatus, RunStore, StoredOutcome
 
 __all__ = [
@@ -501,7 +504,11 @@ async def run_status(url: str, run: str) -> RunStatus:
     """The progress of ``run``. Raises ``SyncStoreError`` when Redis fails."""
     redis = connect(url)
     try:
-        return await RunStore(redis, url, run).status()
+        status = await RunStore(redis, url, run).status()
+        if "target" not in status.meta:
+            return status
+        budget = await budget_state(redis, url, status.meta["target"])
+        return attrs.evolve(status, budget=budget)
     finally:
         await redis.aclose()
 
@@ -680,7 +687,8 @@ class _WorkerJob:
         logger.info("chunk %s of run %s: attempt %d", chunk, run, job.attempts)
         try:
             result = await self.sync_chunk(run, chunk)
-            logger.info("chunk %s of run %s: done (%s)", chunk, run, result)
+            state = "done by another job already" if result.get("repeated") else "done"
+            logger.info("chunk %s of run %s: %s (%s)", chunk, run, state, result)
             return result
         finally:
             await _join(beat, stopped)
@@ -703,7 +711,7 @@ class _WorkerJob:
             )
         if chunk in await store.chunks_done():
             await self.deactivate_missing(store, meta, f"{run}:{chunk}")
-            return {"rows": 0}
+            return {"rows": 0, "repeated": 1}
         rows = [_loaded_row(item) for item in await store.rows(chunk)]
         expected = await store.size(chunk)
         if expected is None or len(rows) != expected:
@@ -751,9 +759,11 @@ class _WorkerJob:
             await _join(flusher, work.stopped)
             await checkpoint.aclose()
         await work.flush()
-        await store.finish_chunk(chunk)
+        first = await store.finish_chunk(chunk)
         await self.deactivate_missing(store, meta, f"{run}:{chunk}")
-        return {"rows": len(rows), "failed": len(work.failed_lines)}
+        result = {"rows": len(rows), "failed": len(work.failed_lines)}
+        # Two jobs of one chunk at once (SAQ's sweep): the one that finished it second.
+        return result if first else {**result, "repeated": 1}
 
     async def deactivate_missing(self, store: RunStore, meta: Mapping[str, str], job: str) -> None:
         """The run's deactivate-missing step, once every chunk is done, by one job (the
@@ -792,7 +802,13 @@ class _WorkerJob:
                 )
             except DeactivationRefusedError as exc:
                 logger.warning("run %s: %s", store.run, exc)
-                await store.write_meta({"deactivation": "refused", "deactivation_error": str(exc)})
+                await store.write_meta(
+                    {
+                        "deactivation": "refused",
+                        "deactivation_error": str(exc),
+                        "deactivation_share_needed": f"{exc.share_needed:g}",
+                    }
+                )
                 return
         finally:
             listed.close()
@@ -867,10 +883,20 @@ async def run_worker(
         await job.redis.aclose()
         raise
 
+    # Every chunk's requests, 429s and retries, added to its run's figures for `sync status`.
+    figures = RunFigures()
+    client._observer.attach(figures)
+
     # A plain coroutine function: SAQ runs any other callable in a thread.
     async def enkash_sync_chunk(ctx: Any, *, run: str, chunk: int) -> dict[str, int]:
-        with client._observer.batch("sync.chunk", run=run, chunk=chunk):  # rows, metrics
-            return await job(ctx, run=run, chunk=chunk)
+        with client._observer.batch(CHUNK, run=run, chunk=chunk) as batch:  # rows, metrics
+            try:
+                result = await job(ctx, run=run, chunk=chunk)
+                if result.get("repeated") and isinstance(batch, CallRecord):
+                    batch.details["repeated"] = True  # metrics count the chunk done once
+                return result
+            finally:
+                await _add_figures(job.redis, url, run, chunk_figures(batch.state))
 
     timers: PartialTimersDict = {
         "sweep": settings.sweep,
@@ -921,10 +947,19 @@ async def run_worker(
         reviver.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reviver
+        client._observer.detach(figures)
         await _disconnect(queue)
         await job.redis.aclose()
     if job.refusal is not None:
         raise job.refusal
+
+
+async def _add_figures(redis: Any, url: str, run: str, figures: Mapping[str, int]) -> None:
+    # Figures are for people reading `sync status`: a Redis failure here must not fail a chunk.
+    try:
+        await RunStore(redis, url, run).add_figures(figures)
+    except SyncStoreError as exc:
+        logger.warning("run %s: request figures not recorded (%s)", run, exc)
 
 
 def shared_limiter(url: str, target: SyncTarget, settings: WorkerSettings) -> RedisLimiter:
