@@ -98,6 +98,11 @@ class RunStatus:
         return bool(self.meta.get("deactivate"))
 
     @property
+    def create_only(self) -> bool:
+        """The run was submitted with ``--create-only``."""
+        return self.meta.get("create_only") == "1"
+
+    @property
     def deactivation(self) -> str:
         """``done`` or ``refused`` once the run's deactivate-missing step has ended, else
         ``""`` (pending, or not asked for)."""
