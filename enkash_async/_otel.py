@@ -110,7 +110,9 @@ class OtelHooks:
             "enkash.sync.rows", unit="{row}", description="Sync rows by outcome."
         )
         self._chunks = meter.create_counter(
-            "enkash.sync.chunks", unit="{chunk}", description="Sync chunks by outcome."
+            "enkash.sync.chunks",
+            unit="{chunk}",
+            description="Sync chunk jobs by outcome (ok: once per chunk; repeated; error).",
         )
 
     def __repr__(self) -> str:
@@ -146,7 +148,9 @@ class OtelHooks:
         if event.reconciled:
             self._reconciled.add(1)
         if event.operation == "sync.chunk":
-            self._chunks.add(1, {"enkash.outcome": event.outcome})
+            # A job whose chunk another job finished is "repeated": "ok" counts each chunk once.
+            repeated = event.outcome == "ok" and event.details.get("repeated")
+            self._chunks.add(1, {"enkash.outcome": "repeated" if repeated else event.outcome})
         if span is None:
             return
         attributes: dict[str, Any] = {

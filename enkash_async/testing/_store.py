@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -148,6 +149,11 @@ def compile_filter(body: Mapping[str, Any]) -> Predicate | None:
     return matches
 
 
+def _record_id(record: Record) -> int:
+    id_: int = record.wire["id"]
+    return id_
+
+
 def _sort_key(field: str) -> Callable[[Record], tuple[bool, Any]]:
     # (is null, value): nulls after every value, and two nulls compare equal.
     return lambda record: (record.wire[field] is None, record.wire[field])
@@ -189,7 +195,10 @@ class Store:
 
     def replace(self, record: Record, wire: dict[str, Any]) -> None:
         """Store ``wire`` in ``record``'s place (same ``id`` and ``customerId``)."""
-        index = self._records.index(record)
+        # By id, not list.index: a PATCH of a million customers' store stays O(log n).
+        index = bisect_left(self._records, record.wire["id"], key=_record_id)
+        if index == len(self._records) or self._records[index] is not record:
+            index = self._records.index(record)  # ValueError: not stored
         new = Record(wire)
         self._records[index] = new
         self._by_customer_id[wire["customerId"]] = new
@@ -241,10 +250,25 @@ class Store:
             self._orders[key] = ordered
         return ordered
 
+    def _by_ids(self, ids: Iterable[str], order_by: str, descending: bool) -> list[Record]:
+        """The records of ``ids`` in the order :meth:`_ordered` gives them."""
+        found = (self._by_customer_id.get(customer_id) for customer_id in ids)
+        records = sorted(dict.fromkeys(r for r in found if r is not None), key=_record_id)
+        if order_by == "id":
+            return records[::-1] if descending else records
+        # Stable from id order, as _ordered's sort: ties keep ascending ids.
+        return sorted(records, key=_sort_key(order_by), reverse=descending)
+
     def search(self, body: Mapping[str, Any], paging: Paging) -> tuple[Sequence[Record], int]:
         """One page of the customers matching ``body``, and how many match in all."""
-        ordered = self._ordered(paging.order_by, paging.descending)
         predicate = compile_filter(body)
+        ids = body.get("customerIds")
+        if ids and predicate is not None:
+            # A read by ids (a sync's batch of 100) looks them up, not a pass over all.
+            ordered = self._by_ids(ids, paging.order_by, paging.descending)
+            matched = [record for record in ordered if predicate(record.wire)]
+            return matched[paging.offset : paging.offset + paging.limit], len(matched)
+        ordered = self._ordered(paging.order_by, paging.descending)
         if predicate is None:
             matched = ordered
         else:

@@ -174,6 +174,19 @@ async def test_create_many_is_a_parent_span_with_counts(
     assert all(s.parent is not None and s.parent.span_id == batch.context.span_id for s in creates)
 
 
+async def test_a_sync_chunk_job_whose_chunk_another_job_finished_counts_as_repeated(
+    server: FakeEnkash, telemetry: Telemetry
+) -> None:
+    async with _client(server, telemetry) as client:
+        for repeated in (False, True):
+            with client._observer.batch("sync.chunk", run="R", chunk=0) as batch:
+                if repeated:  # as the worker marks a job that found its chunk done
+                    batch.details["repeated"] = True
+
+    assert telemetry.total("enkash.sync.chunks", **{"enkash.outcome": "ok"}) == 1
+    assert telemetry.total("enkash.sync.chunks", **{"enkash.outcome": "repeated"}) == 1
+
+
 async def test_a_refused_login_is_an_error_span_and_counted(
     server: FakeEnkash, telemetry: Telemetry
 ) -> None:

@@ -185,6 +185,43 @@ async def test_order_by_sorts_on_the_field_and_breaks_ties_by_ascending_id(
             assert a > b  # so nulls come first
 
 
+@pytest.mark.parametrize(
+    ("field", "direction"), [("id", "DESC"), ("legalName", "ASC"), ("dsoMedian", "DESC")]
+)
+async def test_a_customer_ids_search_is_ordered_and_filtered_like_any_search(
+    api: Api, field: str, direction: str
+) -> None:
+    every = await api.search_all({"customerStatus": "ACTIVE"}, orderBy=field, direction=direction)
+    ids = [c["customerId"] for c in api.server.customers[::4]]
+    chosen = set(ids)
+
+    data = await api.search_all(
+        {"customerIds": [*ids, ids[0], "KCNOSUCHCUSTOMER"], "customerStatus": "ACTIVE"},
+        orderBy=field,
+        direction=direction,
+    )
+
+    assert [c["id"] for c in data] == [c["id"] for c in every if c["customerId"] in chosen]
+    assert data, "the case should match something"
+
+
+async def test_a_patched_customer_keeps_its_place_in_id_order(api: Api) -> None:
+    before = await api.search_all({})
+    patched = before[200]["customerId"]
+    url = f"{api.server.url}/api/v0/customer/{patched}"
+    headers = {"Authorization": f"Bearer {api.server.token}"}
+    async with api.http.patch(url, json={"address": "1 New Road"}, headers=headers) as reply:
+        assert reply.status == 200, await reply.read()
+
+    after = await api.search_all({})
+
+    assert [c["id"] for c in after] == [c["id"] for c in before]
+    assert after[200]["address"] == "1 New Road"
+    assert [c for c in after if c["customerId"] != patched] == [
+        c for c in before if c["customerId"] != patched
+    ]
+
+
 async def test_pages_tile_the_whole_ordered_result_without_gaps_or_repeats(api: Api) -> None:
     full = await api.search_all({"customerStatus": "ACTIVE"}, orderBy="legalName")
     pages: list[Customer] = []

@@ -2,10 +2,11 @@
 
 :class:`PrometheusHooks` is a hooks object (see ``enkash_async._hooks``) counting what
 the worker's client does: requests by operation and status, 429 replies, retries, rows
-by outcome and chunks done or failed (the ``sync.chunk`` batch the worker opens around
-each job). Its gauges show this worker's requests in flight and the shared budget's
-rate, window and leases in flight, read from the limiter every second by
-:func:`serve_metrics`, which also serves ``/metrics`` over HTTP.
+by outcome (work done: a row worked twice counts twice) and chunk jobs done (once per
+chunk), repeated or failed (the ``sync.chunk`` batch the worker opens around each job).
+Its gauges show this worker's requests in flight and the shared budget's rate, window
+and leases in flight, read from the limiter every second by :func:`serve_metrics`, which
+also serves ``/metrics`` over HTTP.
 
 Each instance has its own ``CollectorRegistry`` (not prometheus-client's global one),
 so tests and several workers in one process do not clash. Needs ``prometheus-client``
@@ -33,6 +34,15 @@ logger = logging.getLogger("enkash_async.sync")
 #: The operation of the batch a worker opens around each chunk it runs.
 CHUNK = "sync.chunk"
 _ROW_OUTCOMES = ("created", "found", "updated", "unchanged", "rejected", "failed")
+
+
+def chunk_outcome(event: CallEnded) -> str:
+    """How a ``sync.chunk`` job ended: ``done`` (it finished its chunk: once per chunk,
+    however often SAQ runs the chunk's job), ``repeated`` (another job of the chunk had
+    finished it) or ``failed``."""
+    if event.outcome != "ok":
+        return "failed"
+    return "repeated" if event.details.get("repeated") else "done"
 
 
 class MetricsServerError(EnkashError):
@@ -66,12 +76,17 @@ class PrometheusHooks:
         )
         self.rows = Counter(
             "enkash_sync_rows",
-            "row outcomes of chunks (a row tried again in a later pass counts again)",
+            "row outcomes of chunk jobs, as work done (a row tried again, in a later pass or "
+            "a chunk's job run again, counts again)",
             ["outcome"],
             registry=r,
         )
         self.chunks = Counter(
-            "enkash_sync_chunks", "chunk jobs ended, done or failed", ["outcome"], registry=r
+            "enkash_sync_chunks",
+            "chunk jobs ended: done (once per chunk), repeated (another job of the chunk "
+            "finished it) or failed",
+            ["outcome"],
+            registry=r,
         )
         self.in_flight = Gauge(
             "enkash_requests_in_flight", "this worker's requests awaiting a reply", registry=r
@@ -91,7 +106,7 @@ class PrometheusHooks:
         )
         for outcome in _ROW_OUTCOMES:
             self.rows.labels(outcome)
-        for outcome in ("done", "failed"):
+        for outcome in ("done", "repeated", "failed"):
             self.chunks.labels(outcome)
 
     def request_sent(self, event: RequestSent) -> None:
@@ -113,7 +128,7 @@ class PrometheusHooks:
 
     def call_ended(self, event: CallEnded) -> None:
         if event.operation == CHUNK:
-            self.chunks.labels("done" if event.outcome == "ok" else "failed").inc()
+            self.chunks.labels(chunk_outcome(event)).inc()
 
     async def watch_budget(self, budget: _Budget, every: float = 1.0) -> None:
         """Copy ``budget.state()`` into the gauges every ``every`` seconds, forever (a

@@ -98,6 +98,11 @@ class RunStatus:
         return bool(self.meta.get("deactivate"))
 
     @property
+    def create_only(self) -> bool:
+        """The run was submitted with ``--create-only``."""
+        return self.meta.get("create_only") == "1"
+
+    @property
     def deactivation(self) -> str:
         """``done`` or ``refused`` once the run's deactivate-missing step has ended, else
         ``""`` (pending, or not asked for)."""
@@ -192,15 +197,17 @@ class RunStore:
         async with redis_errors(self._url, f"recording outcomes of run {self.run}"):
             await self._record(keys=[self.key(f"out:{chunk}"), self.key("counts")], args=args)
 
-    async def finish_chunk(self, chunk: int) -> None:
-        """Mark ``chunk`` done and drop its stored rows, atomically."""
+    async def finish_chunk(self, chunk: int) -> bool:
+        """Mark ``chunk`` done and drop its stored rows, atomically; whether this call
+        marked it (False: another job of the chunk had, so it counts once)."""
         async with (
             redis_errors(self._url, f"finishing chunk {chunk} of run {self.run}"),
             self._redis.pipeline(transaction=True) as pipe,
         ):
             pipe.sadd(self.key("done"), chunk)
             pipe.delete(self.key(f"rows:{chunk}"))
-            await pipe.execute()
+            added, _ = await pipe.execute()
+        return bool(added)
 
     async def add_figures(self, figures: Mapping[str, int]) -> None:
         """Add a chunk job's request figures to the run's."""

@@ -49,6 +49,7 @@ from enkash_async import (
     PasswordCredentials,
     ValidationError,
 )
+from enkash_async._hooks import CallRecord
 from enkash_async._unset import UNSET
 from enkash_async.sync._checkpoint import SyncTarget
 from enkash_async.sync._compare import row_fingerprint
@@ -229,6 +230,7 @@ async def submit(
     settings: WorkerSettings | None = None,
     lost_state: bool = False,
     deactivate_missing: float | None = None,
+    create_only: bool = False,
 ) -> SubmitResult:
     """Store the rows of ``path`` as run ``run`` (a new id when None) and enqueue its chunks.
 
@@ -238,7 +240,10 @@ async def submit(
     so every ref not done is looked up before it is created. ``deactivate_missing`` (a
     share, 0 to 1): once every chunk is done, one worker deactivates the customers this
     checkpoint created or saw that the file no longer lists, refused (nothing sent) when
-    they are more than that share of the known ones. Raises ``SyncStoreError``
+    they are more than that share of the known ones. ``create_only``: every worker syncs
+    the run's rows as ``customers import --create-only`` does (a customer EnKash has is
+    ``found``, never compared or updated). ``lost_state``, ``deactivate_missing`` and
+    ``create_only`` are the run's from its first submit. Raises ``SyncStoreError``
     when Redis fails, and ``OSError`` or the reader's errors for an unreadable file.
     """
     if chunk_rows < 1:
@@ -273,6 +278,7 @@ async def submit(
                     "submitted": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "heartbeat": settings.heartbeat,
                     "lost_state": int(lost_state),
+                    "create_only": int(create_only),
                     "ready": "1",
                 }
             )
@@ -522,14 +528,17 @@ async def _sync_chunk_rows(
     checkpoint: RedisCheckpoint,
     concurrency: int,
     on_outcome: Callable[[SyncOutcome], None],
+    create_only: bool = False,
 ) -> None:
-    """The one call into the engine-independent sync core: the upsert."""
+    """The one call into the engine-independent sync core: the upsert (``create_only``:
+    the create-only sync)."""
     await sync_rows(
         rows,
         client=client,
         checkpoint=checkpoint,
         concurrency=concurrency,
         on_outcome=on_outcome,
+        create_only=create_only,
     )
 
 
@@ -686,7 +695,8 @@ class _WorkerJob:
         logger.info("chunk %s of run %s: attempt %d", chunk, run, job.attempts)
         try:
             result = await self.sync_chunk(run, chunk)
-            logger.info("chunk %s of run %s: done (%s)", chunk, run, result)
+            state = "done by another job already" if result.get("repeated") else "done"
+            logger.info("chunk %s of run %s: %s (%s)", chunk, run, state, result)
             return result
         finally:
             await _join(beat, stopped)
@@ -709,7 +719,7 @@ class _WorkerJob:
             )
         if chunk in await store.chunks_done():
             await self.deactivate_missing(store, meta, f"{run}:{chunk}")
-            return {"rows": 0}
+            return {"rows": 0, "repeated": 1}
         rows = [_loaded_row(item) for item in await store.rows(chunk)]
         expected = await store.size(chunk)
         if expected is None or len(rows) != expected:
@@ -741,6 +751,8 @@ class _WorkerJob:
                     checkpoint=checkpoint,
                     concurrency=self.settings.concurrency,
                     on_outcome=work.on_outcome,
+                    # The run's mode, set at submit: every worker syncs its chunks alike.
+                    create_only=meta.get("create_only") == "1",
                 )
                 if work.store_failure is not None:
                     raise work.store_failure
@@ -757,9 +769,11 @@ class _WorkerJob:
             await _join(flusher, work.stopped)
             await checkpoint.aclose()
         await work.flush()
-        await store.finish_chunk(chunk)
+        first = await store.finish_chunk(chunk)
         await self.deactivate_missing(store, meta, f"{run}:{chunk}")
-        return {"rows": len(rows), "failed": len(work.failed_lines)}
+        result = {"rows": len(rows), "failed": len(work.failed_lines)}
+        # Two jobs of one chunk at once (SAQ's sweep): the one that finished it second.
+        return result if first else {**result, "repeated": 1}
 
     async def deactivate_missing(self, store: RunStore, meta: Mapping[str, str], job: str) -> None:
         """The run's deactivate-missing step, once every chunk is done, by one job (the
@@ -887,7 +901,10 @@ async def run_worker(
     async def enkash_sync_chunk(ctx: Any, *, run: str, chunk: int) -> dict[str, int]:
         with client._observer.batch(CHUNK, run=run, chunk=chunk) as batch:  # rows, metrics
             try:
-                return await job(ctx, run=run, chunk=chunk)
+                result = await job(ctx, run=run, chunk=chunk)
+                if result.get("repeated") and isinstance(batch, CallRecord):
+                    batch.details["repeated"] = True  # metrics count the chunk done once
+                return result
             finally:
                 await _add_figures(job.redis, url, run, chunk_figures(batch.state))
 
