@@ -701,6 +701,13 @@ class _WorkerJob:
         finally:
             await _join(beat, stopped)
 
+    async def _done_already(
+        self, store: RunStore, meta: Mapping[str, str], run: str, chunk: int
+    ) -> dict[str, int]:
+        """A job of a chunk another job finished: nothing to send but the run's last step."""
+        await self.deactivate_missing(store, meta, f"{run}:{chunk}")
+        return {"rows": 0, "repeated": 1}
+
     async def sync_chunk(self, run: str, chunk: int) -> dict[str, int]:
         store = RunStore(self.redis, self.url, run)
         meta = await store.meta()
@@ -718,11 +725,14 @@ class _WorkerJob:
                 f"{self.target.key}"
             )
         if chunk in await store.chunks_done():
-            await self.deactivate_missing(store, meta, f"{run}:{chunk}")
-            return {"rows": 0, "repeated": 1}
+            return await self._done_already(store, meta, run, chunk)
         rows = [_loaded_row(item) for item in await store.rows(chunk)]
         expected = await store.size(chunk)
         if expected is None or len(rows) != expected:
+            # Finishing a chunk drops its rows and marks it done at once: rows gone and the
+            # chunk done means another job of it finished meanwhile, not that Redis lost them.
+            if chunk in await store.chunks_done():
+                return await self._done_already(store, meta, run, chunk)
             raise StateLostError(
                 f"chunk {chunk} of run {run!r} has {len(rows)} of its "
                 f"{'unknown number of' if expected is None else expected} rows in Redis: "
