@@ -181,6 +181,7 @@ async def test_the_bulk_worker_creates_each_csv_row_exactly_once_when_replies_ar
     assert server.stats.faults_injected["after_commit"] == 5
 
 
+@pytest.mark.slow
 async def test_the_bulk_worker_run_twice_stores_each_csv_row_once(server: FakeEnkash) -> None:
     sample = EXAMPLES / "customers.csv"
     refs = csv_refs(sample)
@@ -196,6 +197,7 @@ async def test_the_bulk_worker_run_twice_stores_each_csv_row_once(server: FakeEn
     assert server.stats.requests["create"] == len(refs)
 
 
+@pytest.mark.slow
 async def test_the_bulk_worker_rerun_on_an_edited_row_updates_only_that_row(
     server: FakeEnkash, tmp_path: Path
 ) -> None:

@@ -201,6 +201,7 @@ page_like = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.one_of(json_values, customer_like))
 def test_customer_decoder_succeeds_or_raises_only_enkash_errors(value: Any) -> None:
@@ -224,6 +225,7 @@ def test_page_decoder_succeeds_or_raises_only_enkash_errors(value: Any) -> None:
         assert count is None or isinstance(count, int)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(customer_like)
 def test_a_decoded_customer_encodes_to_strict_json_and_decodes_back_the_same(value: Any) -> None:

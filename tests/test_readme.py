@@ -124,6 +124,7 @@ DOC_BLOCKS = {page: code_blocks(page.read_text(encoding="utf-8"), "python") for 
 DOC_PAGES_WITH_PYTHON = [page for page, blocks in DOC_BLOCKS.items() if blocks]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", DOC_PAGES_WITH_PYTHON, ids=lambda page: page.name)
 async def test_docs_page_blocks_run_in_order_against_the_fake_server(
     server: FakeEnkash, page: Path

@@ -180,6 +180,16 @@ def _deactivate_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _create_only_flag(parser: argparse.ArgumentParser) -> None:
+    # As `customers import --create-only`, also allowed with --deactivate-missing.
+    parser.add_argument(
+        "--create-only",
+        action="store_true",
+        help="only create customers EnKash lacks; never compare or update one it has "
+        "(the import before upserts)",
+    )
+
+
 def _heartbeat_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--heartbeat",
@@ -212,6 +222,7 @@ def _add_options(form: str, parser: argparse.ArgumentParser) -> argparse.Argumen
             action="store_true",
             help="Redis lost the checkpoint: look every row up before creating it",
         )
+        _create_only_flag(parser)
         _deactivate_flags(parser)
         _heartbeat_flag(parser)
     elif form == "worker":
@@ -284,6 +295,7 @@ def _add_options(form: str, parser: argparse.ArgumentParser) -> argparse.Argumen
             help="rows per chunk (one job each), on average (default %(default)s)",
         )
         parser.add_argument("--base-url", help="EnKash's base URL (default: ENKASH_BASE_URL)")
+        _create_only_flag(parser)
         _deactivate_flags(parser)
         _budget_flags(parser)
         _heartbeat_flag(parser)
@@ -365,6 +377,7 @@ async def _submit(args: argparse.Namespace) -> int:
         settings=WorkerSettings(heartbeat=args.heartbeat),
         lost_state=args.lost_state,
         deactivate_missing=args.max_deactivate if args.deactivate_missing else None,
+        create_only=args.create_only,
     )
     err(
         f"{result.rows} rows in {result.chunks} chunks; {result.enqueued} chunks enqueued now, "
@@ -450,7 +463,10 @@ def _dump_tasks() -> None:
 
 def _kinds(status: Any) -> tuple[str, ...]:
     """The outcomes a summary names, as ``customers import`` does: created, updated,
-    unchanged, rejected, failed (and found, from a create-only run, when some were)."""
+    unchanged, rejected, failed (and found, when some were); for a create-only run
+    created, found, rejected, failed."""
+    if status.create_only:
+        return ("created", "found", "rejected", "failed")
     found = ("found",) if status.counts.get("found") else ()
     return ("created", "updated", "unchanged", *found, "rejected", "failed")
 
@@ -752,6 +768,7 @@ async def _run_here(args: argparse.Namespace) -> int:
             settings=_settings(args),
             lost_state=args.lost_state,
             deactivate_missing=args.max_deactivate if args.deactivate_missing else None,
+            create_only=args.create_only,
         )
         err(
             f"run {result.run}: {result.rows} rows in {result.chunks} chunks, "

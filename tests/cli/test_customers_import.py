@@ -126,6 +126,7 @@ async def test_import_sends_at_most_concurrency_creates_at_once(
     assert 2 <= server.stats.peak_in_flight <= 3
 
 
+@pytest.mark.slow
 async def test_import_concurrency_above_the_client_default_is_honoured(
     start: Start, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

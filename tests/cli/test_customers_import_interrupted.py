@@ -8,11 +8,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from _cli import wire_row, write_jsonl
 
 from enkash_async.testing import FakeEnkashProcess
 
 
+@pytest.mark.slow
 def test_ctrl_c_says_what_was_done_and_that_a_rerun_resumes(tmp_path: Path) -> None:
     source = write_jsonl(tmp_path / "customers.jsonl", [wire_row(i) for i in range(1, 2001)])
     with FakeEnkashProcess("--customers", "0", "--latency-create", "0.05") as fake:

@@ -261,6 +261,7 @@ def test_fake_runs_a_search_against_an_embedded_server(
     assert [c["customerId"] for c in exported] == [c["customerId"] for c in expected]
 
 
+@pytest.mark.slow
 def test_a_closed_stdout_pipe_ends_the_command_quietly() -> None:
     command = [
         sys.executable,

@@ -7,6 +7,7 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
 from _dist import Workers, target_of, wire_row, write_rows
 
 from enkash_async.sync.redis._saq import WorkerSettings, run_status, submit
@@ -16,6 +17,7 @@ ROWS = 1200
 RUN_TIMEOUT = 240.0
 
 
+@pytest.mark.slow
 async def test_the_same_file_submitted_twice_at_once_creates_each_customer_once(
     redis_url: str, workers: Workers, tmp_path: Path
 ) -> None:

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 from _dist import Workers, target_of, wire_row, write_rows
+from saq.job import Status
 
 from enkash_async.sync.redis._runs import RunStatus, RunStore
 from enkash_async.sync.redis._saq import (
-    JOB_FUNCTION,
     WorkerSettings,
     make_queue,
     run_status,
@@ -44,15 +44,36 @@ async def wait_for(
         await asyncio.sleep(0.1)
 
 
-async def max_attempts(redis_url: str, run: str, chunks: int) -> int:
-    """The most times any chunk of ``run`` was started."""
+async def kill_a_worker_mid_chunk(
+    redis_url: str, run: str, chunks: int, workers: Workers
+) -> tuple[int, int]:
+    """SIGKILL a worker while it runs a chunk of ``run``: stopped (SIGSTOP) first, then
+    killed only if its chunk is still not done, so the kill always lands mid-chunk. The
+    chunk, and the killed worker's pid."""
+    by_pid = {process.pid: process for process in workers.processes}
     queue = make_queue(redis_url)
+    redis = aioredis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + RUN_TIMEOUT
     try:
-        jobs = await queue.jobs(f"{run}:{chunk}" for chunk in range(chunks))
+        while time.monotonic() < deadline:
+            jobs = await queue.jobs(f"{run}:{chunk}" for chunk in range(chunks))
+            for chunk, job in enumerate(jobs):
+                if job is None or job.status != Status.ACTIVE or not job.worker_id:
+                    continue
+                victim = by_pid.get(int(job.worker_id.split(":")[1]))
+                if victim is None or victim.poll() is not None:
+                    continue
+                victim.send_signal(signal.SIGSTOP)
+                if chunk not in await RunStore(redis, redis_url, run).chunks_done():
+                    victim.send_signal(signal.SIGKILL)
+                    victim.wait()
+                    return chunk, victim.pid
+                victim.send_signal(signal.SIGCONT)
+            await asyncio.sleep(0.02)
     finally:
         await queue.disconnect()
-    assert all(job is not None and job.function == JOB_FUNCTION for job in jobs)
-    return max(job.attempts for job in jobs if job is not None)
+        await redis.aclose()
+    raise AssertionError(f"no worker was seen running a chunk of run {run}")
 
 
 @pytest.mark.slow
@@ -61,30 +82,39 @@ async def test_a_killed_workers_chunk_is_redone_and_every_customer_exists_once(
 ) -> None:
     fake = FakeEnkashProcess("--fault-rate", "0.1", "--latency-create", "0.005").start()
     try:
-        rows = write_rows(tmp_path / "rows.jsonl", [wire_row(i) for i in range(5000)])
+        rows = write_rows(tmp_path / "rows.jsonl", [wire_row(i) for i in range(2000)])
         submitted = await submit(
             redis_url, str(rows), target=target_of(fake), chunk_rows=250, settings=HEARTBEAT
         )
         for _ in range(3):
             workers.start(redis_url, fake.environ(), "--concurrency", "16", *FAST)
-        await wait_for(redis_url, submitted.run, lambda status: status.settled >= 1000)
-        victim = workers.processes[0]
-        victim.send_signal(signal.SIGKILL)
-        victim.wait()
+        await wait_for(redis_url, submitted.run, lambda status: status.settled >= 100)
+        killed, victim = await kill_a_worker_mid_chunk(
+            redis_url, submitted.run, submitted.chunks, workers
+        )
         status = await wait_for(redis_url, submitted.run, lambda status: status.complete)
         stats = fake.stats()
     finally:
         fake.stop()
 
-    assert (stats["stored"], stats["unique_refs"], stats["duplicate_refs"]) == (5000, 5000, 0)
+    assert (stats["stored"], stats["unique_refs"], stats["duplicate_refs"]) == (2000, 2000, 0)
     assert stats["faults_injected"].get("after_commit", 0) > 0
     assert status.counts["failed"] == status.counts["rejected"] == 0
-    assert status.settled == 5000
+    assert status.settled == 2000
     redis = aioredis.Redis.from_url(redis_url)
-    lines = [item.line async for item in RunStore(redis, redis_url, submitted.run).outcomes()]
+    store = RunStore(redis, redis_url, submitted.run)
+    lines = [item.line async for item in store.outcomes()]
+    done = await store.chunks_done()
     await redis.aclose()
-    assert sorted(lines) == list(range(1, 5001))
-    assert await max_attempts(redis_url, submitted.run, submitted.chunks) >= 2
+    assert sorted(lines) == list(range(1, 2001))
+    queue = make_queue(redis_url)
+    try:
+        (redone,) = await queue.jobs([f"{submitted.run}:{killed}"])
+    finally:
+        await queue.disconnect()
+    # The chunk the kill cut short was finished by another worker.
+    assert killed in done
+    assert redone is not None and redone.worker_id.split(":")[1] != str(victim)
 
 
 @pytest.mark.slow

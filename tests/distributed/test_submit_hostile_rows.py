@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from _dist import wire_row
 
 from enkash_async.testing import FakeEnkashProcess
@@ -21,6 +22,7 @@ def sync(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_submit_rejects_hostile_lines_with_their_line_and_stores_the_rest(
     redis_url: str, tmp_path: Path
 ) -> None:

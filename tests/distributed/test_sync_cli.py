@@ -46,6 +46,7 @@ def test_sync_fake_runs_a_file_on_local_workers_and_prints_the_summary(tmp_path:
     assert any("uniqueRefNo" in reason for reason in reject["reasons"])
 
 
+@pytest.mark.slow
 def test_a_clean_local_run_exits_0_without_shutdown_warnings(tmp_path: Path) -> None:
     rows = write_rows(tmp_path / "rows.jsonl", [wire_row(i) for i in range(40)])
     environ = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}

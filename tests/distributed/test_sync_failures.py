@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import redis as sync_redis
 from _dist import Workers, wire_row, write_rows
 
@@ -45,6 +46,7 @@ def test_submit_with_redis_down_says_so_in_one_line(tmp_path: Path) -> None:
     assert line.startswith("error: Redis at redis://127.0.0.1:") and "failed while" in line
 
 
+@pytest.mark.slow
 def test_a_worker_waiting_for_redis_says_so_once(tmp_path: Path) -> None:
     env = {**os.environ, "ENKASH_BASE_URL": "http://127.0.0.1:1", "ENKASH_TOKEN": "t"}
     log = tmp_path / "worker.log"
@@ -69,6 +71,7 @@ def test_a_worker_waiting_for_redis_says_so_once(tmp_path: Path) -> None:
     assert sum("waiting for Redis" in line for line in lines) == 1
 
 
+@pytest.mark.slow
 def test_submit_refuses_a_redis_that_evicts_any_key(redis_url: str, tmp_path: Path) -> None:
     rows = write_rows(tmp_path / "rows.jsonl", [wire_row(1)])
     env = {**os.environ, "ENKASH_BASE_URL": "http://127.0.0.1:1", "ENKASH_TOKEN": "t"}
@@ -104,6 +107,7 @@ def test_submit_refuses_a_redis_that_evicts_any_key(redis_url: str, tmp_path: Pa
     assert stored == 0
 
 
+@pytest.mark.slow
 def test_workers_with_a_wrong_password_make_one_login_attempt_in_all(
     redis_url: str, tmp_path: Path
 ) -> None:
@@ -134,6 +138,7 @@ def test_workers_with_a_wrong_password_make_one_login_attempt_in_all(
     assert "not-the-password" not in done.stderr + done.stdout
 
 
+@pytest.mark.slow
 def test_status_wait_on_a_run_redis_lost_fails_and_points_to_lost_state(
     redis_url: str, workers: Workers, tmp_path: Path
 ) -> None:
@@ -170,6 +175,7 @@ def test_status_wait_on_a_run_redis_lost_fails_and_points_to_lost_state(
     assert stored < 3000
 
 
+@pytest.mark.slow
 def test_status_wait_rides_out_a_redis_restart_and_sees_the_run_complete(
     redis_server: RedisServer, redis_url: str, workers: Workers, tmp_path: Path
 ) -> None:
@@ -204,6 +210,7 @@ def test_status_wait_rides_out_a_redis_restart_and_sees_the_run_complete(
     assert "waiting for Redis" not in errors and "Redis answers again" in errors
 
 
+@pytest.mark.slow
 def test_a_redis_password_is_never_on_a_workers_command_line(
     redis_server: RedisServer, redis_url: str, tmp_path: Path
 ) -> None:

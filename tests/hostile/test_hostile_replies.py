@@ -33,6 +33,7 @@ def client_of(server: Hostile, **kwargs: Any) -> EnkashClient:
 # --------------------------------------------------------------------------- size
 
 
+@pytest.mark.slow
 async def test_a_content_length_over_max_reply_bytes_is_refused_before_reading() -> None:
     async def huge(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
@@ -176,6 +177,7 @@ async def test_a_reply_nested_990_deep_is_an_unexpected_response(
     assert isinstance(error, UnexpectedResponseError if where == "record" else APIError)
 
 
+@pytest.mark.slow
 async def test_create_many_reports_one_result_per_input_when_replies_nest_too_deep() -> None:
     async with Hostile(nested_reply(200, "record")) as server, client_of(server) as client:
         inputs = [new_customer(f"ERP-{i}") for i in range(20)]

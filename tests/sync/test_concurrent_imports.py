@@ -60,6 +60,7 @@ def _row(i: int) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 async def test_three_imports_released_together_create_each_customer_once(
     enkash: FakeEnkashProcess, tmp_path: Path
 ) -> None:

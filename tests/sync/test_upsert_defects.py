@@ -164,6 +164,7 @@ def written(row: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in row.items() if v != "" and not assigned_by_enkash(k)}
 
 
+@pytest.mark.slow
 async def test_an_export_imported_into_an_empty_enkash_exports_the_same(
     start: Start,
     monkeypatch: pytest.MonkeyPatch,

@@ -46,6 +46,7 @@ def test_the_marker_is_registered(pytestconfig: pytest.Config) -> None:
     assert any(line.startswith("enkash_server(") for line in markers)
 
 
+@pytest.mark.slow
 def test_importing_the_plugin_does_not_load_the_server() -> None:
     code = (
         "import sys, enkash_async.testing.pytest_plugin; "

@@ -34,6 +34,7 @@ async def _search(http: aiohttp.ClientSession, url: str, token: str) -> dict:
         return await response.json()  # type: ignore[no-any-return]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_process_mode_prints_one_json_line_and_serves_until_signalled(
     signum: signal.Signals,
@@ -73,6 +74,7 @@ async def test_process_mode_prints_one_json_line_and_serves_until_signalled(
     assert process.returncode == 0, errors.decode()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_a_sigterm_as_soon_as_the_server_is_ready_stops_it_cleanly() -> None:
     # Whoever reads the connection line may signal at once: the handlers are in place.

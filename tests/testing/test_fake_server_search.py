@@ -364,6 +364,7 @@ def test_a_different_seed_gives_different_customers() -> None:
 _MOBILE = re.compile(r"[6-9][0-9]{9}")
 
 
+@pytest.mark.slow
 def test_20k_seeded_customers_are_well_formed() -> None:
     customers = FakeEnkash(customers=20_000, seed=7).customers
 

@@ -19,6 +19,7 @@ async def test_the_server_starts_empty(enkash_server) -> None:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["strict", "auto"])
 def test_the_documented_example_runs_in_each_asyncio_mode(
     pytester: pytest.Pytester, mode: str
@@ -37,6 +38,7 @@ def test_the_documented_example_runs_in_each_asyncio_mode(
     result.assert_outcomes(passed=2)
 
 
+@pytest.mark.slow
 def test_without_pytest_asyncio_the_fixtures_say_what_to_install(
     pytester: pytest.Pytester,
 ) -> None:

@@ -33,7 +33,12 @@ import redis.asyncio as aioredis
 
 from enkash_async.errors import FieldError, ValidationError
 from enkash_async.sync._checkpoint import SyncTarget
-from enkash_async.sync.redis._connection import BudgetUnavailableError, redis_errors, target_tag
+from enkash_async.sync.redis._connection import (
+    BudgetUnavailableError,
+    readable,
+    redis_errors,
+    target_tag,
+)
 
 __all__ = ["RedisLimiter", "budget_keys", "budget_state"]
 
@@ -128,9 +133,12 @@ async def budget_state(
     async with redis_errors(url, "reading the request budget", BudgetUnavailableError):
         values = await redis.hmget(state, ["window", "rate"])
         held = await redis.zcard(leases)
-    found = {
-        name: float(v) for name, v in zip(("window", "rate"), values, strict=False) if v is not None
-    }
+    with readable(url, state):
+        found = {
+            name: float(v)
+            for name, v in zip(("window", "rate"), values, strict=False)
+            if v is not None
+        }
     return {**found, "in_flight": float(held)}
 
 

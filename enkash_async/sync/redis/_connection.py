@@ -8,15 +8,15 @@ being done, raised where it happened; nothing of redis-py's escapes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Final
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from enkash_async._urls import redact_url
-from enkash_async.errors import EnkashError
+from enkash_async.errors import EnkashError, excerpt
 from enkash_async.sync._checkpoint import SyncTarget
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "SyncStoreError",
     "check_eviction_policy",
     "connect",
+    "readable",
     "redacted",
     "redis_errors",
     "target_tag",
@@ -84,6 +85,23 @@ async def redis_errors(
             f"Redis at {where} failed while {operation}: {type(exc).__name__}: {exc}",
             url=where,
             operation=operation,
+        ) from exc
+
+
+@contextmanager
+def readable(url: str, key: str) -> Iterator[None]:
+    """Turn a value of Redis key ``key`` this version cannot read (not a number, not
+    UTF-8, not JSON, where enkash_async writes one) into ``SyncStoreError``."""
+    try:
+        yield
+    except (ValueError, TypeError, KeyError) as exc:  # UnicodeDecodeError and JSON's too
+        where = redacted(url)
+        raise SyncStoreError(
+            f"Redis at {where}: {key} holds a value not written by enkash_async "
+            f"({excerpt(str(exc), 120)}); another program or a hand edit changed it: delete "
+            "the run's keys (or restore Redis) and submit the file again",
+            url=where,
+            operation=f"reading {key}",
         ) from exc
 
 

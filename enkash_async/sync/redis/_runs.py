@@ -22,7 +22,8 @@ from typing import Any, Final, cast
 import attrs
 import redis.asyncio as aioredis
 
-from enkash_async.sync.redis._connection import redis_errors, text
+from enkash_async.errors import excerpt
+from enkash_async.sync.redis._connection import readable, redis_errors, text
 
 __all__ = ["OUTCOMES", "RunStatus", "RunStore", "StoredOutcome"]
 
@@ -98,6 +99,11 @@ class RunStatus:
         return bool(self.meta.get("deactivate"))
 
     @property
+    def create_only(self) -> bool:
+        """The run was submitted with ``--create-only``."""
+        return self.meta.get("create_only") == "1"
+
+    @property
     def deactivation(self) -> str:
         """``done`` or ``refused`` once the run's deactivate-missing step has ended, else
         ``""`` (pending, or not asked for)."""
@@ -115,6 +121,15 @@ class RunStatus:
             and self.settled >= self.rows
             and (not self.deactivating or self.deactivation in ("done", "refused"))
         )
+
+
+def _stored_outcome(line: bytes | str, value: bytes | str) -> StoredOutcome:
+    """One ``out:N`` entry as recorded; raises ValueError for one enkash_async never wrote."""
+    kind, _, details = text(value).partition("\t")
+    found = json.loads(details) if details else {}
+    if not kind.isidentifier() or not isinstance(found, dict):
+        raise ValueError(f"line {text(line)!r}: {excerpt(text(value), 60)!r} is no outcome")
+    return StoredOutcome(int(line), kind, found)
 
 
 class RunStore:
@@ -136,7 +151,8 @@ class RunStore:
         """The run's meta hash (empty when Redis has no such run)."""
         async with redis_errors(self._url, f"reading run {self.run}"):
             raw = await self._redis.hgetall(self.key("meta"))
-        return {text(k): text(v) for k, v in raw.items()}
+        with readable(self._url, self.key("meta")):
+            return {text(k): text(v) for k, v in raw.items()}
 
     async def reset(self) -> None:
         """Delete every key of the run (before storing its rows anew)."""
@@ -166,7 +182,8 @@ class RunStore:
         """How many rows ``chunk`` was given (None: Redis does not know)."""
         async with redis_errors(self._url, f"reading run {self.run}"):
             raw = await self._redis.hget(self.key("sizes"), str(chunk))
-        return None if raw is None else int(raw)
+        with readable(self._url, self.key("sizes")):
+            return None if raw is None else int(raw)
 
     async def write_meta(self, meta: Mapping[str, str | int]) -> None:
         """Set fields of the meta hash."""
@@ -247,7 +264,8 @@ class RunStore:
         """The chunks finished so far."""
         async with redis_errors(self._url, f"reading run {self.run}"):
             members = await self._redis.smembers(self.key("done"))
-        return {int(text(member)) for member in members}
+        with readable(self._url, self.key("done")):
+            return {int(text(member)) for member in members}
 
     async def status(self) -> RunStatus:
         """The run's progress now; ``rows`` and ``chunks`` are 0 for an unknown run."""
@@ -260,26 +278,33 @@ class RunStore:
             pipe.scard(self.key("done"))
             pipe.hgetall(self.key("figures"))
             meta_raw, counts_raw, done, figures_raw = await pipe.execute()
-        meta = {text(k): text(v) for k, v in meta_raw.items()}
+        with readable(self._url, self.key("meta")):
+            meta = {text(k): text(v) for k, v in meta_raw.items()}
+            rows, chunks = int(meta.get("rows", 0)), int(meta.get("chunks", 0))
         counts = {kind: 0 for kind in OUTCOMES}
-        counts.update({text(k): int(v) for k, v in counts_raw.items()})
+        with readable(self._url, self.key("counts")):
+            counts.update({text(k): int(v) for k, v in counts_raw.items()})
+        with readable(self._url, self.key("figures")):
+            figures = {text(k): int(v) for k, v in figures_raw.items()}
         return RunStatus(
             run=self.run,
-            rows=int(meta.get("rows", 0)),
-            chunks=int(meta.get("chunks", 0)),
+            rows=rows,
+            chunks=chunks,
             chunks_done=int(done),
             counts=counts,
             meta=meta,
-            figures={text(k): int(v) for k, v in figures_raw.items()},
+            figures=figures,
         )
 
     async def outcomes(self) -> AsyncIterator[StoredOutcome]:
         """Every recorded outcome, chunk by chunk (rows refused at submit first)."""
         meta = await self.meta()
-        chunks = ["rejects", *range(int(meta.get("chunks", 0)))]
+        with readable(self._url, self.key("meta")):
+            chunks = ["rejects", *range(int(meta.get("chunks", 0)))]
         for chunk in chunks:
             async with redis_errors(self._url, f"reading outcomes of run {self.run}"):
                 raw = await self._redis.hgetall(self.key(f"out:{chunk}"))
-            for line, value in sorted(raw.items(), key=lambda item: int(item[0])):
-                kind, _, details = text(value).partition("\t")
-                yield StoredOutcome(int(line), kind, json.loads(details) if details else {})
+            with readable(self._url, self.key(f"out:{chunk}")):
+                stored = [_stored_outcome(line, value) for line, value in raw.items()]
+            for outcome in sorted(stored, key=lambda item: item.line):
+                yield outcome

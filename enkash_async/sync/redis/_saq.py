@@ -230,6 +230,7 @@ async def submit(
     settings: WorkerSettings | None = None,
     lost_state: bool = False,
     deactivate_missing: float | None = None,
+    create_only: bool = False,
 ) -> SubmitResult:
     """Store the rows of ``path`` as run ``run`` (a new id when None) and enqueue its chunks.
 
@@ -239,7 +240,10 @@ async def submit(
     so every ref not done is looked up before it is created. ``deactivate_missing`` (a
     share, 0 to 1): once every chunk is done, one worker deactivates the customers this
     checkpoint created or saw that the file no longer lists, refused (nothing sent) when
-    they are more than that share of the known ones. Raises ``SyncStoreError``
+    they are more than that share of the known ones. ``create_only``: every worker syncs
+    the run's rows as ``customers import --create-only`` does (a customer EnKash has is
+    ``found``, never compared or updated). ``lost_state``, ``deactivate_missing`` and
+    ``create_only`` are the run's from its first submit. Raises ``SyncStoreError``
     when Redis fails, and ``OSError`` or the reader's errors for an unreadable file.
     """
     if chunk_rows < 1:
@@ -274,6 +278,7 @@ async def submit(
                     "submitted": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "heartbeat": settings.heartbeat,
                     "lost_state": int(lost_state),
+                    "create_only": int(create_only),
                     "ready": "1",
                 }
             )
@@ -523,14 +528,17 @@ async def _sync_chunk_rows(
     checkpoint: RedisCheckpoint,
     concurrency: int,
     on_outcome: Callable[[SyncOutcome], None],
+    create_only: bool = False,
 ) -> None:
-    """The one call into the engine-independent sync core: the upsert."""
+    """The one call into the engine-independent sync core: the upsert (``create_only``:
+    the create-only sync)."""
     await sync_rows(
         rows,
         client=client,
         checkpoint=checkpoint,
         concurrency=concurrency,
         on_outcome=on_outcome,
+        create_only=create_only,
     )
 
 
@@ -693,6 +701,13 @@ class _WorkerJob:
         finally:
             await _join(beat, stopped)
 
+    async def _done_already(
+        self, store: RunStore, meta: Mapping[str, str], run: str, chunk: int
+    ) -> dict[str, int]:
+        """A job of a chunk another job finished: nothing to send but the run's last step."""
+        await self.deactivate_missing(store, meta, f"{run}:{chunk}")
+        return {"rows": 0, "repeated": 1}
+
     async def sync_chunk(self, run: str, chunk: int) -> dict[str, int]:
         store = RunStore(self.redis, self.url, run)
         meta = await store.meta()
@@ -710,11 +725,14 @@ class _WorkerJob:
                 f"{self.target.key}"
             )
         if chunk in await store.chunks_done():
-            await self.deactivate_missing(store, meta, f"{run}:{chunk}")
-            return {"rows": 0, "repeated": 1}
+            return await self._done_already(store, meta, run, chunk)
         rows = [_loaded_row(item) for item in await store.rows(chunk)]
         expected = await store.size(chunk)
         if expected is None or len(rows) != expected:
+            # Finishing a chunk drops its rows and marks it done at once: rows gone and the
+            # chunk done means another job of it finished meanwhile, not that Redis lost them.
+            if chunk in await store.chunks_done():
+                return await self._done_already(store, meta, run, chunk)
             raise StateLostError(
                 f"chunk {chunk} of run {run!r} has {len(rows)} of its "
                 f"{'unknown number of' if expected is None else expected} rows in Redis: "
@@ -743,6 +761,8 @@ class _WorkerJob:
                     checkpoint=checkpoint,
                     concurrency=self.settings.concurrency,
                     on_outcome=work.on_outcome,
+                    # The run's mode, set at submit: every worker syncs its chunks alike.
+                    create_only=meta.get("create_only") == "1",
                 )
                 if work.store_failure is not None:
                     raise work.store_failure
