@@ -98,6 +98,31 @@ async def test_import_summary_table_counts_each_outcome_with_elapsed_and_rate(
     assert table["rate"].endswith("rows/s")
 
 
+async def test_import_summary_gives_the_scans_own_time_and_customers_read(
+    cli: Run, server: FakeEnkash, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await create_directly(server, [wire_row(i) for i in range(1, 8)])
+    source = write_jsonl(tmp_path / "customers.jsonl", [wire_row(1), wire_row(2)])
+    in_enkash = server.stored_count  # what the scan reads, before the import adds one
+
+    assert await cli("customers", "import", str(source)) == 0
+
+    table = summary(capsys.readouterr().err)
+    (scan,) = [key for key in table if key.startswith("of which reading EnKash's")]
+    assert scan == f"of which reading EnKash's {in_enkash:,} customers"
+    assert table[scan].endswith(" s")
+
+
+async def test_import_with_no_scan_gives_no_scan_time(
+    cli: Run, server: FakeEnkash, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_jsonl(tmp_path / "customers.jsonl", [wire_row(1)])
+
+    assert await cli("customers", "import", str(source), "--no-scan") == 0
+
+    assert not any("reading EnKash" in key for key in summary(capsys.readouterr().err))
+
+
 async def test_import_progress_bar_has_the_file_rows_as_total_and_advances_once_per_row(
     cli: Run, server: FakeEnkash, tmp_path: Path, bars: list[RecordedBar]
 ) -> None:
