@@ -19,7 +19,7 @@ import contextvars
 import logging
 import time
 from collections.abc import Iterator, Mapping
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import attrs
 
@@ -28,6 +28,7 @@ from enkash_async._retry import RetryEvent
 from enkash_async.errors import EnkashError
 
 __all__ = [
+    "SYNC_CHUNK",
     "CallEnded",
     "CallRecord",
     "CallStarted",
@@ -37,6 +38,7 @@ __all__ = [
     "ResponseReceived",
     "RetryScheduled",
     "RowDone",
+    "chunk_repeated",
     "hook_targets",
 ]
 
@@ -134,6 +136,17 @@ class RowDone:
     operation: str
     outcome: str
     state: dict[str, Any] = attrs.field(repr=False)
+
+
+#: The batch a distributed sync worker opens around each chunk's job.
+SYNC_CHUNK: Final = "sync.chunk"
+
+
+def chunk_repeated(event: CallEnded) -> bool:
+    """A :data:`SYNC_CHUNK` job that ended well without syncing its chunk, because another
+    job of the chunk had (SAQ can run one job twice): counted apart, so "done" counts each
+    chunk once."""
+    return event.outcome == "ok" and bool(event.details.get("repeated"))
 
 
 class Hooks(Protocol):

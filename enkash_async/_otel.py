@@ -21,12 +21,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from enkash_async._hooks import (
+    SYNC_CHUNK,
     CallEnded,
     CallStarted,
     RequestSent,
     ResponseReceived,
     RetryScheduled,
     RowDone,
+    chunk_repeated,
     hook_targets,
 )
 from enkash_async._version import __version__
@@ -147,10 +149,9 @@ class OtelHooks:
         self._operation_duration.record(event.elapsed, outcome_attributes)
         if event.reconciled:
             self._reconciled.add(1)
-        if event.operation == "sync.chunk":
-            # A job whose chunk another job finished is "repeated": "ok" counts each chunk once.
-            repeated = event.outcome == "ok" and event.details.get("repeated")
-            self._chunks.add(1, {"enkash.outcome": "repeated" if repeated else event.outcome})
+        if event.operation == SYNC_CHUNK:
+            outcome = "repeated" if chunk_repeated(event) else event.outcome
+            self._chunks.add(1, {"enkash.outcome": outcome})
         if span is None:
             return
         attributes: dict[str, Any] = {

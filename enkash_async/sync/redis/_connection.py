@@ -94,7 +94,7 @@ def readable(url: str, key: str) -> Iterator[None]:
     UTF-8, not JSON, where enkash_async writes one) into ``SyncStoreError``."""
     try:
         yield
-    except (ValueError, TypeError, KeyError) as exc:  # UnicodeDecodeError and JSON's too
+    except (ValueError, TypeError) as exc:  # UnicodeDecodeError and JSON's too
         where = redacted(url)
         raise SyncStoreError(
             f"Redis at {where}: {key} holds a value not written by enkash_async "

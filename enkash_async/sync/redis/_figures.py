@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from enkash_async._hooks import CallStarted, ResponseReceived, RetryScheduled
-from enkash_async.sync.redis._metrics import CHUNK
+from enkash_async._hooks import SYNC_CHUNK, CallStarted, ResponseReceived, RetryScheduled
 
 __all__ = ["FIGURES", "RunFigures", "chunk_figures"]
 
@@ -29,7 +28,7 @@ class RunFigures:
     that got no reply, in the batch's state (read with :func:`chunk_figures`)."""
 
     def call_started(self, event: CallStarted) -> None:
-        if event.operation == CHUNK:
+        if event.operation == SYNC_CHUNK:
             event.state[_KEY] = dict.fromkeys(FIGURES, 0)
         elif event.parent is not None and _KEY in event.parent:
             event.state[_KEY] = event.parent[_KEY]

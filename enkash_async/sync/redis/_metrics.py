@@ -24,15 +24,23 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
-from enkash_async._hooks import CallEnded, RequestSent, ResponseReceived, RetryScheduled, RowDone
+from enkash_async._hooks import (
+    SYNC_CHUNK,
+    CallEnded,
+    RequestSent,
+    ResponseReceived,
+    RetryScheduled,
+    RowDone,
+    chunk_repeated,
+)
 from enkash_async.errors import EnkashError
 
 __all__ = ["CHUNK", "MetricsServerError", "PrometheusHooks", "serve_metrics"]
 
 logger = logging.getLogger("enkash_async.sync")
 
-#: The operation of the batch a worker opens around each chunk it runs.
-CHUNK = "sync.chunk"
+#: The operation of the batch a worker opens around each chunk it runs (its old name here).
+CHUNK = SYNC_CHUNK
 _ROW_OUTCOMES = ("created", "found", "updated", "unchanged", "rejected", "failed")
 
 
@@ -40,9 +48,9 @@ def chunk_outcome(event: CallEnded) -> str:
     """How a ``sync.chunk`` job ended: ``done`` (it finished its chunk: once per chunk,
     however often SAQ runs the chunk's job), ``repeated`` (another job of the chunk had
     finished it) or ``failed``."""
-    if event.outcome != "ok":
-        return "failed"
-    return "repeated" if event.details.get("repeated") else "done"
+    if chunk_repeated(event):
+        return "repeated"
+    return "done" if event.outcome == "ok" else "failed"
 
 
 class MetricsServerError(EnkashError):

@@ -49,7 +49,7 @@ from enkash_async import (
     PasswordCredentials,
     ValidationError,
 )
-from enkash_async._hooks import CallRecord
+from enkash_async._hooks import SYNC_CHUNK, CallRecord
 from enkash_async._unset import UNSET
 from enkash_async.sync._checkpoint import SyncTarget
 from enkash_async.sync._compare import row_fingerprint
@@ -77,7 +77,6 @@ from enkash_async.sync.redis._connection import (
 )
 from enkash_async.sync.redis._figures import RunFigures, chunk_figures
 from enkash_async.sync.redis._logins import LoginGate
-from enkash_async.sync.redis._metrics import CHUNK
 from enkash_async.sync.redis._runs import RunStatus, RunStore, StoredOutcome
 
 __all__ = [
@@ -909,11 +908,11 @@ async def run_worker(
 
     # A plain coroutine function: SAQ runs any other callable in a thread.
     async def enkash_sync_chunk(ctx: Any, *, run: str, chunk: int) -> dict[str, int]:
-        with client._observer.batch(CHUNK, run=run, chunk=chunk) as batch:  # rows, metrics
+        with client._observer.batch(SYNC_CHUNK, run=run, chunk=chunk) as batch:  # rows, metrics
             try:
                 result = await job(ctx, run=run, chunk=chunk)
                 if result.get("repeated") and isinstance(batch, CallRecord):
-                    batch.details["repeated"] = True  # metrics count the chunk done once
+                    batch.details["repeated"] = True  # see chunk_repeated: done once a chunk
                 return result
             finally:
                 await _add_figures(job.redis, url, run, chunk_figures(batch.state))
