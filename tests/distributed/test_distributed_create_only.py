@@ -9,13 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _dist import Workers, target_of, wire_row, write_rows
-from test_distributed_sync import FAST, HEARTBEAT, wait_for
-from test_distributed_upsert import in_enkash, row
+from _dist import Workers, wire_row, write_rows
+from test_distributed_upsert import in_enkash, row, sync_twice
 from test_sync_cli import sync
 
 from enkash_async.sync.redis._runs import RunStore
-from enkash_async.sync.redis._saq import submit
 from enkash_async.testing import FakeEnkashProcess
 
 ROWS = 100
@@ -28,19 +26,16 @@ async def test_a_create_only_run_of_an_edited_file_finds_every_row_and_patches_n
 ) -> None:
     fake = FakeEnkashProcess().start()
     try:
-        target = target_of(fake)
-        path = write_rows(tmp_path / "rows.jsonl", [row(i) for i in range(ROWS)])
-        first = await submit(redis_url, str(path), target=target, chunk_rows=25, settings=HEARTBEAT)
         # The same workers run both runs: create-only is the run's, not the worker's.
-        for _ in range(2):
-            workers.start(redis_url, fake.environ(), "--concurrency", "8", *FAST)
-        await wait_for(redis_url, first.run, lambda status: status.complete)
-
-        write_rows(path, [row(i, edited=i in EDITED) for i in range(ROWS)])
-        second = await submit(
-            redis_url, str(path), target=target, chunk_rows=25, settings=HEARTBEAT, create_only=True
+        status = await sync_twice(
+            redis_url,
+            workers,
+            tmp_path,
+            fake,
+            [row(i) for i in range(ROWS)],
+            [row(i, edited=i in EDITED) for i in range(ROWS)],
+            create_only=True,
         )
-        status = await wait_for(redis_url, second.run, lambda status: status.complete)
         stats = fake.stats()
         customers = await in_enkash(fake)
     finally:

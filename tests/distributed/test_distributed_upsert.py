@@ -3,6 +3,7 @@ with the run counting what was updated and what was left unchanged."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from test_distributed_sync import FAST, HEARTBEAT, wait_for
 from test_sync_cli import sync
 
 from enkash_async import EnkashClient
-from enkash_async.sync.redis._runs import RunStore
+from enkash_async.sync.redis._runs import RunStatus, RunStore
 from enkash_async.sync.redis._saq import submit
 from enkash_async.testing import FakeEnkashProcess
 
@@ -39,18 +40,15 @@ async def test_a_file_edited_and_submitted_again_updates_the_edited_rows_only(
 ) -> None:
     fake = FakeEnkashProcess().start()
     try:
-        target = target_of(fake)
-        path = write_rows(tmp_path / "rows.jsonl", [row(i) for i in range(ROWS)])
-        first = await submit(redis_url, str(path), target=target, chunk_rows=50, settings=HEARTBEAT)
-        for _ in range(2):
-            workers.start(redis_url, fake.environ(), "--concurrency", "8", *FAST)
-        await wait_for(redis_url, first.run, lambda status: status.complete)
-
-        write_rows(path, [row(i, edited=i in EDITED) for i in range(ROWS)])
-        second = await submit(
-            redis_url, str(path), target=target, chunk_rows=50, settings=HEARTBEAT
+        status = await sync_twice(
+            redis_url,
+            workers,
+            tmp_path,
+            fake,
+            [row(i) for i in range(ROWS)],
+            [row(i, edited=i in EDITED) for i in range(ROWS)],
+            chunk_rows=50,
         )
-        status = await wait_for(redis_url, second.run, lambda status: status.complete)
         stats = fake.stats()
         customers = await in_enkash(fake)
     finally:
@@ -79,22 +77,21 @@ async def test_an_updated_rows_outcome_names_the_fields_it_changed(
 ) -> None:
     fake = FakeEnkashProcess().start()
     try:
-        target = target_of(fake)
-        path = write_rows(tmp_path / "rows.jsonl", [row(i) for i in range(20)])
-        first = await submit(redis_url, str(path), target=target, chunk_rows=10, settings=HEARTBEAT)
-        workers.start(redis_url, fake.environ(), "--concurrency", "4", *FAST)
-        await wait_for(redis_url, first.run, lambda status: status.complete)
-        write_rows(path, [row(i, edited=i == 3) for i in range(20)])
-        second = await submit(
-            redis_url, str(path), target=target, chunk_rows=10, settings=HEARTBEAT
+        status = await sync_twice(
+            redis_url,
+            workers,
+            tmp_path,
+            fake,
+            [row(i) for i in range(20)],
+            [row(i, edited=i == 3) for i in range(20)],
+            chunk_rows=10,
         )
-        await wait_for(redis_url, second.run, lambda status: status.complete)
     finally:
         fake.stop()
 
     updated = [
         item
-        async for item in RunStore(redis, redis_url, second.run).outcomes()
+        async for item in RunStore(redis, redis_url, status.run).outcomes()
         if item.outcome == "updated"
     ]
     assert [(item.line, item.details.get("uniqueRefNo")) for item in updated] == [
@@ -104,26 +101,37 @@ async def test_an_updated_rows_outcome_names_the_fields_it_changed(
 
 
 async def sync_twice(
-    redis_url: str, workers: Workers, tmp_path: Path, fake: FakeEnkashProcess, kept: int
-) -> Any:
-    """Sync 100 rows, then the first ``kept`` of them with deactivate-missing (share
-    0.1); the second run's status."""
+    redis_url: str,
+    workers: Workers,
+    tmp_path: Path,
+    fake: FakeEnkashProcess,
+    first_rows: Sequence[dict[str, Any]],
+    second_rows: Sequence[dict[str, Any]],
+    *,
+    chunk_rows: int = 25,
+    **second: Any,
+) -> RunStatus:
+    """Sync ``first_rows`` on two workers, then the file rewritten as ``second_rows`` and
+    submitted again with the ``second`` options of :func:`submit`; the second run's status
+    once complete."""
     target = target_of(fake)
-    path = write_rows(tmp_path / "rows.jsonl", [row(i) for i in range(100)])
-    first = await submit(redis_url, str(path), target=target, chunk_rows=25, settings=HEARTBEAT)
+    path = write_rows(tmp_path / "rows.jsonl", first_rows)
+    first = await submit(
+        redis_url, str(path), target=target, chunk_rows=chunk_rows, settings=HEARTBEAT
+    )
     for _ in range(2):
         workers.start(redis_url, fake.environ(), "--concurrency", "8", *FAST)
     await wait_for(redis_url, first.run, lambda status: status.complete)
-    write_rows(path, [row(i) for i in range(kept)])
-    second = await submit(
-        redis_url,
-        str(path),
-        target=target,
-        chunk_rows=25,
-        settings=HEARTBEAT,
-        deactivate_missing=0.1,
+    write_rows(path, second_rows)
+    run = await submit(
+        redis_url, str(path), target=target, chunk_rows=chunk_rows, settings=HEARTBEAT, **second
     )
-    return await wait_for(redis_url, second.run, lambda status: status.complete)
+    return await wait_for(redis_url, run.run, lambda status: status.complete)
+
+
+def kept_of_100(kept: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """100 rows, then only the first ``kept`` of them."""
+    return [row(i) for i in range(100)], [row(i) for i in range(kept)]
 
 
 @pytest.mark.slow
@@ -132,7 +140,9 @@ async def test_deactivate_missing_deactivates_what_the_file_no_longer_lists_once
 ) -> None:
     fake = FakeEnkashProcess().start()
     try:
-        status = await sync_twice(redis_url, workers, tmp_path, fake, kept=95)
+        status = await sync_twice(
+            redis_url, workers, tmp_path, fake, *kept_of_100(95), deactivate_missing=0.1
+        )
         stats = fake.stats()
         customers = await in_enkash(fake)
         shown = sync("status", status.run, "--redis", redis_url, env=fake.environ())
@@ -157,7 +167,9 @@ async def test_deactivate_missing_above_the_share_is_refused_and_nothing_is_deac
 ) -> None:
     fake = FakeEnkashProcess().start()
     try:
-        status = await sync_twice(redis_url, workers, tmp_path, fake, kept=50)
+        status = await sync_twice(
+            redis_url, workers, tmp_path, fake, *kept_of_100(50), deactivate_missing=0.1
+        )
         stats = fake.stats()
         customers = await in_enkash(fake)
         shown = sync("status", status.run, "--redis", redis_url, env=fake.environ())
@@ -179,7 +191,9 @@ async def test_a_deactivate_missing_step_whose_job_the_queue_lost_is_run_again(
 ) -> None:
     fake = FakeEnkashProcess().start()
     try:
-        done = await sync_twice(redis_url, workers, tmp_path, fake, kept=95)
+        done = await sync_twice(
+            redis_url, workers, tmp_path, fake, *kept_of_100(95), deactivate_missing=0.1
+        )
         # As if the step's job was lost before it ran: every chunk done, the step not.
         store = RunStore(redis, redis_url, done.run)
         await redis.hdel(store.key("meta"), "deactivation", "deactivated", "deactivate_failed")
